@@ -1,0 +1,4 @@
+//! Operator commands behind `cashvio-admin`, as a library so tests run them too.
+
+pub mod migrate;
+pub mod nginx;

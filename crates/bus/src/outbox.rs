@@ -1,0 +1,240 @@
+//! The transactional outbox. [`enqueue`] writes an event in the caller's transaction; the
+//! [`OutboxRelay`] publishes unpublished rows in order with publisher confirms and marks a
+//! row published only after the broker confirmed it. A relay stopped or cut off mid-batch
+//! leaves the unconfirmed rows unpublished, to be sent again (consumers de-duplicate by
+//! message id); a rolled-back transaction leaves no row at all.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use lapin::options::BasicPublishOptions;
+use lapin::publisher_confirm::Confirmation;
+use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use contracts::Event;
+
+use crate::message::{MessageMeta, Outgoing};
+use crate::Broker;
+
+/// Writes `event` into this schema's outbox inside the caller's transaction and returns its
+/// message id. Nothing is published unless that transaction commits.
+pub async fn enqueue<E: Event>(conn: &mut PgConnection, event: &E, meta: &MessageMeta) -> anyhow::Result<Uuid> {
+    let payload = serde_json::to_value(event).context("serialising event")?;
+    enqueue_raw(conn, E::TYPE, E::VERSION, payload, meta).await
+}
+
+/// [`enqueue`] for a payload already in JSON form.
+pub async fn enqueue_raw(
+    conn: &mut PgConnection,
+    message_type: &str,
+    version: u16,
+    payload: serde_json::Value,
+    meta: &MessageMeta,
+) -> anyhow::Result<Uuid> {
+    let message_id = Uuid::now_v7();
+    sqlx::query(
+        "insert into outbox (message_id, message_type, version, payload, request_id, traceparent)
+         values ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(message_id)
+    .bind(message_type)
+    .bind(i16::try_from(version).unwrap_or(i16::MAX))
+    .bind(payload)
+    .bind(&meta.request_id)
+    .bind(&meta.traceparent)
+    .execute(conn)
+    .await
+    .context("writing outbox row")?;
+    Ok(message_id)
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    outbox_id: i64,
+    message_id: Uuid,
+    message_type: String,
+    version: i16,
+    payload: serde_json::Value,
+    request_id: Option<String>,
+    traceparent: Option<String>,
+    occurred_at: DateTime<Utc>,
+}
+
+/// Publishes the outbox of one schema. Run one per service process; several relays on one
+/// schema are safe (rows are claimed with `for update skip locked`).
+pub struct OutboxRelay {
+    pool: PgPool,
+    broker: Broker,
+    exchange: String,
+    schema: String,
+    batch_size: i64,
+    poll_interval: Duration,
+}
+
+impl OutboxRelay {
+    pub fn new(pool: PgPool, broker: Broker, exchange: &str, schema: &str) -> Self {
+        Self {
+            pool,
+            broker,
+            exchange: exchange.to_owned(),
+            schema: schema.to_owned(),
+            batch_size: 100,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+
+    pub fn batch_size(mut self, n: i64) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+
+    /// Runs until `shutdown`; a batch in progress is finished first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut failures = 0u32;
+        let mut listener = None;
+        let mut channel = None;
+        while !shutdown.is_cancelled() {
+            if listener.is_none() {
+                listener = self.listen().await.map_err(|e| tracing::warn!(error = %e, "outbox listen failed")).ok();
+            }
+            if channel.as_ref().is_none_or(|c: &lapin::Channel| !c.status().connected()) {
+                match self.broker.confirm_channel().await {
+                    Ok(c) => match crate::topology::declare_exchange(&c, &self.exchange).await {
+                        Ok(()) => channel = Some(c),
+                        Err(e) => {
+                            failures += 1;
+                            tracing::warn!(error = %format!("{e:#}"), "declaring the exchange failed");
+                            sleep_or_stop(&shutdown, crate::broker::backoff(failures)).await;
+                            continue;
+                        }
+                    },
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!(error = %e, "outbox relay cannot reach the broker");
+                        sleep_or_stop(&shutdown, crate::broker::backoff(failures)).await;
+                        continue;
+                    }
+                }
+            }
+            let Some(ch) = channel.as_ref() else { continue };
+            match self.publish_batch(ch).await {
+                Ok(n) => {
+                    failures = 0;
+                    if n > 0 {
+                        continue; // maybe more waiting
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, "outbox batch failed; will retry");
+                    channel = None;
+                    sleep_or_stop(&shutdown, crate::broker::backoff(failures)).await;
+                    continue;
+                }
+            }
+            // Idle: wait for a NOTIFY from a committed insert, or poll.
+            let listener_broken = match listener.as_mut() {
+                Some(l) => tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    r = tokio::time::timeout(self.poll_interval, l.recv()) => matches!(r, Ok(Err(_))),
+                },
+                None => tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(self.poll_interval) => false,
+                },
+            };
+            if listener_broken {
+                listener = None;
+            }
+        }
+        tracing::info!(schema = %self.schema, "outbox relay stopped");
+    }
+
+    async fn listen(&self) -> anyhow::Result<PgListener> {
+        let mut l = PgListener::connect_with(&self.pool).await?;
+        l.listen(&format!("{}_outbox", self.schema)).await?;
+        Ok(l)
+    }
+
+    /// Claims a batch, publishes it, waits for the confirms, marks the confirmed rows.
+    /// Returns how many rows were published.
+    async fn publish_batch(&self, ch: &lapin::Channel) -> anyhow::Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<Row> = sqlx::query_as(
+            "select outbox_id, message_id, message_type, version, payload, request_id, traceparent, occurred_at
+               from outbox where published_at is null
+              order by outbox_id limit $1 for update skip locked",
+        )
+        .bind(self.batch_size)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(0);
+        }
+        let mut confirmed = Vec::with_capacity(rows.len());
+        let mut failure = None;
+        let mut pending = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let out = Outgoing {
+                message_id: row.message_id,
+                message_type: row.message_type.clone(),
+                version: u16::try_from(row.version).unwrap_or(1),
+                occurred_at: row.occurred_at,
+                meta: MessageMeta { request_id: row.request_id.clone(), traceparent: row.traceparent.clone() },
+                body: serde_json::to_vec(&row.payload)?,
+            };
+            match ch
+                .basic_publish(&self.exchange, &row.message_type, BasicPublishOptions::default(), &out.body, out.properties())
+                .await
+            {
+                Ok(confirm) => pending.push((row.outbox_id, confirm)),
+                Err(e) => {
+                    failure = Some(anyhow::Error::new(e).context("publishing"));
+                    break;
+                }
+            }
+        }
+        for (id, confirm) in pending {
+            match confirm.await {
+                Ok(Confirmation::Ack(_)) => confirmed.push(id),
+                Ok(other) => {
+                    failure.get_or_insert_with(|| anyhow::anyhow!("broker did not confirm: {other:?}"));
+                }
+                Err(e) => {
+                    failure.get_or_insert_with(|| anyhow::Error::new(e).context("awaiting confirm"));
+                }
+            }
+        }
+        // Mark what the broker confirmed even when the rest failed, so only the
+        // unconfirmed rows are sent again.
+        sqlx::query("update outbox set published_at = now(), attempts = attempts + 1 where outbox_id = any($1)")
+            .bind(&confirmed)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(e) = &failure {
+            let unconfirmed: Vec<i64> = rows.iter().map(|r| r.outbox_id).filter(|id| !confirmed.contains(id)).collect();
+            sqlx::query("update outbox set attempts = attempts + 1, last_error = $2 where outbox_id = any($1)")
+                .bind(&unconfirmed)
+                .bind(format!("{e:#}"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(confirmed.len()),
+        }
+    }
+}
+
+pub(crate) async fn sleep_or_stop(shutdown: &CancellationToken, d: Duration) {
+    tokio::select! {
+        () = shutdown.cancelled() => {},
+        () = tokio::time::sleep(d) => {},
+    }
+}

@@ -1,0 +1,250 @@
+//! Request/reply over RabbitMQ's direct reply-to: the caller publishes to the server's
+//! queue with `reply_to = amq.rabbitmq.reply-to` and a correlation id, and bounds its wait.
+//! A request that nobody takes within the timeout expires in the queue (per-message TTL),
+//! so a late server never acts on a request its caller has given up on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions};
+use lapin::types::{FieldTable, ShortString};
+use lapin::BasicProperties;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{oneshot, Mutex};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use contracts::Rpc;
+
+use crate::message::{Incoming, MessageMeta, Outgoing};
+use crate::Broker;
+
+const REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+/// A business failure the server reports to the caller (not a transport failure).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct RpcFault {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    #[error(transparent)]
+    Fault(#[from] RpcFault),
+    #[error("broker: {0:#}")]
+    Broker(anyhow::Error),
+    #[error("reply could not be decoded: {0}")]
+    Decode(String),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Reply {
+    Ok(serde_json::Value),
+    Err(RpcFault),
+}
+
+type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Vec<u8>>>>>;
+
+struct ReplyChannel {
+    channel: lapin::Channel,
+}
+
+/// The calling side. One per process; calls may run concurrently.
+#[derive(Clone)]
+pub struct RpcClient {
+    broker: Broker,
+    pending: Pending,
+    channel: Arc<Mutex<Option<ReplyChannel>>>,
+}
+
+impl RpcClient {
+    pub fn new(broker: Broker) -> Self {
+        Self { broker, pending: Arc::default(), channel: Arc::default() }
+    }
+
+    /// Sends `request` to its queue and waits at most `timeout` for the reply.
+    pub async fn call<R: Rpc>(&self, request: &R, meta: &MessageMeta, timeout: Duration) -> Result<R::Reply, RpcError> {
+        let body = serde_json::to_vec(request).map_err(|e| RpcError::Decode(e.to_string()))?;
+        let raw = self.call_raw(R::QUEUE, R::TYPE, body, meta, timeout).await?;
+        match serde_json::from_slice::<Reply>(&raw).map_err(|e| RpcError::Decode(e.to_string()))? {
+            Reply::Ok(v) => serde_json::from_value(v).map_err(|e| RpcError::Decode(e.to_string())),
+            Reply::Err(f) => Err(RpcError::Fault(f)),
+        }
+    }
+
+    /// The untyped call: raw request bytes in, raw reply envelope out.
+    pub async fn call_raw(
+        &self,
+        queue: &str,
+        message_type: &str,
+        body: Vec<u8>,
+        meta: &MessageMeta,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, RpcError> {
+        let correlation_id = Uuid::new_v4().to_string();
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().await.insert(correlation_id.clone(), tx);
+        let sent = self.publish(queue, message_type, body, meta, &correlation_id, timeout).await;
+        if let Err(e) = sent {
+            self.pending.lock().await.remove(&correlation_id);
+            return Err(RpcError::Broker(e));
+        }
+        let outcome = tokio::time::timeout(timeout, rx).await;
+        self.pending.lock().await.remove(&correlation_id);
+        match outcome {
+            Ok(Ok(bytes)) => Ok(bytes),
+            // The reply consumer died with the connection; the caller sees a timeout-like
+            // failure it treats as "not done".
+            Ok(Err(_)) => Err(RpcError::Broker(anyhow::anyhow!("reply channel closed"))),
+            Err(_) => Err(RpcError::Timeout(timeout)),
+        }
+    }
+
+    async fn publish(
+        &self,
+        queue: &str,
+        message_type: &str,
+        body: Vec<u8>,
+        meta: &MessageMeta,
+        correlation_id: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let mut slot = self.channel.lock().await;
+        if slot.as_ref().is_none_or(|c| !c.channel.status().connected()) {
+            *slot = Some(self.open_reply_channel().await?);
+        }
+        let ch = &slot.as_ref().context("reply channel")?.channel;
+        let out = Outgoing {
+            message_id: Uuid::now_v7(),
+            message_type: message_type.to_owned(),
+            version: 1,
+            occurred_at: chrono::Utc::now(),
+            meta: meta.clone(),
+            body,
+        };
+        let expiration = timeout.as_millis().max(1).to_string();
+        let props = out
+            .properties()
+            .with_delivery_mode(1) // a request is worthless after its timeout: no disk
+            .with_reply_to(REPLY_TO.into())
+            .with_correlation_id(correlation_id.into())
+            .with_expiration(expiration.into());
+        ch.basic_publish("", queue, BasicPublishOptions::default(), &out.body, props).await.context("publishing request")?;
+        Ok(())
+    }
+
+    /// Direct reply-to needs the consumer on the same channel as the publishes.
+    async fn open_reply_channel(&self) -> anyhow::Result<ReplyChannel> {
+        let channel = self.broker.channel().await?;
+        let mut replies = channel
+            .basic_consume(REPLY_TO, "", BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+            .await
+            .context("consuming direct reply-to")?;
+        let pending = self.pending.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(d)) = replies.next().await {
+                let Some(id) = d.properties.correlation_id().as_ref().map(ShortString::to_string) else { continue };
+                if let Some(tx) = pending.lock().await.remove(&id) {
+                    let _ = tx.send(d.data);
+                }
+            }
+        });
+        Ok(ReplyChannel { channel })
+    }
+}
+
+/// The serving side of one request type family.
+#[async_trait::async_trait]
+pub trait RpcHandler: Send + Sync + 'static {
+    /// Answers one request; the message type tells which kind it is.
+    async fn handle(&self, request: &Incoming) -> Result<serde_json::Value, RpcFault>;
+}
+
+pub struct RpcServer {
+    broker: Broker,
+    queue: String,
+    prefetch: u16,
+    handler: Arc<dyn RpcHandler>,
+}
+
+impl RpcServer {
+    pub fn new(broker: Broker, queue: &str, handler: Arc<dyn RpcHandler>) -> Self {
+        Self { broker, queue: queue.to_owned(), prefetch: 64, handler }
+    }
+
+    pub fn prefetch(mut self, n: u16) -> Self {
+        self.prefetch = n.max(1);
+        self
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut failures = 0u32;
+        while !shutdown.is_cancelled() {
+            match self.serve(&shutdown).await {
+                Ok(()) => failures = 0,
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(queue = %self.queue, error = %format!("{e:#}"), "rpc server interrupted; reconnecting");
+                }
+            }
+            if !shutdown.is_cancelled() {
+                crate::outbox::sleep_or_stop(&shutdown, crate::broker::backoff(failures)).await;
+            }
+        }
+    }
+
+    async fn serve(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        let ch = self.broker.channel().await?;
+        ch.queue_declare(&self.queue, QueueDeclareOptions { durable: true, ..Default::default() }, FieldTable::default())
+            .await
+            .context("declaring rpc queue")?;
+        ch.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
+        let consumer = ch.basic_consume(&self.queue, "", BasicConsumeOptions::default(), FieldTable::default()).await?;
+        let stopped = shutdown.clone();
+        consumer
+            .take_until(async move { stopped.cancelled().await })
+            .for_each_concurrent(usize::from(self.prefetch), |delivery| {
+                let ch = &ch;
+                async move {
+                    let Ok(d) = delivery else { return };
+                    if let Err(e) = self.answer(ch, &d).await {
+                        tracing::warn!(queue = %self.queue, error = %format!("{e:#}"), "rpc reply failed");
+                    }
+                    let _ = d.acker.ack(BasicAckOptions::default()).await;
+                }
+            })
+            .await;
+        if shutdown.is_cancelled() {
+            let _ = ch.close(200, "shutdown").await;
+            return Ok(());
+        }
+        Err(anyhow::anyhow!("rpc consumer stream ended"))
+    }
+
+    async fn answer(&self, ch: &lapin::Channel, d: &lapin::message::Delivery) -> anyhow::Result<()> {
+        let reply = match Incoming::from_delivery(d, &self.queue) {
+            Ok(req) => match self.handler.handle(&req).await {
+                Ok(v) => Reply::Ok(v),
+                Err(f) => Reply::Err(f),
+            },
+            Err(e) => Reply::Err(RpcFault { code: "MALFORMED_REQUEST".into(), message: e.to_string() }),
+        };
+        let (Some(reply_to), Some(correlation_id)) = (d.properties.reply_to(), d.properties.correlation_id()) else {
+            anyhow::bail!("request without reply_to or correlation_id");
+        };
+        let body = serde_json::to_vec(&reply)?;
+        let props = BasicProperties::default()
+            .with_correlation_id(correlation_id.clone())
+            .with_content_type("application/json".into());
+        ch.basic_publish("", reply_to.as_str(), BasicPublishOptions::default(), &body, props).await?;
+        Ok(())
+    }
+}

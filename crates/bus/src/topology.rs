@@ -1,0 +1,88 @@
+//! Declares the exchange and a consumer's queues. Declarations are idempotent, so every
+//! process declares what it uses at start (and again after a reconnect).
+//!
+//! For a consumer queue `q`:
+//! - `q`: durable quorum queue bound to the exchange; a rejected message dead-letters to
+//!   `q.retry`.
+//! - `q.retry`: holds a message for `retry_delay` (queue TTL), then dead-letters it back to
+//!   `q`. The broker's `x-death` header counts the rounds.
+//! - `q.dlq`: where a message ends after `max_attempts`, kept for an operator to inspect and
+//!   replay (`cashvio-admin` will grow a replay command).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{Channel, ExchangeKind};
+
+#[derive(Debug, Clone)]
+pub struct QueueSpec {
+    pub name: String,
+    /// Routing-key patterns on the events exchange (`sales.order.*`).
+    pub bindings: Vec<String>,
+    /// Deliveries before a failing message goes to the DLQ (first try included).
+    pub max_attempts: u32,
+    pub retry_delay: Duration,
+}
+
+impl QueueSpec {
+    pub fn new(name: impl Into<String>, bindings: &[&str]) -> Self {
+        Self {
+            name: name.into(),
+            bindings: bindings.iter().map(|b| (*b).to_owned()).collect(),
+            max_attempts: 5,
+            retry_delay: Duration::from_secs(5),
+        }
+    }
+    pub fn retry_queue(&self) -> String {
+        format!("{}.retry", self.name)
+    }
+    pub fn dead_letter_queue(&self) -> String {
+        format!("{}.dlq", self.name)
+    }
+}
+
+fn s(v: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(v.to_owned()))
+}
+
+pub async fn declare_exchange(ch: &Channel, exchange: &str) -> anyhow::Result<()> {
+    ch.exchange_declare(
+        exchange,
+        ExchangeKind::Topic,
+        ExchangeDeclareOptions { durable: true, ..Default::default() },
+        FieldTable::default(),
+    )
+    .await
+    .with_context(|| format!("declaring exchange {exchange}"))
+}
+
+pub async fn declare_queue(ch: &Channel, exchange: &str, spec: &QueueSpec) -> anyhow::Result<()> {
+    declare_exchange(ch, exchange).await?;
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+
+    let mut main = FieldTable::default();
+    main.insert("x-queue-type".into(), s("quorum"));
+    main.insert("x-dead-letter-exchange".into(), s(""));
+    main.insert("x-dead-letter-routing-key".into(), s(&spec.retry_queue()));
+    ch.queue_declare(&spec.name, durable, main).await.with_context(|| format!("declaring queue {}", spec.name))?;
+
+    let mut retry = FieldTable::default();
+    let ttl = i64::try_from(spec.retry_delay.as_millis()).unwrap_or(i64::MAX);
+    retry.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
+    retry.insert("x-dead-letter-exchange".into(), s(""));
+    retry.insert("x-dead-letter-routing-key".into(), s(&spec.name));
+    ch.queue_declare(&spec.retry_queue(), durable, retry).await.context("declaring retry queue")?;
+
+    let mut dlq = FieldTable::default();
+    dlq.insert("x-queue-type".into(), s("quorum"));
+    ch.queue_declare(&spec.dead_letter_queue(), durable, dlq).await.context("declaring dead-letter queue")?;
+
+    for key in &spec.bindings {
+        ch.queue_bind(&spec.name, exchange, key, QueueBindOptions::default(), FieldTable::default())
+            .await
+            .with_context(|| format!("binding {} to {key}", spec.name))?;
+    }
+    Ok(())
+}

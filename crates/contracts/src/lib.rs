@@ -1,0 +1,32 @@
+//! The wire between Cashvio services: every event and RPC payload, versioned.
+//!
+//! An event's routing key is its `TYPE` (`<service>.<entity>.<verb>`); `VERSION` travels in
+//! the message headers so a consumer can refuse a version it does not understand instead of
+//! misreading it. Adding an optional field keeps the version; anything else bumps it.
+//! Payloads carry everything their consumers need, so no service reads another's tables.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// A message published on the `cashvio.events` exchange.
+pub trait Event: Serialize + DeserializeOwned + Send + Sync {
+    /// Routing key and message type, e.g. `sales.order.completed`.
+    const TYPE: &'static str;
+    /// Payload schema version.
+    const VERSION: u16;
+}
+
+/// An RPC request with its reply type.
+pub trait Rpc: Serialize + DeserializeOwned + Send + Sync {
+    /// The queue that serves it, e.g. `stock.rpc`.
+    const QUEUE: &'static str;
+    /// Message type, e.g. `stock.reservation.reserve`.
+    const TYPE: &'static str;
+    type Reply: Serialize + DeserializeOwned + Send;
+}
+
+/// Routing keys other services bind to, in one place.
+pub mod routing {
+    pub const EXCHANGE: &str = "cashvio.events";
+    pub const STOCK_RPC_QUEUE: &str = "stock.rpc";
+}

@@ -1,0 +1,267 @@
+//! Verifying access tokens: JWTs signed by the auth service with an asymmetric key and
+//! checked here against its JWKS (fetched, cached, re-fetched when a token names a key
+//! id we have not seen). [`AuthUser`] is the axum extractor handlers take.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, RwLock};
+
+use crate::error::Problem;
+use crate::ids::{ShopId, UserId};
+
+/// Platform-wide role of a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    SuperAdmin,
+    Admin,
+    ShopOwner,
+    ShopStaff,
+    Customer,
+}
+
+/// A user's role inside one shop. An owner may do everything staff may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ShopRole {
+    ShopStaff,
+    ShopOwner,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShopClaim {
+    pub id: ShopId,
+    pub role: ShopRole,
+}
+
+/// The claims of a Cashvio access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: UserId,
+    pub role: Role,
+    #[serde(default)]
+    pub shops: Vec<ShopClaim>,
+    pub iss: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    /// Session id, so a session's tokens can be traced and revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    pub jwks_url: url::Url,
+    pub issuer: String,
+    pub audience: String,
+    /// At most one JWKS fetch per this many seconds for unknown key ids, so a flood of
+    /// forged tokens cannot turn into a flood of requests to auth.
+    pub jwks_min_refresh_secs: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("token expired")]
+    Expired,
+    #[error("token names an unknown signing key")]
+    UnknownKey,
+    #[error("token is invalid: {0}")]
+    Invalid(String),
+    #[error("signing keys unavailable: {0}")]
+    KeysUnavailable(String),
+}
+
+impl From<TokenError> for Problem {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Expired => Problem::unauthorized("AUTH_TOKEN_EXPIRED", "The access token has expired."),
+            TokenError::UnknownKey | TokenError::Invalid(_) => {
+                Problem::unauthorized("AUTH_INVALID_TOKEN", "The access token is not valid.")
+            }
+            TokenError::KeysUnavailable(_) => {
+                Problem::unavailable("AUTH_KEYS_UNAVAILABLE", "Tokens cannot be verified right now; try again.")
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct KeyCache {
+    keys: HashMap<String, (DecodingKey, Algorithm)>,
+    fetched_at: Option<Instant>,
+}
+
+/// Verifies tokens against the JWKS of the auth service. Share one per process.
+pub struct JwtVerifier {
+    config: JwtConfig,
+    http: reqwest::Client,
+    cache: RwLock<KeyCache>,
+    refresh: Mutex<()>,
+}
+
+impl JwtVerifier {
+    pub fn new(config: JwtConfig) -> Arc<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Arc::new(Self { config, http, cache: RwLock::new(KeyCache::default()), refresh: Mutex::new(()) })
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
+        let kid = header.kid.ok_or_else(|| TokenError::Invalid("no kid".into()))?;
+        let (key, alg) = match self.key(&kid).await {
+            Some(k) => k,
+            None => {
+                self.refresh_keys().await?;
+                self.key(&kid).await.ok_or(TokenError::UnknownKey)?
+            }
+        };
+        if header.alg != alg {
+            return Err(TokenError::Invalid("algorithm does not match the key".into()));
+        }
+        let mut validation = Validation::new(alg);
+        validation.set_audience(&[&self.config.audience]);
+        validation.set_issuer(&[&self.config.issuer]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud", "iss"]);
+        validation.leeway = 5;
+        jsonwebtoken::decode::<Claims>(token, &key, &validation).map(|d| d.claims).map_err(|e| {
+            match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid(e.to_string()),
+            }
+        })
+    }
+
+    async fn key(&self, kid: &str) -> Option<(DecodingKey, Algorithm)> {
+        self.cache.read().await.keys.get(kid).cloned()
+    }
+
+    /// Fetches the JWKS unless another task just did (then its result is used).
+    async fn refresh_keys(&self) -> Result<(), TokenError> {
+        let _guard = self.refresh.lock().await;
+        let min = Duration::from_secs(self.config.jwks_min_refresh_secs);
+        if let Some(at) = self.cache.read().await.fetched_at {
+            if at.elapsed() < min {
+                return Ok(());
+            }
+        }
+        let set: JwkSet = self
+            .http
+            .get(self.config.jwks_url.clone())
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| TokenError::KeysUnavailable(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| TokenError::KeysUnavailable(e.to_string()))?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            let Some(kid) = jwk.common.key_id.clone() else { continue };
+            // Only asymmetric keys: a symmetric "key" in a JWKS would let anyone sign.
+            let alg = match &jwk.algorithm {
+                AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
+                AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
+                AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                _ => continue,
+            };
+            if let Ok(key) = DecodingKey::from_jwk(jwk) {
+                keys.insert(kid, (key, alg));
+            }
+        }
+        tracing::info!(keys = keys.len(), "fetched JWKS");
+        let mut cache = self.cache.write().await;
+        cache.keys = keys;
+        cache.fetched_at = Some(Instant::now());
+        Ok(())
+    }
+}
+
+/// The authenticated caller. Taking it as a handler argument makes the route require a
+/// valid `Authorization: Bearer` access token (401 problem+json otherwise).
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: UserId,
+    pub role: Role,
+    pub shops: HashMap<ShopId, ShopRole>,
+    pub session_id: Option<String>,
+}
+
+impl AuthUser {
+    pub fn from_claims(c: Claims) -> Self {
+        Self {
+            user_id: c.sub,
+            role: c.role,
+            shops: c.shops.into_iter().map(|s| (s.id, s.role)).collect(),
+            session_id: c.sid,
+        }
+    }
+
+    pub fn is_platform_admin(&self) -> bool {
+        matches!(self.role, Role::SuperAdmin | Role::Admin)
+    }
+
+    /// The caller's role in `shop` if it is at least `min`; 403 otherwise. Platform admins
+    /// are not shop members: endpoints that let them in say so with [`Self::require_shop_role_or_admin`].
+    pub fn require_shop_role(&self, shop: ShopId, min: ShopRole) -> Result<ShopRole, Problem> {
+        match self.shops.get(&shop) {
+            Some(role) if *role >= min => Ok(*role),
+            Some(_) => Err(Problem::forbidden("SHOP_ROLE_REQUIRED", format!("This needs the {min:?} role in the shop."))),
+            None => Err(Problem::forbidden("SHOP_ACCESS_DENIED", "You are not a member of this shop.")),
+        }
+    }
+
+    /// Like [`Self::require_shop_role`], but platform admins pass too.
+    pub fn require_shop_role_or_admin(&self, shop: ShopId, min: ShopRole) -> Result<(), Problem> {
+        if self.is_platform_admin() {
+            return Ok(());
+        }
+        self.require_shop_role(shop, min).map(|_| ())
+    }
+
+    pub fn require_platform_admin(&self) -> Result<(), Problem> {
+        if self.is_platform_admin() {
+            Ok(())
+        } else {
+            Err(Problem::forbidden("ADMIN_REQUIRED", "This needs a platform administrator."))
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let verifier = parts
+            .extensions
+            .get::<Arc<JwtVerifier>>()
+            .cloned()
+            .ok_or_else(|| Problem::internal(&anyhow::anyhow!("JwtVerifier extension missing")))?;
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| Problem::unauthorized("AUTH_REQUIRED", "This needs a Bearer access token."))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Problem::unauthorized("AUTH_REQUIRED", "This needs a Bearer access token."))?;
+        let claims = verifier.verify(token).await.map_err(|e| {
+            tracing::debug!(error = %e, "token refused");
+            Problem::from(e)
+        })?;
+        Ok(AuthUser::from_claims(claims))
+    }
+}

@@ -1,0 +1,193 @@
+//! The HTTP shell every service shares: `/health`, `/ready`, `/metrics`, `/openapi.json`,
+//! request ids, access logs, metrics, body limits, problem+json fallbacks and graceful
+//! shutdown. A service hands in its own routes as a `utoipa_axum` router so its OpenAPI
+//! document is generated from the handlers.
+
+mod extract;
+
+use std::future::IntoFuture;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Extension;
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures::future::BoxFuture;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use extract::{Json, Path, Query};
+
+use crate::auth::JwtVerifier;
+use crate::error::Problem;
+use crate::metrics::Metrics;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// One named readiness check (database, broker).
+pub type ReadyCheck = Arc<dyn Fn() -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
+
+/// What `/ready` asks before answering 200.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    checks: Vec<(String, ReadyCheck)>,
+}
+
+impl Readiness {
+    pub fn with(mut self, name: &str, check: ReadyCheck) -> Self {
+        self.checks.push((name.to_owned(), check));
+        self
+    }
+
+    /// Runs every check (bounded to 3 s each) and reports each one's outcome.
+    pub async fn run(&self) -> (bool, serde_json::Map<String, serde_json::Value>) {
+        let mut ok = true;
+        let mut report = serde_json::Map::new();
+        for (name, check) in &self.checks {
+            let outcome = tokio::time::timeout(Duration::from_secs(3), check()).await;
+            let status = match outcome {
+                Ok(Ok(())) => "up".to_owned(),
+                Ok(Err(e)) => {
+                    ok = false;
+                    tracing::warn!(check = %name, error = %e, "readiness check failed");
+                    "down".to_owned()
+                }
+                Err(_) => {
+                    ok = false;
+                    "timeout".to_owned()
+                }
+            };
+            report.insert(name.clone(), serde_json::Value::String(status));
+        }
+        (ok, report)
+    }
+}
+
+/// The pieces of the shell a service provides.
+pub struct Shell {
+    pub service: &'static str,
+    pub metrics: Metrics,
+    pub readiness: Readiness,
+    pub verifier: Arc<JwtVerifier>,
+    /// Request body limit in bytes (nginx enforces the same in front).
+    pub body_limit: usize,
+}
+
+/// Liveness: the process is up and serving.
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "The process is up")))]
+async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "up"}))
+}
+
+/// Readiness: the database and the broker are reachable.
+#[utoipa::path(get, path = "/ready", tag = "operations", responses(
+    (status = 200, description = "Every dependency answers"),
+    (status = 503, description = "A dependency is down"),
+))]
+async fn ready(Extension(readiness): Extension<Readiness>) -> Response {
+    let (ok, checks) = readiness.run().await;
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = serde_json::json!({"status": if ok { "ready" } else { "not_ready" }, "checks": checks});
+    (status, axum::Json(body)).into_response()
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
+async fn metrics(Extension(metrics): Extension<Metrics>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("NOT_FOUND", "No such endpoint.")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "This endpoint does not take that method.")
+}
+
+/// Assembles the service's router: its own routes plus the operational ones, the OpenAPI
+/// document generated from all of them, and the common layers.
+pub fn router(api: OpenApiRouter, shell: Shell) -> Router {
+    let (router, mut openapi) = OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
+        .merge(api)
+        .split_for_parts();
+    openapi.info.title = format!("Cashvio {}", shell.service);
+    openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let openapi = Arc::new(openapi);
+    let service = shell.service;
+
+    router
+        .route("/openapi.json", get(move || {
+            let doc = openapi.clone();
+            async move { axum::Json(doc.as_ref().clone()) }
+        }))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(shell.metrics.clone(), crate::metrics::track))
+        .layer(Extension(shell.verifier))
+        .layer(Extension(shell.readiness))
+        .layer(Extension(shell.metrics))
+        .layer(axum::extract::DefaultBodyLimit::max(shell.body_limit))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(move |req: &Request<_>| {
+                let request_id = req
+                    .extensions()
+                    .get::<RequestId>()
+                    .and_then(|id| id.header_value().to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", service, request_id, method = %req.method(), uri = %req.uri().path())
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        // nginx sets X-Request-Id; direct callers get a fresh one.
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// A bound listener and the router it will serve.
+pub struct Server {
+    listener: TcpListener,
+    router: Router,
+    port: u16,
+}
+
+impl Server {
+    /// Binds `host:port`; port 0 picks a free port (tests).
+    pub async fn bind(host: &str, port: u16, router: Router) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let listener = TcpListener::bind((host, port)).await.with_context(|| format!("binding {host}:{port}"))?;
+        let port = listener.local_addr()?.port();
+        Ok(Self { listener, router, port })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting and gives in-flight
+    /// requests up to `grace` to finish.
+    pub async fn run(self, shutdown: CancellationToken, grace: Duration) -> anyhow::Result<()> {
+        let drained = shutdown.clone();
+        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move { drained.cancelled().await });
+        let serve = std::pin::pin!(serve.into_future());
+        tokio::select! {
+            res = serve => res.map_err(Into::into),
+            () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!("in-flight requests did not finish within the grace period");
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! What every Cashvio service stands on: configuration, telemetry, problem+json errors,
+//! pagination, money and typed ids, the database pool, JWT verification and the HTTP
+//! shell (`/health`, `/ready`, `/metrics`, `/openapi.json`, graceful shutdown).
+//!
+//! Business rules do not live here.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod metrics;
+pub mod money;
+pub mod pagination;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use error::Problem;
+pub use money::{Currency, Money};

@@ -1,0 +1,10 @@
+//! The order service: orders, payments, returns, wallets, cashflow and register shifts (schema `sales`).
+//!
+//! `Application::build(config)` gives a started service (port 0 in tests);
+//! `run_until_stopped` serves until shutdown.
+
+pub mod config;
+pub mod startup;
+
+pub use config::Config;
+pub use startup::Application;

@@ -1,0 +1,10 @@
+//! The stock service: catalog, suppliers, discounts, stock levels and the reservation actors.
+//!
+//! `Application::build(config)` gives a started service (port 0 in tests);
+//! `run_until_stopped` serves until shutdown.
+
+pub mod config;
+pub mod startup;
+
+pub use config::Config;
+pub use startup::Application;

@@ -1,0 +1,10 @@
+use platform::config::{exit_on_error, Env};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = exit_on_error(cashvio_stock::Config::from_env(&Env::load()));
+    platform::telemetry::init("stock");
+    let app = cashvio_stock::Application::build(config).await?;
+    platform::shutdown::cancel_on_signal(app.shutdown_token());
+    app.run_until_stopped().await
+}
