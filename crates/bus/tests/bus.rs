@@ -1,0 +1,469 @@
+//! The bus against the real RabbitMQ and PostgreSQL: the outbox publishes committed events
+//! only, exactly once through stops and dropped connections; the inbox gives a redelivered
+//! message one effect; failing messages end in the DLQ; RPC times out cleanly.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use lapin::options::{BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use bus::message::{MessageMeta, Outgoing};
+use bus::{Broker, Consumer, Handler, HandlerError, Incoming, OutboxRelay, QueueSpec, RpcClient, RpcError, RpcFault, RpcHandler, RpcServer};
+use testkit::TestDb;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Ping {
+    n: u32,
+}
+impl contracts::Event for Ping {
+    const TYPE: &'static str = "test.ping.sent";
+    const VERSION: u16 = 1;
+}
+
+struct Ctx {
+    db: TestDb,
+    pool: PgPool,
+    broker: Broker,
+    exchange: String,
+}
+
+async fn ctx() -> Ctx {
+    let db = TestDb::new().await.expect("test database");
+    // Effects of the test handlers live in the service's own schema, as a real table would.
+    sqlx::query("create table stock.test_effects (message_id uuid not null, n int not null)")
+        .execute(&db.admin)
+        .await
+        .unwrap();
+    let pool = db.service_pool("cashvio_stock", "stock").unwrap();
+    let broker = Broker::new(&testkit::amqp_url(), "bus-test");
+    Ctx { db, pool, broker, exchange: format!("{}.events", testkit::unique("test")) }
+}
+
+async fn enqueue(pool: &PgPool, n: u32, commit: bool) -> Uuid {
+    let mut tx = pool.begin().await.unwrap();
+    let id = bus::enqueue(&mut tx, &Ping { n }, &MessageMeta { request_id: Some(format!("req-{n}")), traceparent: None })
+        .await
+        .unwrap();
+    if commit {
+        tx.commit().await.unwrap();
+    } else {
+        tx.rollback().await.unwrap();
+    }
+    id
+}
+
+/// Watches everything published on the exchange, on its own connection.
+struct Observer {
+    seen: Arc<Mutex<Vec<(Uuid, Option<String>)>>>,
+    _broker: Broker,
+}
+
+impl Observer {
+    async fn start(exchange: &str) -> Self {
+        let broker = Broker::new(&testkit::amqp_url(), "bus-test-observer");
+        let ch = broker.channel().await.unwrap();
+        bus::topology::declare_exchange(&ch, exchange).await.unwrap();
+        let q = ch
+            .queue_declare("", QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() }, FieldTable::default())
+            .await
+            .unwrap();
+        ch.queue_bind(q.name().as_str(), exchange, "#", QueueBindOptions::default(), FieldTable::default()).await.unwrap();
+        let mut consumer = ch
+            .basic_consume(q.name().as_str(), "", BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+            .await
+            .unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        tokio::spawn(async move {
+            let _keep = ch;
+            while let Some(Ok(d)) = consumer.next().await {
+                let m = Incoming::from_delivery(&d, "observer").unwrap();
+                s.lock().await.push((m.message_id, m.meta.request_id));
+            }
+        });
+        Self { seen, _broker: broker }
+    }
+
+    async fn count(&self) -> usize {
+        self.seen.lock().await.len()
+    }
+
+    async fn wait_for(&self, n: usize, within: Duration) -> Vec<(Uuid, Option<String>)> {
+        let start = Instant::now();
+        while self.count().await < n && start.elapsed() < within {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.seen.lock().await.clone()
+    }
+}
+
+fn spawn_relay(c: &Ctx, batch: i64) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let stop = CancellationToken::new();
+    let relay = OutboxRelay::new(c.pool.clone(), c.broker.clone(), &c.exchange, "stock").batch_size(batch);
+    let handle = tokio::spawn(relay.run(stop.clone()));
+    (stop, handle)
+}
+
+async fn unpublished(c: &Ctx) -> i64 {
+    sqlx::query_scalar("select count(*) from stock.outbox where published_at is null").fetch_one(&c.db.admin).await.unwrap()
+}
+
+fn counts(seen: &[(Uuid, Option<String>)]) -> HashMap<Uuid, usize> {
+    let mut m = HashMap::new();
+    for (id, _) in seen {
+        *m.entry(*id).or_insert(0) += 1;
+    }
+    m
+}
+
+#[tokio::test]
+async fn rolled_back_event_is_never_published_committed_one_is() {
+    let c = ctx().await;
+    let obs = Observer::start(&c.exchange).await;
+    let rolled_back = enqueue(&c.pool, 1, false).await;
+    let committed = enqueue(&c.pool, 2, true).await;
+    let (stop, handle) = spawn_relay(&c, 10);
+
+    let seen = obs.wait_for(1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // room for a wrong second publish
+    let seen_after = obs.seen.lock().await.clone();
+    stop.cancel();
+    handle.await.unwrap();
+
+    assert_eq!(seen.first().map(|s| s.0), Some(committed));
+    assert_eq!(seen_after.len(), 1, "exactly one message published: {seen_after:?}");
+    assert!(!seen_after.iter().any(|(id, _)| *id == rolled_back));
+    assert_eq!(seen_after[0].1.as_deref(), Some("req-2"), "request id travels in the headers");
+    let rows: i64 = sqlx::query_scalar("select count(*) from stock.outbox").fetch_one(&c.db.admin).await.unwrap();
+    assert_eq!(rows, 1, "the rolled-back row never existed");
+    assert_eq!(unpublished(&c).await, 0);
+}
+
+#[tokio::test]
+async fn relay_stopped_and_restarted_midway_publishes_each_event_exactly_once() {
+    let c = ctx().await;
+    let obs = Observer::start(&c.exchange).await;
+    const N: usize = 600;
+    let mut tx = c.pool.begin().await.unwrap();
+    for n in 0..N {
+        bus::enqueue(&mut tx, &Ping { n: u32::try_from(n).unwrap() }, &MessageMeta::default()).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    // Batches of one keep the relay busy long enough to stop it part-way.
+    let (stop, handle) = spawn_relay(&c, 1);
+    obs.wait_for(30, Duration::from_secs(10)).await;
+    stop.cancel();
+    handle.await.unwrap();
+    let left = unpublished(&c).await;
+    assert!(left > 0, "the relay was stopped mid-way (nothing left means the test did not test a stop)");
+
+    let (stop, handle) = spawn_relay(&c, 50);
+    obs.wait_for(N, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // room for a wrong second publish
+    stop.cancel();
+    handle.await.unwrap();
+    let seen = obs.seen.lock().await.clone();
+    let per_id = counts(&seen);
+    assert_eq!(per_id.len(), N, "every committed event was published");
+    assert!(per_id.values().all(|&n| n == 1), "no event published twice after a graceful stop");
+    assert_eq!(unpublished(&c).await, 0);
+}
+
+/// Records each message's effect in `stock.test_effects`, in the inbox transaction.
+struct RecordEffect {
+    calls: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Handler for RecordEffect {
+    async fn handle(&self, conn: &mut PgConnection, msg: &Incoming) -> Result<(), HandlerError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let ping: Ping = msg.json().map_err(|e| HandlerError::Permanent(e.into()))?;
+        sqlx::query("insert into test_effects (message_id, n) values ($1, $2)")
+            .bind(msg.message_id)
+            .bind(i32::try_from(ping.n).unwrap_or(-1))
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Closes a connection from the broker's side, as an operator or a broker restart would.
+async fn close_broker_connection(name: &str) {
+    let out = tokio::process::Command::new("rabbitmqctl")
+        .args(["list_connections", "pid", "client_properties", "-q"])
+        .output()
+        .await
+        .expect("rabbitmqctl runs");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    // One line per connection: `<pid>\t[{...client properties with connection_name...}]`;
+    // our connection names are unique, so a plain search is enough.
+    let pid = listing
+        .lines()
+        .find(|line| line.contains(name))
+        .and_then(|line| line.split_whitespace().next())
+        .unwrap_or_else(|| panic!("connection {name} not found in {listing}"))
+        .to_owned();
+    let status = tokio::process::Command::new("rabbitmqctl")
+        .args(["close_connection", &pid, "closed by the bus test", "-q"])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn dropped_broker_connection_loses_nothing_and_effects_happen_once() {
+    let c = ctx().await;
+    let obs = Observer::start(&c.exchange).await;
+    let spec = QueueSpec::new(testkit::unique("test_q"), &["test.#"]);
+    let handler = Arc::new(RecordEffect { calls: AtomicUsize::new(0) });
+    // The consumer has its own connection, so the close below cuts only the relay.
+    let consumer_broker = Broker::new(&testkit::amqp_url(), "bus-test-consumer");
+    let consumer = Consumer::new(c.pool.clone(), consumer_broker.clone(), &c.exchange, spec.clone(), handler.clone());
+    consumer.declare().await.unwrap();
+    let consumer_stop = CancellationToken::new();
+    let consumer_task = tokio::spawn(consumer.run(consumer_stop.clone()));
+
+    const N: usize = 600;
+    let mut tx = c.pool.begin().await.unwrap();
+    for n in 0..N {
+        bus::enqueue(&mut tx, &Ping { n: u32::try_from(n).unwrap() }, &MessageMeta::default()).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let (stop, handle) = spawn_relay(&c, 1);
+    obs.wait_for(40, Duration::from_secs(10)).await;
+    close_broker_connection(c.broker.connection_name()).await;
+    assert!(unpublished(&c).await > 0, "the connection was dropped mid-way");
+
+    let seen = obs.wait_for(N, Duration::from_secs(60)).await;
+    let per_id = counts(&seen);
+    assert_eq!(per_id.len(), N, "every committed event was published after reconnecting");
+    let duplicates: usize = per_id.values().map(|n| n - 1).sum();
+    // Only a message whose confirm was in flight when the connection died can be sent
+    // twice (at most one batch); the inbox absorbs it.
+    assert!(duplicates <= 1, "at most the one in-flight message is re-sent, got {duplicates}");
+
+    let start = Instant::now();
+    loop {
+        let effects: i64 = sqlx::query_scalar("select count(*) from stock.test_effects").fetch_one(&c.db.admin).await.unwrap();
+        if usize::try_from(effects).unwrap() >= N || start.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (effects, distinct): (i64, i64) =
+        sqlx::query_as("select count(*), count(distinct message_id) from stock.test_effects").fetch_one(&c.db.admin).await.unwrap();
+    assert_eq!((effects, distinct), (600, 600), "each event had exactly one effect");
+    stop.cancel();
+    handle.await.unwrap();
+    consumer_stop.cancel();
+    consumer_task.await.unwrap();
+    delete_queues(&spec).await;
+}
+
+async fn publish_raw(broker: &Broker, exchange: &str, id: Uuid, n: u32) {
+    let ch = broker.confirm_channel().await.unwrap();
+    let out = Outgoing {
+        message_id: id,
+        message_type: "test.ping.sent".into(),
+        version: 1,
+        occurred_at: chrono::Utc::now(),
+        meta: MessageMeta::default(),
+        body: serde_json::to_vec(&Ping { n }).unwrap(),
+    };
+    ch.basic_publish(exchange, "test.ping.sent", BasicPublishOptions::default(), &out.body, out.properties())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+async fn delete_queues(spec: &QueueSpec) {
+    let broker = Broker::new(&testkit::amqp_url(), "bus-test-cleanup");
+    let ch = broker.channel().await.unwrap();
+    for q in [spec.name.clone(), spec.retry_queue(), spec.dead_letter_queue()] {
+        let _ = ch.queue_delete(&q, QueueDeleteOptions::default()).await;
+    }
+    broker.close().await;
+}
+
+#[tokio::test]
+async fn a_message_delivered_twice_has_one_effect() {
+    let c = ctx().await;
+    let spec = QueueSpec::new(testkit::unique("test_q"), &["test.#"]);
+    let handler = Arc::new(RecordEffect { calls: AtomicUsize::new(0) });
+    let consumer = Consumer::new(c.pool.clone(), c.broker.clone(), &c.exchange, spec.clone(), handler.clone());
+    consumer.declare().await.unwrap();
+    let id = Uuid::now_v7();
+    publish_raw(&c.broker, &c.exchange, id, 7).await;
+    publish_raw(&c.broker, &c.exchange, id, 7).await;
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(consumer.run(stop.clone()));
+
+    let start = Instant::now();
+    while handler.calls.load(Ordering::SeqCst) < 1 && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // let the second delivery arrive
+    stop.cancel();
+    task.await.unwrap();
+
+    let effects: i64 = sqlx::query_scalar("select count(*) from stock.test_effects where message_id = $1")
+        .bind(id)
+        .fetch_one(&c.db.admin)
+        .await
+        .unwrap();
+    assert_eq!(effects, 1, "two deliveries, one effect");
+    let inbox: i64 = sqlx::query_scalar("select count(*) from stock.inbox").fetch_one(&c.db.admin).await.unwrap();
+    assert_eq!(inbox, 1);
+    // Both deliveries were settled: nothing left in the queue.
+    let ch = c.broker.channel().await.unwrap();
+    let left = ch.basic_get(&spec.name, BasicGetOptions { no_ack: true }).await.unwrap();
+    assert!(left.is_none(), "the duplicate was acked, not left behind");
+    delete_queues(&spec).await;
+}
+
+struct AlwaysFails {
+    calls: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Handler for AlwaysFails {
+    async fn handle(&self, conn: &mut PgConnection, msg: &Incoming) -> Result<(), HandlerError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        // A write that must be rolled back with the failure.
+        sqlx::query("insert into test_effects (message_id, n) values ($1, 0)").bind(msg.message_id).execute(conn).await?;
+        Err(HandlerError::Transient(anyhow::anyhow!("downstream is down")))
+    }
+}
+
+#[tokio::test]
+async fn an_always_failing_message_ends_in_the_dlq_after_the_configured_attempts() {
+    let c = ctx().await;
+    let mut spec = QueueSpec::new(testkit::unique("test_q"), &["test.#"]);
+    spec.max_attempts = 3;
+    spec.retry_delay = Duration::from_millis(200);
+    let handler = Arc::new(AlwaysFails { calls: AtomicUsize::new(0) });
+    let consumer = Consumer::new(c.pool.clone(), c.broker.clone(), &c.exchange, spec.clone(), handler.clone());
+    consumer.declare().await.unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(consumer.run(stop.clone()));
+    let id = Uuid::now_v7();
+    publish_raw(&c.broker, &c.exchange, id, 1).await;
+
+    let ch = c.broker.channel().await.unwrap();
+    let start = Instant::now();
+    let dead = loop {
+        if let Some(m) = ch.basic_get(&spec.dead_letter_queue(), BasicGetOptions { no_ack: true }).await.unwrap() {
+            break m;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "message never reached the DLQ");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await; // no further attempt may follow
+    stop.cancel();
+    task.await.unwrap();
+
+    assert_eq!(handler.calls.load(Ordering::SeqCst), 3, "tried exactly max_attempts times");
+    assert_eq!(dead.delivery.properties.message_id().as_ref().map(|s| s.to_string()), Some(id.to_string()));
+    let headers = dead.delivery.properties.headers().clone().unwrap_or_default();
+    match headers.inner().get("x-last-error") {
+        Some(AMQPValue::LongString(s)) => assert!(String::from_utf8_lossy(s.as_bytes()).contains("downstream is down")),
+        other => panic!("x-last-error missing: {other:?}"),
+    }
+    let effects: i64 = sqlx::query_scalar("select count(*) from stock.test_effects").fetch_one(&c.db.admin).await.unwrap();
+    let inbox: i64 = sqlx::query_scalar("select count(*) from stock.inbox").fetch_one(&c.db.admin).await.unwrap();
+    assert_eq!((effects, inbox), (0, 0), "failed attempts leave no effect and no inbox row");
+    delete_queues(&spec).await;
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Echo {
+    text: String,
+}
+
+struct EchoHandler;
+#[async_trait::async_trait]
+impl RpcHandler for EchoHandler {
+    async fn handle(&self, req: &Incoming) -> Result<serde_json::Value, RpcFault> {
+        let echo: Echo = req.json().map_err(|e| RpcFault { code: "BAD".into(), message: e.to_string() })?;
+        if echo.text == "fail" {
+            return Err(RpcFault { code: "ECHO_REFUSED".into(), message: "refused".into() });
+        }
+        Ok(serde_json::json!({ "text": echo.text.to_uppercase() }))
+    }
+}
+
+#[tokio::test]
+async fn rpc_without_a_responder_times_out_cleanly_and_with_one_answers() {
+    let broker = Broker::new(&testkit::amqp_url(), "bus-test-rpc");
+    let client = RpcClient::new(broker.clone());
+    let queue = testkit::unique("test_rpc");
+    let meta = MessageMeta::default();
+
+    // Nobody serves the queue (it does not even exist yet).
+    let start = Instant::now();
+    let err = client
+        .call_raw(&queue, "test.echo", serde_json::to_vec(&Echo { text: "hi".into() }).unwrap(), &meta, Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    let took = start.elapsed();
+    assert!(matches!(err, RpcError::Timeout(_)), "{err:?}");
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "{took:?}");
+
+    // A responder appears: calls are answered, faults come back as faults.
+    let stop = CancellationToken::new();
+    let server = RpcServer::new(broker.clone(), &queue, Arc::new(EchoHandler));
+    let task = tokio::spawn(server.run(stop.clone()));
+    let mut reply = None;
+    for _ in 0..50 {
+        match client
+            .call_raw(&queue, "test.echo", serde_json::to_vec(&Echo { text: "hi".into() }).unwrap(), &meta, Duration::from_millis(500))
+            .await
+        {
+            Ok(r) => {
+                reply = Some(r);
+                break;
+            }
+            Err(RpcError::Timeout(_)) => continue, // server still starting
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    let reply: serde_json::Value = serde_json::from_slice(&reply.expect("answered")).unwrap();
+    assert_eq!(reply, serde_json::json!({"ok": {"text": "HI"}}));
+
+    let calls = (0..20).map(|i| {
+        let client = client.clone();
+        let queue = queue.clone();
+        async move {
+            let body = serde_json::to_vec(&Echo { text: format!("m{i}") }).unwrap();
+            let raw = client.call_raw(&queue, "test.echo", body, &MessageMeta::default(), Duration::from_secs(5)).await.unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+            assert_eq!(v["ok"]["text"], format!("M{i}"), "replies are matched to their calls");
+        }
+    });
+    futures::future::join_all(calls).await;
+
+    let fault = client
+        .call_raw(&queue, "test.echo", serde_json::to_vec(&Echo { text: "fail".into() }).unwrap(), &meta, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let fault: serde_json::Value = serde_json::from_slice(&fault).unwrap();
+    assert_eq!(fault["err"]["code"], "ECHO_REFUSED");
+
+    stop.cancel();
+    task.await.unwrap();
+    let ch = broker.channel().await.unwrap();
+    let _ = ch.queue_delete(&queue, QueueDeleteOptions::default()).await;
+}
