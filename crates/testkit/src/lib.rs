@@ -6,6 +6,7 @@
 //! `TEST_AMQP_URL`; defaults are the local ones).
 
 pub mod jwt;
+pub mod service;
 
 use anyhow::Context;
 use sqlx::{Connection, Executor, PgConnection, PgPool};

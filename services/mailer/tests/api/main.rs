@@ -1,0 +1,4 @@
+//! The mailer service through HTTP against the real PostgreSQL and RabbitMQ.
+
+mod helpers;
+mod shell;

@@ -1,0 +1,4 @@
+//! The stock service through HTTP against the real PostgreSQL and RabbitMQ.
+
+mod helpers;
+mod shell;
