@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The stack end to end: `make up` returns 0, every service answers /health and /ready
+# through nginx, and `make down` leaves nothing of the stack listening. When the stack was
+# already up before (a developer's), it is only checked, not stopped.
+set -euo pipefail
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+load_config
+
+was_up=0
+pid_alive "$RUN/auth.pid" && was_up=1
+
+bash "$ROOT/stack/up.sh"
+failed=0
+for s in "${SERVICES[@]}"; do
+  for p in health ready; do
+    if curl -fsS -o /dev/null "http://127.0.0.1:$NGINX_PORT/$s/$p"; then
+      echo "ok: /$s/$p"
+    else
+      echo "FAILED: /$s/$p"; failed=1
+    fi
+  done
+done
+# A service that is down answers a JSON 502 through nginx, and the request id comes back.
+rid="$(curl -sS -D - -o /dev/null "http://127.0.0.1:$NGINX_PORT/stock/health" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-request-id"{print $2}')"
+[[ -n "$rid" ]] && echo "ok: X-Request-Id $rid" || { echo "FAILED: no X-Request-Id"; failed=1; }
+
+if [[ $was_up -eq 0 ]]; then
+  bash "$ROOT/stack/down.sh"
+  for port in "$NGINX_PORT" "$AUTH_PORT" "$STOCK_PORT" "$ORDER_PORT" "$MAILER_PORT" 5000 1025 8025 9090; do
+    if port_open "$port"; then echo "FAILED: port $port still listening after make down"; failed=1; fi
+  done
+  [[ $failed -eq 0 ]] && echo "ok: nothing of the stack listens after make down"
+fi
+total=$((2 * ${#SERVICES[@]} + 1))
+if [[ $failed -eq 0 ]]; then echo "smoke: $total passed, 0 failed"; else echo "smoke: failed"; exit 1; fi
