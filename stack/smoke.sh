@@ -21,9 +21,21 @@ for s in "${SERVICES[@]}"; do
     fi
   done
 done
-# A service that is down answers a JSON 502 through nginx, and the request id comes back.
+# A service that is down answers a problem+json 502 through nginx; `make up` again is
+# harmless and brings it back.
+stop_pidfile "$RUN/order.pid" order
+body="$(curl -sS -w ' %{http_code} %{content_type}' "http://127.0.0.1:$NGINX_PORT/order/health")"
+if [[ "$body" == *'"code":"SERVICE_UNAVAILABLE"'*' 502 application/problem+json' ]]; then
+  echo "ok: stopped service answers a problem+json 502"
+else
+  echo "FAILED: stopped service answered: $body"; failed=1
+fi
+bash "$ROOT/stack/up.sh" >/dev/null 2>&1 || { echo "FAILED: second make up"; failed=1; }
+curl -fsS -o /dev/null "http://127.0.0.1:$NGINX_PORT/order/ready" && echo "ok: make up again restarted order" \
+  || { echo "FAILED: order not back after make up"; failed=1; }
+# The request id comes back exactly once.
 rid="$(curl -sS -D - -o /dev/null "http://127.0.0.1:$NGINX_PORT/stock/health" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-request-id"{print $2}')"
-[[ -n "$rid" ]] && echo "ok: X-Request-Id $rid" || { echo "FAILED: no X-Request-Id"; failed=1; }
+[[ -n "$rid" && "$rid" != *$'\n'* ]] && echo "ok: X-Request-Id $rid" || { echo "FAILED: X-Request-Id missing or repeated: $rid"; failed=1; }
 
 if [[ $was_up -eq 0 ]]; then
   bash "$ROOT/stack/down.sh"
@@ -32,5 +44,5 @@ if [[ $was_up -eq 0 ]]; then
   done
   [[ $failed -eq 0 ]] && echo "ok: nothing of the stack listens after make down"
 fi
-total=$((2 * ${#SERVICES[@]} + 1))
+total=$((2 * ${#SERVICES[@]} + 4))
 if [[ $failed -eq 0 ]]; then echo "smoke: $total passed, 0 failed"; else echo "smoke: failed"; exit 1; fi

@@ -142,7 +142,9 @@ pub fn router(api: OpenApiRouter, shell: Shell) -> Router {
         .layer(Extension(shell.metrics))
         .layer(axum::extract::DefaultBodyLimit::max(shell.body_limit))
         .layer(
-            TraceLayer::new_for_http().make_span_with(move |req: &Request<_>| {
+            TraceLayer::new_for_http()
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO))
+                .make_span_with(move |req: &Request<_>| {
                 let request_id = req
                     .extensions()
                     .get::<RequestId>()
