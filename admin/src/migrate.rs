@@ -28,8 +28,10 @@ impl MigrateConfig {
         let mut role_passwords = Vec::new();
         for (role, var) in SERVICE_ROLES {
             if let Some(url) = env.optional::<String>(var)? {
-                let parsed = url::Url::parse(&url)
-                    .map_err(|e| ConfigError::Invalid { var: (*var).to_owned(), reason: format!("not a valid URL ({e})") })?;
+                let parsed = url::Url::parse(&url).map_err(|e| ConfigError::Invalid {
+                    var: (*var).to_owned(),
+                    reason: format!("not a valid URL ({e})"),
+                })?;
                 if let Some(pw) = parsed.password() {
                     if parsed.username() == *role {
                         role_passwords.push(((*role).to_owned(), Secret::new(pw)));

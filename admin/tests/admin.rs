@@ -21,7 +21,12 @@ async fn connect_as(db: &TestDb, role: &str) -> PgConnection {
 #[tokio::test]
 async fn each_service_role_reads_only_its_own_schema() {
     let db = TestDb::new().await.unwrap();
-    let schemas = [("cashvio_auth", "auth"), ("cashvio_stock", "stock"), ("cashvio_order", "sales"), ("cashvio_mailer", "mailer")];
+    let schemas = [
+        ("cashvio_auth", "auth"),
+        ("cashvio_stock", "stock"),
+        ("cashvio_order", "sales"),
+        ("cashvio_mailer", "mailer"),
+    ];
     for (role, own) in schemas {
         let mut conn = connect_as(&db, role).await;
         for (_, other) in schemas {
@@ -32,7 +37,11 @@ async fn each_service_role_reads_only_its_own_schema() {
                 } else {
                     let err = result.expect_err(&format!("{role} must not read {other}.{table}"));
                     let code = err.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned());
-                    assert_eq!(code.as_deref(), Some("42501"), "{role} on {other}.{table}: permission denied expected, got {err}");
+                    assert_eq!(
+                        code.as_deref(),
+                        Some("42501"),
+                        "{role} on {other}.{table}: permission denied expected, got {err}"
+                    );
                     assert!(err.to_string().contains("permission denied"), "{err}");
                 }
             }
@@ -99,13 +108,7 @@ fn nginx_template_renders_into_a_config_nginx_accepts() {
         .into_iter()
         .find(|p| Path::new(p).exists())
         .expect("nginx is installed (make test installs it)");
-    let out = std::process::Command::new(nginx)
-        .args(["-t", "-p"])
-        .arg(&dir)
-        .arg("-c")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(nginx).args(["-t", "-p"]).arg(&dir).arg("-c").arg(&path).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "nginx -t refused the rendered config:\n{stderr}\n{conf}");
     assert!(stderr.contains("test is successful"), "{stderr}");
@@ -128,7 +131,9 @@ fn compose_agrees_with_the_nginx_template_and_env_example() {
     compose.apply_merge().unwrap(); // the `<<: *service-env` anchors
     let services = compose["services"].as_mapping().expect("services");
     let names: BTreeSet<String> = services.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect();
-    for needed in ["postgres", "rabbitmq", "moto", "migrate", "nginx-config", "nginx", "auth", "stock", "order", "mailer"] {
+    for needed in
+        ["postgres", "rabbitmq", "moto", "migrate", "nginx-config", "nginx", "auth", "stock", "order", "mailer"]
+    {
         assert!(names.contains(needed), "compose.yaml lacks service {needed}: {names:?}");
     }
 
@@ -152,7 +157,10 @@ fn compose_agrees_with_the_nginx_template_and_env_example() {
         }
         if !infra.contains(&name.as_str()) {
             for k in vars.keys() {
-                assert!(documented.contains(k), "compose service {name} sets {k}, which .env.example does not document");
+                assert!(
+                    documented.contains(k),
+                    "compose service {name} sets {k}, which .env.example does not document"
+                );
             }
         }
         env_by_service.insert(name, vars);
@@ -160,7 +168,9 @@ fn compose_agrees_with_the_nginx_template_and_env_example() {
 
     // The ports and hosts nginx is rendered with are the ones the services listen on.
     let nginx_env = &env_by_service["nginx-config"];
-    for (svc, prefix, default_port) in [("auth", "AUTH", "3010"), ("stock", "STOCK", "3002"), ("order", "ORDER", "3003"), ("mailer", "MAILER", "3001")] {
+    for (svc, prefix, default_port) in
+        [("auth", "AUTH", "3010"), ("stock", "STOCK", "3002"), ("order", "ORDER", "3003"), ("mailer", "MAILER", "3001")]
+    {
         let port_var = format!("{prefix}_PORT");
         let svc_port = env_by_service[svc].get(&port_var).cloned().unwrap_or_else(|| default_port.to_owned());
         let nginx_port = nginx_env.get(&port_var).cloned().unwrap_or_else(|| default_port.to_owned());
@@ -170,9 +180,16 @@ fn compose_agrees_with_the_nginx_template_and_env_example() {
             Some(svc),
             "nginx must reach {svc} by its compose service name"
         );
-        assert_eq!(env_by_service[svc].get("HOST").map(String::as_str), Some("0.0.0.0"), "{svc} must listen on all interfaces in a container");
+        assert_eq!(
+            env_by_service[svc].get("HOST").map(String::as_str),
+            Some("0.0.0.0"),
+            "{svc} must listen on all interfaces in a container"
+        );
         let db_url = env_by_service[svc].get(&format!("{prefix}_DATABASE_URL")).cloned().unwrap_or_default();
-        assert!(db_url.contains(&format!("cashvio_{}", if svc == "order" { "order" } else { svc })), "{svc} connects as its own role: {db_url}");
+        assert!(
+            db_url.contains(&format!("cashvio_{}", if svc == "order" { "order" } else { svc })),
+            "{svc} connects as its own role: {db_url}"
+        );
     }
     // nginx publishes the documented port.
     let ports: Vec<String> = services

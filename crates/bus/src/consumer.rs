@@ -178,12 +178,13 @@ impl Consumer {
     /// message was already applied.
     async fn apply(&self, msg: &Incoming) -> Result<bool, HandlerError> {
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query("insert into inbox (message_id, message_type) values ($1, $2) on conflict do nothing")
-            .bind(msg.message_id)
-            .bind(&msg.message_type)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let inserted =
+            sqlx::query("insert into inbox (message_id, message_type) values ($1, $2) on conflict do nothing")
+                .bind(msg.message_id)
+                .bind(&msg.message_type)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         if inserted == 0 {
             return Ok(false);
         }
@@ -195,7 +196,8 @@ impl Consumer {
     async fn dead_letter(&self, ch: &lapin::Channel, d: &lapin::message::Delivery, error: &str) -> anyhow::Result<()> {
         let mut props = d.properties.clone();
         let mut headers = props.headers().clone().unwrap_or_default();
-        headers.insert("x-last-error".into(), AMQPValue::LongString(error.chars().take(2_000).collect::<String>().into()));
+        headers
+            .insert("x-last-error".into(), AMQPValue::LongString(error.chars().take(2_000).collect::<String>().into()));
         headers.insert("x-original-routing-key".into(), AMQPValue::LongString(d.routing_key.to_string().into()));
         props = props.with_headers(headers);
         let confirm = ch

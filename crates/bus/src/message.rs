@@ -91,7 +91,9 @@ impl Incoming {
             message_id,
             message_type,
             version,
-            occurred_at: text(H_OCCURRED_AT).and_then(|s| DateTime::parse_from_rfc3339(&s).ok()).map(|t| t.with_timezone(&Utc)),
+            occurred_at: text(H_OCCURRED_AT)
+                .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+                .map(|t| t.with_timezone(&Utc)),
             meta: MessageMeta { request_id: text(H_REQUEST_ID), traceparent: text(H_TRACEPARENT) },
             body: d.data.clone(),
             routing_key: d.routing_key.to_string(),

@@ -189,7 +189,13 @@ impl OutboxRelay {
                 body: serde_json::to_vec(&row.payload)?,
             };
             match ch
-                .basic_publish(&self.exchange, &row.message_type, BasicPublishOptions::default(), &out.body, out.properties())
+                .basic_publish(
+                    &self.exchange,
+                    &row.message_type,
+                    BasicPublishOptions::default(),
+                    &out.body,
+                    out.properties(),
+                )
                 .await
             {
                 Ok(confirm) => pending.push((row.outbox_id, confirm)),

@@ -137,7 +137,9 @@ impl RpcClient {
             .with_reply_to(REPLY_TO.into())
             .with_correlation_id(correlation_id.into())
             .with_expiration(expiration.into());
-        ch.basic_publish("", queue, BasicPublishOptions::default(), &out.body, props).await.context("publishing request")?;
+        ch.basic_publish("", queue, BasicPublishOptions::default(), &out.body, props)
+            .await
+            .context("publishing request")?;
         Ok(())
     }
 
@@ -145,7 +147,12 @@ impl RpcClient {
     async fn open_reply_channel(&self) -> anyhow::Result<ReplyChannel> {
         let channel = self.broker.channel().await?;
         let mut replies = channel
-            .basic_consume(REPLY_TO, "", BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+            .basic_consume(
+                REPLY_TO,
+                "",
+                BasicConsumeOptions { no_ack: true, ..Default::default() },
+                FieldTable::default(),
+            )
             .await
             .context("consuming direct reply-to")?;
         let pending = self.pending.clone();
@@ -203,9 +210,13 @@ impl RpcServer {
 
     async fn serve(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
         let ch = self.broker.channel().await?;
-        ch.queue_declare(&self.queue, QueueDeclareOptions { durable: true, ..Default::default() }, FieldTable::default())
-            .await
-            .context("declaring rpc queue")?;
+        ch.queue_declare(
+            &self.queue,
+            QueueDeclareOptions { durable: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await
+        .context("declaring rpc queue")?;
         ch.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
         let consumer = ch.basic_consume(&self.queue, "", BasicConsumeOptions::default(), FieldTable::default()).await?;
         let stopped = shutdown.clone();

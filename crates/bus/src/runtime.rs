@@ -39,7 +39,12 @@ impl ServiceBase {
         let metrics = Metrics::new(config.service);
         let verifier = JwtVerifier::new(config.jwt.clone());
         let mut base = Self { config, pool, broker, metrics, verifier, tasks: Vec::new() };
-        let relay = OutboxRelay::new(base.pool.clone(), base.broker.clone(), &base.config.amqp_exchange, &base.config.database_schema);
+        let relay = OutboxRelay::new(
+            base.pool.clone(),
+            base.broker.clone(),
+            &base.config.amqp_exchange,
+            &base.config.database_schema,
+        );
         base.task("outbox-relay", move |stop| Box::pin(relay.run(stop)));
         Ok(base)
     }
@@ -54,14 +59,20 @@ impl ServiceBase {
         let pool = self.pool.clone();
         let broker = self.broker.clone();
         let readiness = Readiness::default()
-            .with("database", Arc::new(move || {
-                let pool = pool.clone();
-                Box::pin(async move { platform::db::ping(&pool).await })
-            }))
-            .with("broker", Arc::new(move || {
-                let broker = broker.clone();
-                Box::pin(async move { broker.ping().await })
-            }));
+            .with(
+                "database",
+                Arc::new(move || {
+                    let pool = pool.clone();
+                    Box::pin(async move { platform::db::ping(&pool).await })
+                }),
+            )
+            .with(
+                "broker",
+                Arc::new(move || {
+                    let broker = broker.clone();
+                    Box::pin(async move { broker.ping().await })
+                }),
+            );
         let shell = Shell {
             service: self.config.service,
             metrics: self.metrics.clone(),

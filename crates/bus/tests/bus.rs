@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use lapin::options::{BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{
+    BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
@@ -17,7 +20,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use bus::message::{MessageMeta, Outgoing};
-use bus::{Broker, Consumer, Handler, HandlerError, Incoming, OutboxRelay, QueueSpec, RpcClient, RpcError, RpcFault, RpcHandler, RpcServer};
+use bus::{
+    Broker, Consumer, Handler, HandlerError, Incoming, OutboxRelay, QueueSpec, RpcClient, RpcError, RpcFault,
+    RpcHandler, RpcServer,
+};
 use testkit::TestDb;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -50,9 +56,10 @@ async fn ctx() -> Ctx {
 
 async fn enqueue(pool: &PgPool, n: u32, commit: bool) -> Uuid {
     let mut tx = pool.begin().await.unwrap();
-    let id = bus::enqueue(&mut tx, &Ping { n }, &MessageMeta { request_id: Some(format!("req-{n}")), traceparent: None })
-        .await
-        .unwrap();
+    let id =
+        bus::enqueue(&mut tx, &Ping { n }, &MessageMeta { request_id: Some(format!("req-{n}")), traceparent: None })
+            .await
+            .unwrap();
     if commit {
         tx.commit().await.unwrap();
     } else {
@@ -73,12 +80,23 @@ impl Observer {
         let ch = broker.channel().await.unwrap();
         bus::topology::declare_exchange(&ch, exchange).await.unwrap();
         let q = ch
-            .queue_declare("", QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(
+                "",
+                QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
+                FieldTable::default(),
+            )
             .await
             .unwrap();
-        ch.queue_bind(q.name().as_str(), exchange, "#", QueueBindOptions::default(), FieldTable::default()).await.unwrap();
+        ch.queue_bind(q.name().as_str(), exchange, "#", QueueBindOptions::default(), FieldTable::default())
+            .await
+            .unwrap();
         let mut consumer = ch
-            .basic_consume(q.name().as_str(), "", BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+            .basic_consume(
+                q.name().as_str(),
+                "",
+                BasicConsumeOptions { no_ack: true, ..Default::default() },
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -114,7 +132,10 @@ fn spawn_relay(c: &Ctx, batch: i64) -> (CancellationToken, tokio::task::JoinHand
 }
 
 async fn unpublished(c: &Ctx) -> i64 {
-    sqlx::query_scalar("select count(*) from stock.outbox where published_at is null").fetch_one(&c.db.admin).await.unwrap()
+    sqlx::query_scalar("select count(*) from stock.outbox where published_at is null")
+        .fetch_one(&c.db.admin)
+        .await
+        .unwrap()
 }
 
 fn counts(seen: &[(Uuid, Option<String>)]) -> HashMap<Uuid, usize> {
@@ -256,14 +277,18 @@ async fn dropped_broker_connection_loses_nothing_and_effects_happen_once() {
 
     let start = Instant::now();
     loop {
-        let effects: i64 = sqlx::query_scalar("select count(*) from stock.test_effects").fetch_one(&c.db.admin).await.unwrap();
+        let effects: i64 =
+            sqlx::query_scalar("select count(*) from stock.test_effects").fetch_one(&c.db.admin).await.unwrap();
         if usize::try_from(effects).unwrap() >= N || start.elapsed() > Duration::from_secs(30) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (effects, distinct): (i64, i64) =
-        sqlx::query_as("select count(*), count(distinct message_id) from stock.test_effects").fetch_one(&c.db.admin).await.unwrap();
+        sqlx::query_as("select count(*), count(distinct message_id) from stock.test_effects")
+            .fetch_one(&c.db.admin)
+            .await
+            .unwrap();
     assert_eq!((effects, distinct), (600, 600), "each event had exactly one effect");
     stop.cancel();
     handle.await.unwrap();
@@ -343,7 +368,10 @@ impl Handler for AlwaysFails {
     async fn handle(&self, conn: &mut PgConnection, msg: &Incoming) -> Result<(), HandlerError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         // A write that must be rolled back with the failure.
-        sqlx::query("insert into test_effects (message_id, n) values ($1, 0)").bind(msg.message_id).execute(conn).await?;
+        sqlx::query("insert into test_effects (message_id, n) values ($1, 0)")
+            .bind(msg.message_id)
+            .execute(conn)
+            .await?;
         Err(HandlerError::Transient(anyhow::anyhow!("downstream is down")))
     }
 }
@@ -382,7 +410,8 @@ async fn an_always_failing_message_ends_in_the_dlq_after_the_configured_attempts
         Some(AMQPValue::LongString(s)) => assert!(String::from_utf8_lossy(s.as_bytes()).contains("downstream is down")),
         other => panic!("x-last-error missing: {other:?}"),
     }
-    let effects: i64 = sqlx::query_scalar("select count(*) from stock.test_effects").fetch_one(&c.db.admin).await.unwrap();
+    let effects: i64 =
+        sqlx::query_scalar("select count(*) from stock.test_effects").fetch_one(&c.db.admin).await.unwrap();
     let inbox: i64 = sqlx::query_scalar("select count(*) from stock.inbox").fetch_one(&c.db.admin).await.unwrap();
     assert_eq!((effects, inbox), (0, 0), "failed attempts leave no effect and no inbox row");
     delete_queues(&spec).await;
@@ -415,7 +444,13 @@ async fn rpc_without_a_responder_times_out_cleanly_and_with_one_answers() {
     // Nobody serves the queue (it does not even exist yet).
     let start = Instant::now();
     let err = client
-        .call_raw(&queue, "test.echo", serde_json::to_vec(&Echo { text: "hi".into() }).unwrap(), &meta, Duration::from_millis(300))
+        .call_raw(
+            &queue,
+            "test.echo",
+            serde_json::to_vec(&Echo { text: "hi".into() }).unwrap(),
+            &meta,
+            Duration::from_millis(300),
+        )
         .await
         .unwrap_err();
     let took = start.elapsed();
@@ -429,7 +464,13 @@ async fn rpc_without_a_responder_times_out_cleanly_and_with_one_answers() {
     let mut reply = None;
     for _ in 0..50 {
         match client
-            .call_raw(&queue, "test.echo", serde_json::to_vec(&Echo { text: "hi".into() }).unwrap(), &meta, Duration::from_millis(500))
+            .call_raw(
+                &queue,
+                "test.echo",
+                serde_json::to_vec(&Echo { text: "hi".into() }).unwrap(),
+                &meta,
+                Duration::from_millis(500),
+            )
             .await
         {
             Ok(r) => {
@@ -448,7 +489,10 @@ async fn rpc_without_a_responder_times_out_cleanly_and_with_one_answers() {
         let queue = queue.clone();
         async move {
             let body = serde_json::to_vec(&Echo { text: format!("m{i}") }).unwrap();
-            let raw = client.call_raw(&queue, "test.echo", body, &MessageMeta::default(), Duration::from_secs(5)).await.unwrap();
+            let raw = client
+                .call_raw(&queue, "test.echo", body, &MessageMeta::default(), Duration::from_secs(5))
+                .await
+                .unwrap();
             let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
             assert_eq!(v["ok"]["text"], format!("M{i}"), "replies are matched to their calls");
         }
@@ -456,7 +500,13 @@ async fn rpc_without_a_responder_times_out_cleanly_and_with_one_answers() {
     futures::future::join_all(calls).await;
 
     let fault = client
-        .call_raw(&queue, "test.echo", serde_json::to_vec(&Echo { text: "fail".into() }).unwrap(), &meta, Duration::from_secs(5))
+        .call_raw(
+            &queue,
+            "test.echo",
+            serde_json::to_vec(&Echo { text: "fail".into() }).unwrap(),
+            &meta,
+            Duration::from_secs(5),
+        )
         .await
         .unwrap();
     let fault: serde_json::Value = serde_json::from_slice(&fault).unwrap();

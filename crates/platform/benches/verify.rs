@@ -44,7 +44,9 @@ fn main() {
             let secs = start.elapsed().as_secs_f64();
             #[allow(clippy::cast_precision_loss)]
             let rate = total as f64 / secs;
-            println!("token verification (EdDSA), {tasks} task(s): {rate:>10.0} verifications/s ({total} in {secs:.2} s)");
+            println!(
+                "token verification (EdDSA), {tasks} task(s): {rate:>10.0} verifications/s ({total} in {secs:.2} s)"
+            );
         }
         println!("JWKS fetches during the run: {}", jwks.fetches());
     });

@@ -134,11 +134,9 @@ impl JwtVerifier {
         validation.set_issuer(&[&self.config.issuer]);
         validation.set_required_spec_claims(&["exp", "sub", "aud", "iss"]);
         validation.leeway = 5;
-        jsonwebtoken::decode::<Claims>(token, &key, &validation).map(|d| d.claims).map_err(|e| {
-            match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid(e.to_string()),
-            }
+        jsonwebtoken::decode::<Claims>(token, &key, &validation).map(|d| d.claims).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+            _ => TokenError::Invalid(e.to_string()),
         })
     }
 
@@ -216,7 +214,9 @@ impl AuthUser {
     pub fn require_shop_role(&self, shop: ShopId, min: ShopRole) -> Result<ShopRole, Problem> {
         match self.shops.get(&shop) {
             Some(role) if *role >= min => Ok(*role),
-            Some(_) => Err(Problem::forbidden("SHOP_ROLE_REQUIRED", format!("This needs the {min:?} role in the shop."))),
+            Some(_) => {
+                Err(Problem::forbidden("SHOP_ROLE_REQUIRED", format!("This needs the {min:?} role in the shop.")))
+            }
             None => Err(Problem::forbidden("SHOP_ACCESS_DENIED", "You are not a member of this shop.")),
         }
     }

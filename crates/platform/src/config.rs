@@ -114,17 +114,12 @@ fn parse<T: FromStr>(var: &str, raw: &str) -> Result<T, ConfigError>
 where
     T::Err: fmt::Display,
 {
-    raw.trim().parse::<T>().map_err(|e| ConfigError::Invalid {
-        var: var.to_owned(),
-        reason: e.to_string(),
-    })
+    raw.trim().parse::<T>().map_err(|e| ConfigError::Invalid { var: var.to_owned(), reason: e.to_string() })
 }
 
 fn check_url(var: &str, raw: &str, schemes: &[&str]) -> Result<url::Url, ConfigError> {
-    let url = url::Url::parse(raw.trim()).map_err(|e| ConfigError::Invalid {
-        var: var.to_owned(),
-        reason: format!("not a valid URL ({e})"),
-    })?;
+    let url = url::Url::parse(raw.trim())
+        .map_err(|e| ConfigError::Invalid { var: var.to_owned(), reason: format!("not a valid URL ({e})") })?;
     if !schemes.is_empty() && !schemes.contains(&url.scheme()) {
         return Err(ConfigError::Invalid {
             var: var.to_owned(),
@@ -154,7 +149,13 @@ pub struct CommonConfig {
 }
 
 impl CommonConfig {
-    pub fn from_env(env: &Env, service: &'static str, prefix: &str, default_port: u16, schema: &str) -> Result<Self, ConfigError> {
+    pub fn from_env(
+        env: &Env,
+        service: &'static str,
+        prefix: &str,
+        default_port: u16,
+        schema: &str,
+    ) -> Result<Self, ConfigError> {
         let v = |name: &str| format!("{prefix}_{name}");
         Ok(Self {
             service,

@@ -130,10 +130,13 @@ pub fn router(api: OpenApiRouter, shell: Shell) -> Router {
     let service = shell.service;
 
     router
-        .route("/openapi.json", get(move || {
-            let doc = openapi.clone();
-            async move { axum::Json(doc.as_ref().clone()) }
-        }))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = openapi.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(shell.metrics.clone(), crate::metrics::track))
@@ -145,13 +148,13 @@ pub fn router(api: OpenApiRouter, shell: Shell) -> Router {
             TraceLayer::new_for_http()
                 .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO))
                 .make_span_with(move |req: &Request<_>| {
-                let request_id = req
-                    .extensions()
-                    .get::<RequestId>()
-                    .and_then(|id| id.header_value().to_str().ok())
-                    .unwrap_or("-");
-                tracing::info_span!("request", service, request_id, method = %req.method(), uri = %req.uri().path())
-            }),
+                    let request_id = req
+                        .extensions()
+                        .get::<RequestId>()
+                        .and_then(|id| id.header_value().to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!("request", service, request_id, method = %req.method(), uri = %req.uri().path())
+                }),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         // nginx sets X-Request-Id; direct callers get a fresh one.
@@ -182,7 +185,8 @@ impl Server {
     /// requests up to `grace` to finish.
     pub async fn run(self, shutdown: CancellationToken, grace: Duration) -> anyhow::Result<()> {
         let drained = shutdown.clone();
-        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move { drained.cancelled().await });
+        let serve =
+            axum::serve(self.listener, self.router).with_graceful_shutdown(async move { drained.cancelled().await });
         let serve = std::pin::pin!(serve.into_future());
         tokio::select! {
             res = serve => res.map_err(Into::into),

@@ -45,7 +45,9 @@ impl Metrics {
     pub fn new(service: &str) -> Self {
         let mut registry = Registry::with_prefix("cashvio");
         let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         let sub = registry.sub_registry_with_label(("service".into(), service.to_owned().into()));
         sub.register("http_requests", "HTTP requests answered, by route and status", requests.clone());
         sub.register("http_request_duration_seconds", "HTTP request latency by route", latency.clone());
@@ -85,7 +87,9 @@ impl Metrics {
         self.requests
             .get_or_create(&RequestLabels { method: method.to_owned(), route: route.to_owned(), status })
             .inc();
-        self.latency.get_or_create(&RouteLabels { method: method.to_owned(), route: route.to_owned() }).observe(seconds);
+        self.latency
+            .get_or_create(&RouteLabels { method: method.to_owned(), route: route.to_owned() })
+            .observe(seconds);
     }
 }
 

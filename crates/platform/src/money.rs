@@ -15,8 +15,20 @@ pub struct Currency {
 
 /// (code, digits after the decimal point). Extend as shops in new countries sign up.
 const KNOWN: &[(&str, u8)] = &[
-    ("LKR", 2), ("USD", 2), ("EUR", 2), ("GBP", 2), ("INR", 2), ("AUD", 2), ("CAD", 2),
-    ("SGD", 2), ("AED", 2), ("JPY", 0), ("KRW", 0), ("KWD", 3), ("BHD", 3), ("OMR", 3),
+    ("LKR", 2),
+    ("USD", 2),
+    ("EUR", 2),
+    ("GBP", 2),
+    ("INR", 2),
+    ("AUD", 2),
+    ("CAD", 2),
+    ("SGD", 2),
+    ("AED", 2),
+    ("JPY", 0),
+    ("KRW", 0),
+    ("KWD", 3),
+    ("BHD", 3),
+    ("OMR", 3),
 ];
 
 impl Currency {
@@ -129,7 +141,11 @@ impl Money {
     }
 
     fn same(&self, other: Money) -> Result<(), MoneyError> {
-        if self.currency == other.currency { Ok(()) } else { Err(MoneyError::CurrencyMismatch) }
+        if self.currency == other.currency {
+            Ok(())
+        } else {
+            Err(MoneyError::CurrencyMismatch)
+        }
     }
 
     /// Parses "12.5", "12.50", "-3", "0.07" into minor units of `currency`. More decimal
@@ -213,7 +229,13 @@ mod tests {
 
     #[test]
     fn parses_and_prints_decimal_strings() {
-        let cases = [("12.5", 1250, "12.50"), ("12.50", 1250, "12.50"), ("-3", -300, "-3.00"), ("0.07", 7, "0.07"), ("+1", 100, "1.00")];
+        let cases = [
+            ("12.5", 1250, "12.50"),
+            ("12.50", 1250, "12.50"),
+            ("-3", -300, "-3.00"),
+            ("0.07", 7, "0.07"),
+            ("+1", 100, "1.00"),
+        ];
         for (input, minor, printed) in cases {
             let m = Money::parse(input, Currency::LKR).unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!(m.minor(), minor, "{input}");
@@ -246,7 +268,8 @@ mod tests {
         let m = Money::from_minor(1999, Currency::LKR);
         assert_eq!(m.percentage(1_000).unwrap().minor(), 200); // 199.9 -> 200
         assert_eq!(Money::from_minor(-1999, Currency::LKR).percentage(1_000).unwrap().minor(), -200);
-        assert_eq!(Money::from_minor(5, Currency::LKR).percentage(1_000).unwrap().minor(), 1); // 0.5 -> 1
+        assert_eq!(Money::from_minor(5, Currency::LKR).percentage(1_000).unwrap().minor(), 1);
+        // 0.5 -> 1
     }
 
     #[test]

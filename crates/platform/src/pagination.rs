@@ -39,9 +39,14 @@ impl PageQuery {
             errors.push(crate::error::FieldError { field: "page".into(), message: "must be 1 or more".into() });
         }
         if !(1..=Self::MAX_LIMIT).contains(&limit) {
-            errors.push(crate::error::FieldError { field: "limit".into(), message: "must be between 1 and 100".into() });
+            errors
+                .push(crate::error::FieldError { field: "limit".into(), message: "must be between 1 and 100".into() });
         }
-        if errors.is_empty() { Ok(PageRequest { page, limit }) } else { Err(Problem::validation(errors)) }
+        if errors.is_empty() {
+            Ok(PageRequest { page, limit })
+        } else {
+            Err(Problem::validation(errors))
+        }
     }
 }
 

@@ -27,7 +27,11 @@ impl SigningKey {
     pub fn generate(kid: &str) -> Self {
         let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
         let der = key.to_pkcs8_der().expect("pkcs8 encoding");
-        Self { kid: kid.to_owned(), encoding: EncodingKey::from_ed_der(der.as_bytes()), public: key.verifying_key().to_bytes() }
+        Self {
+            kid: kid.to_owned(),
+            encoding: EncodingKey::from_ed_der(der.as_bytes()),
+            public: key.verifying_key().to_bytes(),
+        }
     }
 
     pub fn jwk(&self) -> Value {

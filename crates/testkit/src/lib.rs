@@ -61,4 +61,3 @@ impl TestDb {
         platform::db::pool(&self.url(role), schema, 5)
     }
 }
-

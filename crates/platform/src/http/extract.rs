@@ -29,12 +29,7 @@ pub struct Path<T>(pub T);
 
 /// serde's message names the field for unknown/missing fields; pull it out for `errors`.
 fn field_of(message: &str) -> String {
-    message
-        .split('`')
-        .nth(1)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .unwrap_or_else(|| "body".to_owned())
+    message.split('`').nth(1).filter(|s| !s.is_empty()).map(str::to_owned).unwrap_or_else(|| "body".to_owned())
 }
 
 impl From<JsonRejection> for Problem {
