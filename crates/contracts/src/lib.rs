@@ -30,3 +30,9 @@ pub mod routing {
     pub const EXCHANGE: &str = "cashvio.events";
     pub const STOCK_RPC_QUEUE: &str = "stock.rpc";
 }
+
+pub mod auth;
+pub mod common;
+pub mod mailer;
+pub mod sales;
+pub mod stock;

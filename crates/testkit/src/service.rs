@@ -132,8 +132,16 @@ pub async fn assert_shell(base_url: &str, service: &str) {
 /// The process contract of a service binary: bad configuration stops it at start with a
 /// message naming the variable (no panic, no secret echoed); with good configuration it
 /// serves, and SIGTERM makes it drain and exit 0.
-pub async fn assert_process_contract(binary: &str, prefix: &str, role: &str, db: &TestDb, jwks: &JwksServer) {
-    let good = binary_env(prefix, role, db, jwks);
+pub async fn assert_process_contract(
+    binary: &str,
+    prefix: &str,
+    role: &str,
+    db: &TestDb,
+    jwks: &JwksServer,
+    extra_env: &[(&str, &str)],
+) {
+    let mut good = binary_env(prefix, role, db, jwks);
+    good.extend(extra_env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let db_var = format!("{prefix}_DATABASE_URL");
     let without = |var: &str| good.iter().filter(|(k, _)| k != var).cloned().collect::<Vec<_>>();
     let with = |var: &str, value: &str| {

@@ -4,7 +4,12 @@
 //! `run_until_stopped` serves until shutdown.
 
 pub mod config;
+pub mod consumer;
+pub mod domain;
+pub mod email;
+pub mod http;
 pub mod startup;
+pub mod storage;
 
 pub use config::Config;
 pub use startup::Application;

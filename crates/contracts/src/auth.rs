@@ -1,0 +1,51 @@
+//! Events the auth service publishes for the mailer (and others).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::common::{Recipient, ShopBrand};
+use crate::Event;
+
+/// A sign-up one-time password to e-mail. The code travels in clear inside the platform
+/// (the mailer must put it in the e-mail); the mailer drops the rendered body once sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OtpRequested {
+    pub to: Recipient,
+    pub code: String,
+    pub expires_at: DateTime<Utc>,
+}
+impl Event for OtpRequested {
+    const TYPE: &'static str = "auth.otp.requested";
+    const VERSION: u16 = 1;
+}
+
+/// A password reset link to e-mail (single use, expiring).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PasswordResetRequested {
+    pub to: Recipient,
+    pub reset_url: String,
+    pub expires_at: DateTime<Utc>,
+}
+impl Event for PasswordResetRequested {
+    const TYPE: &'static str = "auth.password_reset.requested";
+    const VERSION: u16 = 1;
+}
+
+/// An invitation to join a shop's staff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InviteCreated {
+    pub to: Recipient,
+    pub shop: ShopBrand,
+    /// SHOP_OWNER or SHOP_STAFF.
+    pub role: String,
+    pub invited_by: String,
+    pub accept_url: String,
+    pub expires_at: DateTime<Utc>,
+}
+impl Event for InviteCreated {
+    const TYPE: &'static str = "auth.invite.created";
+    const VERSION: u16 = 1;
+}

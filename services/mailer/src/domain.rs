@@ -1,0 +1,3 @@
+//! Validated upload inputs and content sniffing. No I/O.
+
+pub mod upload;

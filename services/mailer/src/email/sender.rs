@@ -1,0 +1,229 @@
+//! The sender: claims due queued e-mails (`for update skip locked`, so several mailer
+//! instances share the work), sends them concurrently over the pooled transport, and
+//! records each outcome in the same transaction. A temporary failure backs off
+//! exponentially; the last attempt, a permanent refusal or an unusable address marks the
+//! e-mail failed and announces `mailer.email.failed` through the outbox.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use platform::shutdown::CancellationToken;
+use uuid::Uuid;
+
+use bus::MessageMeta;
+use contracts::mailer::EmailFailed;
+
+use crate::config::DeliveryConfig;
+use crate::email::smtp::{self, SendError, Smtp};
+
+#[derive(sqlx::FromRow)]
+struct Due {
+    email_id: Uuid,
+    recipient: String,
+    template: String,
+    subject: String,
+    html_body: Option<String>,
+    text_body: Option<String>,
+    attempts: i32,
+    shop_id: Option<Uuid>,
+}
+
+enum Outcome {
+    Sent(String),
+    Retry(String),
+    Failed(String),
+}
+
+pub struct Sender {
+    pool: PgPool,
+    smtp: Arc<Smtp>,
+    config: DeliveryConfig,
+}
+
+impl Sender {
+    pub fn new(pool: PgPool, smtp: Arc<Smtp>, config: DeliveryConfig) -> Self {
+        Self { pool, smtp, config }
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut listener = None;
+        while !shutdown.is_cancelled() {
+            if listener.is_none() {
+                listener = async {
+                    let mut l = PgListener::connect_with(&self.pool).await?;
+                    l.listen("mailer_emails").await?;
+                    Ok::<_, sqlx::Error>(l)
+                }
+                .await
+                .map_err(|e| tracing::warn!(error = %e, "mail sender cannot listen; polling"))
+                .ok();
+            }
+            match self.send_batch().await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "mail sender batch failed"),
+            }
+            // Idle until new mail, the next retry falls due, or a poll tick.
+            let wait = self.next_due_in().await.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1));
+            let broken = match listener.as_mut() {
+                Some(l) => tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    r = tokio::time::timeout(wait, l.recv()) => matches!(r, Ok(Err(_))),
+                },
+                None => tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(wait) => false,
+                },
+            };
+            if broken {
+                listener = None;
+            }
+        }
+        tracing::info!("mail sender stopped");
+    }
+
+    async fn next_due_in(&self) -> Option<Duration> {
+        let secs: Option<f64> = sqlx::query_scalar(
+            "select greatest(extract(epoch from (min(next_attempt_at) - now()))::float8, 0)
+               from emails where status = 'queued'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .ok()
+        .flatten();
+        secs.map(|s| Duration::from_secs_f64(s.max(0.01)))
+    }
+
+    /// One batch; returns how many e-mails it settled.
+    pub async fn send_batch(&self) -> anyhow::Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let due: Vec<Due> = sqlx::query_as(
+            "select email_id, recipient, template, subject, html_body, text_body, attempts, shop_id
+               from emails
+              where status = 'queued' and next_attempt_at <= now()
+              order by next_attempt_at
+              limit $1
+                for update skip locked",
+        )
+        .bind(self.config.batch_size)
+        .fetch_all(&mut *tx)
+        .await?;
+        if due.is_empty() {
+            tx.commit().await?;
+            return Ok(0);
+        }
+        let ids: Vec<Uuid> = due.iter().map(|d| d.email_id).collect();
+        let attachments: Vec<(Uuid, String, String, Vec<u8>)> = sqlx::query_as(
+            "select email_id, filename, content_type, content from email_attachments where email_id = any($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+
+        let sends = due.iter().map(|d| {
+            let files: Vec<(String, String, Vec<u8>)> = attachments
+                .iter()
+                .filter(|a| a.0 == d.email_id)
+                .map(|a| (a.1.clone(), a.2.clone(), a.3.clone()))
+                .collect();
+            self.send_one(d, files)
+        });
+        let outcomes = futures::future::join_all(sends).await;
+
+        for (d, outcome) in due.iter().zip(outcomes) {
+            let attempts = d.attempts + 1;
+            match outcome {
+                Outcome::Sent(provider_id) => {
+                    sqlx::query(
+                        "update emails set status = 'sent', attempts = $2, sent_at = now(), last_error = null,
+                                provider_message_id = $3,
+                                html_body = case when sensitive then null else html_body end,
+                                text_body = case when sensitive then null else text_body end
+                          where email_id = $1",
+                    )
+                    .bind(d.email_id)
+                    .bind(attempts)
+                    .bind(provider_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Outcome::Retry(error) if attempts < self.config.max_attempts => {
+                    let delay = self.backoff(attempts);
+                    tracing::warn!(email_id = %d.email_id, attempts, %error, retry_in_ms = delay.as_millis(), "send failed; will retry");
+                    sqlx::query(
+                        "update emails set attempts = $2, last_error = $3,
+                                next_attempt_at = now() + make_interval(secs => $4)
+                          where email_id = $1",
+                    )
+                    .bind(d.email_id)
+                    .bind(attempts)
+                    .bind(&error)
+                    .bind(delay.as_secs_f64())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Outcome::Retry(error) | Outcome::Failed(error) => {
+                    tracing::error!(email_id = %d.email_id, attempts, %error, "e-mail failed for good");
+                    mark_failed(&mut tx, d.email_id, attempts, &error).await?;
+                    announce_failure(&mut tx, d.email_id, &d.template, &d.recipient, attempts, &error, d.shop_id).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(due.len())
+    }
+
+    async fn send_one(&self, d: &Due, attachments: Vec<(String, String, Vec<u8>)>) -> Outcome {
+        let (Some(html), Some(text)) = (&d.html_body, &d.text_body) else {
+            return Outcome::Failed("the body was dropped (sensitive e-mail already sent)".into());
+        };
+        let message =
+            match smtp::message(self.smtp.from_address(), &d.recipient, d.email_id, &d.subject, text, html, attachments) {
+                Ok(m) => m,
+                Err(e) => return Outcome::Failed(format!("{e:#}")),
+            };
+        match self.smtp.send(message).await {
+            Ok(id) => Outcome::Sent(id),
+            Err(SendError::Temporary(e)) => Outcome::Retry(e),
+            Err(SendError::Permanent(e)) => Outcome::Failed(e),
+        }
+    }
+
+    fn backoff(&self, attempts: i32) -> Duration {
+        let exp = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(20);
+        self.config.retry_base.saturating_mul(1u32 << exp).min(self.config.retry_max)
+    }
+}
+
+pub async fn mark_failed(conn: &mut sqlx::PgConnection, email_id: Uuid, attempts: i32, error: &str) -> sqlx::Result<()> {
+    sqlx::query("update emails set status = 'failed', attempts = $2, last_error = $3 where email_id = $1")
+        .bind(email_id)
+        .bind(attempts)
+        .bind(error)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+pub async fn announce_failure(
+    conn: &mut sqlx::PgConnection,
+    email_id: Uuid,
+    template: &str,
+    recipient: &str,
+    attempts: i32,
+    error: &str,
+    shop_id: Option<Uuid>,
+) -> anyhow::Result<()> {
+    let event = EmailFailed {
+        email_id,
+        template: template.to_owned(),
+        recipient: recipient.to_owned(),
+        attempts,
+        last_error: error.chars().take(1_000).collect(),
+        shop_id,
+    };
+    bus::enqueue(conn, &event, &MessageMeta::default()).await?;
+    Ok(())
+}
