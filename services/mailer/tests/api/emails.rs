@@ -313,4 +313,46 @@ async fn an_event_that_cannot_become_an_email_is_dead_lettered_not_retried_forev
     assert_eq!(rows, 0);
     let inbox: i64 = sqlx::query_scalar("select count(*) from mailer.inbox").fetch_one(&app.db.admin).await.unwrap();
     assert_eq!(inbox, 0, "nothing was applied");
+    let ch = app.broker.channel().await.unwrap();
+    let dead = ch
+        .basic_get(&format!("{}.dlq", app.queue), lapin::options::BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("the event is in the dead-letter queue");
+    let headers = dead.delivery.properties.headers().clone().unwrap_or_default();
+    let error = match headers.inner().get("x-last-error") {
+        Some(lapin::types::AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        other => panic!("x-last-error missing: {other:?}"),
+    };
+    assert!(error.contains("nonsense"), "the reason travels with it: {error}");
+}
+
+#[tokio::test]
+async fn a_revoked_access_token_is_refreshed_on_535() {
+    let mut sink = OwnSink::new();
+    sink.start().await;
+    let app = spawn_app_with(Options { smtp_port: sink.smtp_port, sink_http_port: sink.http_port, ..Options::default() }).await;
+    let first = unique_email("first");
+    app.publish(&order(&first), Uuid::now_v7()).await;
+    let m1 = app.mail_to(&first, 1, Duration::from_secs(20)).await;
+    assert_eq!(m1.len(), 1);
+    let t1 = m1[0]["auth_token"].as_str().unwrap().to_owned();
+
+    // The provider restarts and forgets every token it issued (as Google revokes tokens on a
+    // password change): the pooled connection is gone, the next login with the cached token
+    // gets 535, and the mailer fetches a new token instead of failing the e-mail.
+    sink.stop().await;
+    sink.start().await;
+    let second = unique_email("second");
+    app.publish(&order(&second), Uuid::now_v7()).await;
+    let m2 = app.mail_to(&second, 1, Duration::from_secs(20)).await;
+    assert_eq!(m2.len(), 1, "sent after refreshing the token");
+    let t2 = m2[0]["auth_token"].as_str().unwrap();
+    assert_ne!(t1, t2, "a new token was fetched");
+    let attempts: serde_json::Value = app.http.get(format!("{}/api/auth-attempts", app.sink)).send().await.unwrap().json().await.unwrap();
+    let refused = attempts.as_array().unwrap().iter().filter(|a| a["mechanism"] == "XOAUTH2" && a["success"] == false).count();
+    assert!(refused >= 1, "the revoked token was refused once: {attempts}");
+    let attempts_col: i32 = sqlx::query_scalar("select attempts from mailer.emails where recipient = $1").bind(&second).fetch_one(&app.db.admin).await.unwrap();
+    assert_eq!(attempts_col, 1, "the refresh happened within the first attempt");
+    sink.stop().await;
 }

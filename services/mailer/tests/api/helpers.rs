@@ -27,6 +27,7 @@ pub struct TestApp {
     pub exchange: String,
     pub broker: bus::Broker,
     pub sink: String,
+    pub queue: String,
     pub http: reqwest::Client,
 }
 
@@ -70,6 +71,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     let common = testkit::service::common_config("mailer", ROLE, "mailer", &db, &jwks);
     let exchange = common.amqp_exchange.clone();
     let bucket = testkit::unique("cashvio-test").replace('_', "-");
+    let queue = testkit::unique("test_mailer");
     let config = Config {
         common,
         s3: s3_config(&bucket),
@@ -93,7 +95,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
             retry_base: opts.retry_base,
             retry_max: Duration::from_secs(5),
             batch_size: 16,
-            queue: testkit::unique("test_mailer"),
+            queue: queue.clone(),
             event_max_attempts: 3,
             event_retry_delay: Duration::from_millis(300),
         },
@@ -113,6 +115,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         exchange,
         broker: bus::Broker::new(&testkit::amqp_url(), "mailer-test"),
         sink: format!("http://127.0.0.1:{}", opts.sink_http_port),
+        queue,
         http: reqwest::Client::new(),
     }
 }
