@@ -139,7 +139,7 @@ fn compose_agrees_with_the_nginx_template_and_env_example() {
 
     // Every environment variable compose sets is documented in .env.example.
     let documented = env_example_keys();
-    let infra = ["postgres", "rabbitmq", "moto", "nginx"];
+    let infra = ["postgres", "rabbitmq", "moto", "mailpit", "nginx"];
     let mut env_by_service: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for (name, svc) in services {
         let name = name.as_str().unwrap().to_owned();

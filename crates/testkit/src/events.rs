@@ -29,3 +29,30 @@ pub async fn publish<E: Event>(broker: &Broker, exchange: &str, event: &E, messa
     assert!(confirm.is_ack(), "broker confirmed");
     let _ = ch.close(200, "done").await;
 }
+
+/// Publishes many events on one channel (a producer's relay does the same), waiting for all
+/// confirms at the end.
+pub async fn publish_all<E: Event>(broker: &Broker, exchange: &str, events: &[E]) {
+    let ch = broker.confirm_channel().await.expect("channel");
+    bus::topology::declare_exchange(&ch, exchange).await.expect("exchange");
+    let mut confirms = Vec::with_capacity(events.len());
+    for event in events {
+        let out = Outgoing {
+            message_id: Uuid::now_v7(),
+            message_type: E::TYPE.to_owned(),
+            version: E::VERSION,
+            occurred_at: chrono::Utc::now(),
+            meta: MessageMeta::default(),
+            body: serde_json::to_vec(event).expect("json"),
+        };
+        let confirm = ch
+            .basic_publish(exchange, E::TYPE, BasicPublishOptions::default(), &out.body, out.properties())
+            .await
+            .expect("publish");
+        confirms.push(confirm);
+    }
+    for c in confirms {
+        assert!(c.await.expect("confirm").is_ack(), "broker confirmed");
+    }
+    let _ = ch.close(200, "done").await;
+}
