@@ -49,3 +49,54 @@ impl Event for InviteCreated {
     const TYPE: &'static str = "auth.invite.created";
     const VERSION: u16 = 1;
 }
+
+/// A new account (shop owner, customer, invited staff, Google sign-in).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserRegistered {
+    pub user_id: uuid::Uuid,
+    pub email: String,
+    pub name: String,
+    /// SHOP_OWNER, SHOP_STAFF, CUSTOMER, ...
+    pub role: String,
+    pub registered_at: DateTime<Utc>,
+}
+impl Event for UserRegistered {
+    const TYPE: &'static str = "auth.user.registered";
+    const VERSION: u16 = 1;
+}
+
+/// A shop was created or its brand changed: what other services show and need (the owner's
+/// address for low-stock mail, the currency and credit policy for orders).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShopCreated {
+    pub shop: ShopBrand,
+    pub owner: Recipient,
+    pub owner_id: uuid::Uuid,
+    pub currency: String,
+    pub allow_credit: bool,
+    pub created_at: DateTime<Utc>,
+}
+impl Event for ShopCreated {
+    const TYPE: &'static str = "auth.shop.created";
+    const VERSION: u16 = 1;
+}
+
+/// A shop membership was added, changed or removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemberChanged {
+    pub shop_id: uuid::Uuid,
+    pub user_id: uuid::Uuid,
+    /// SHOP_OWNER or SHOP_STAFF; null when removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// ACTIVE, SUSPENDED or REMOVED.
+    pub status: String,
+    pub changed_at: DateTime<Utc>,
+}
+impl Event for MemberChanged {
+    const TYPE: &'static str = "auth.member.changed";
+    const VERSION: u16 = 1;
+}

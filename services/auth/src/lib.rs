@@ -4,6 +4,15 @@
 //! `run_until_stopped` serves until shutdown.
 
 pub mod config;
+pub mod consumer;
+pub mod crypto;
+pub mod domain;
+pub mod error;
+pub mod google;
+pub mod http;
+pub mod keys;
+pub mod ratelimit;
+pub mod session;
 pub mod startup;
 
 pub use config::Config;

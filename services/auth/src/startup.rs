@@ -1,9 +1,16 @@
-//! Wiring: the shared runtime plus this service's routes and background tasks.
+//! Wiring: the shared runtime plus accounts, shops, staff, the JWKS and the customer
+//! projection consumer.
+
+use std::sync::Arc;
 
 use bus::runtime::{Running, ServiceBase};
+use bus::{Consumer, QueueSpec};
 use platform::shutdown::CancellationToken;
-use utoipa_axum::router::OpenApiRouter;
 
+use crate::consumer::{CustomerProjection, BINDINGS};
+use crate::http::AppState;
+use crate::keys::KeyStore;
+use crate::ratelimit::RateLimiter;
 use crate::Config;
 
 /// Request body limit; nginx enforces the same in front.
@@ -15,9 +22,31 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let base = ServiceBase::new(config.common)?;
-        let api = OpenApiRouter::new();
-        let running = base.start(api, BODY_LIMIT).await?;
+        let mut base = ServiceBase::new(config.common)?;
+        let keys = KeyStore::new(base.pool.clone());
+        // Without a key nothing can sign in: fail at start rather than serve half a service.
+        keys.ensure_key().await.map_err(|e| e.context("preparing the signing key"))?;
+        let consumer = Consumer::new(
+            base.pool.clone(),
+            base.broker.clone(),
+            &base.config.amqp_exchange,
+            QueueSpec::new(config.queue.clone(), BINDINGS),
+            Arc::new(CustomerProjection),
+        );
+        if let Err(e) = consumer.declare().await {
+            tracing::warn!(error = %format!("{e:#}"), "could not declare the auth queue yet");
+        }
+        base.task("auth-consumer", move |stop| Box::pin(consumer.run(stop)));
+        let state = AppState {
+            pool: base.pool.clone(),
+            keys,
+            tokens: config.tokens,
+            app_url: config.app_url,
+            limiter: Arc::new(RateLimiter::new(config.limits.window)),
+            limits: config.limits,
+            google: config.google.map(|g| Arc::new(crate::google::Google::new(g))),
+        };
+        let running = base.start(crate::http::router(state), BODY_LIMIT).await?;
         Ok(Self { running })
     }
 

@@ -1,0 +1,251 @@
+//! Sessions and tokens: an access JWT (15 minutes, the user's role and per-shop roles) plus
+//! an opaque refresh token whose hash is stored; every refresh rotates it, and presenting a
+//! rotated token again revokes the whole session (token family).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use platform::auth::{Claims, Role, ShopClaim, ShopRole};
+use platform::ids::{ShopId, UserId};
+
+use crate::config::TokenConfig;
+use crate::crypto;
+use crate::error::AuthError;
+use crate::keys::KeyStore;
+
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct ShopSummary {
+    pub id: Uuid,
+    pub business_name: String,
+    pub address: String,
+    pub contact_phone: Option<String>,
+    pub shop_logo: Option<String>,
+    pub shop_banner: Option<String>,
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub role: String,
+    pub status: String,
+    pub profile_image: Option<String>,
+    pub default_shop_id: Option<Uuid>,
+    pub default_shop: Option<ShopSummary>,
+    pub shops: Vec<ShopSummary>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub user: UserSummary,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    user_id: Uuid,
+    name: String,
+    email: String,
+    role: String,
+    status: String,
+    profile_image: Option<String>,
+    default_shop_id: Option<Uuid>,
+}
+
+pub fn parse_role(s: &str) -> Role {
+    match s {
+        "SUPER_ADMIN" => Role::SuperAdmin,
+        "ADMIN" => Role::Admin,
+        "SHOP_OWNER" => Role::ShopOwner,
+        "SHOP_STAFF" => Role::ShopStaff,
+        _ => Role::Customer,
+    }
+}
+
+pub async fn user_summary(conn: &mut PgConnection, user_id: Uuid) -> Result<UserSummary, AuthError> {
+    let u: UserRow = sqlx::query_as(
+        "select user_id, name, email, role, status, profile_image, default_shop_id from users where user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(AuthError::NotFound("user"))?;
+    let shops: Vec<ShopSummary> = sqlx::query_as(
+        "select s.shop_id as id, s.business_name, s.address, s.contact_phone, s.shop_logo, s.shop_banner, m.role
+           from memberships m join shops s using (shop_id)
+          where m.user_id = $1 and m.status = 'ACTIVE'
+          order by m.created_at",
+    )
+    .bind(user_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let default_shop = u.default_shop_id.and_then(|d| shops.iter().find(|s| s.id == d).cloned()).or_else(|| shops.first().cloned());
+    Ok(UserSummary {
+        id: u.user_id,
+        name: u.name,
+        email: u.email,
+        role: u.role,
+        status: u.status,
+        profile_image: u.profile_image,
+        default_shop_id: default_shop.as_ref().map(|s| s.id),
+        default_shop,
+        shops,
+    })
+}
+
+fn claims_for(user: &UserSummary, session: Uuid, cfg: &TokenConfig) -> Claims {
+    let now = Utc::now().timestamp();
+    let ttl = i64::try_from(cfg.access_ttl.as_secs()).unwrap_or(900);
+    Claims {
+        sub: UserId(user.id),
+        role: parse_role(&user.role),
+        shops: user
+            .shops
+            .iter()
+            .map(|s| ShopClaim {
+                id: ShopId(s.id),
+                role: if s.role == "SHOP_OWNER" { ShopRole::ShopOwner } else { ShopRole::ShopStaff },
+            })
+            .collect(),
+        iss: cfg.issuer.clone(),
+        aud: cfg.audience.clone(),
+        exp: now + ttl,
+        iat: now,
+        sid: Some(session.to_string()),
+    }
+}
+
+/// Starts a session (a new token family) for a user who just proved who they are.
+pub async fn start(
+    pool: &PgPool,
+    keys: &KeyStore,
+    cfg: &TokenConfig,
+    user_id: Uuid,
+    remember_me: bool,
+    user_agent: Option<&str>,
+) -> Result<TokenResponse, AuthError> {
+    let mut tx = pool.begin().await?;
+    let user = user_summary(&mut tx, user_id).await?;
+    if user.status != "ACTIVE" {
+        return Err(AuthError::AccountDisabled);
+    }
+    let ttl = if remember_me { cfg.refresh_ttl } else { cfg.refresh_ttl_short };
+    let session_id = Uuid::now_v7();
+    sqlx::query(
+        "insert into sessions (session_id, user_id, remember_me, user_agent, expires_at)
+         values ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+    )
+    .bind(session_id)
+    .bind(user_id)
+    .bind(remember_me)
+    .bind(user_agent.map(|u| u.chars().take(300).collect::<String>()))
+    .bind(ttl.as_secs_f64())
+    .execute(&mut *tx)
+    .await?;
+    let refresh = crypto::random_token();
+    sqlx::query("insert into refresh_tokens (token_hash, session_id) values ($1, $2)")
+        .bind(crypto::digest(&refresh))
+        .bind(session_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let access = keys.sign(&claims_for(&user, session_id, cfg)).await?;
+    Ok(TokenResponse { access_token: access, refresh_token: refresh, token_type: "Bearer", expires_in: cfg.access_ttl.as_secs(), user })
+}
+
+#[derive(sqlx::FromRow)]
+struct PresentedToken {
+    session_id: Uuid,
+    used_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+    expires_at: DateTime<Utc>,
+    user_id: Uuid,
+}
+
+/// Exchanges a refresh token for a new pair. A token already exchanged means it was stolen
+/// (or the client is confused): the whole family is revoked and both holders must sign in.
+pub async fn refresh(pool: &PgPool, keys: &KeyStore, cfg: &TokenConfig, presented: &str) -> Result<TokenResponse, AuthError> {
+    let hash = crypto::digest(presented);
+    let mut tx = pool.begin().await?;
+    // Lock the session row so two concurrent refreshes of one family serialise.
+    let row: Option<PresentedToken> = sqlx::query_as(
+        "select t.session_id, t.used_at, s.revoked_at, s.expires_at, s.user_id
+           from refresh_tokens t join sessions s using (session_id)
+          where t.token_hash = $1
+            for update of s",
+    )
+    .bind(&hash)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else { return Err(AuthError::RefreshInvalid) };
+    if row.revoked_at.is_some() || row.expires_at <= Utc::now() {
+        return Err(AuthError::RefreshInvalid);
+    }
+    if row.used_at.is_some() {
+        sqlx::query("update sessions set revoked_at = now(), revoked_reason = 'refresh token reused' where session_id = $1")
+            .bind(row.session_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::warn!(session_id = %row.session_id, user_id = %row.user_id, "refresh token reuse: session revoked");
+        return Err(AuthError::RefreshReused);
+    }
+    let user = user_summary(&mut tx, row.user_id).await?;
+    if user.status != "ACTIVE" {
+        return Err(AuthError::AccountDisabled);
+    }
+    sqlx::query("update refresh_tokens set used_at = now() where token_hash = $1").bind(&hash).execute(&mut *tx).await?;
+    let next = crypto::random_token();
+    sqlx::query("insert into refresh_tokens (token_hash, session_id) values ($1, $2)")
+        .bind(crypto::digest(&next))
+        .bind(row.session_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let access = keys.sign(&claims_for(&user, row.session_id, cfg)).await?;
+    Ok(TokenResponse { access_token: access, refresh_token: next, token_type: "Bearer", expires_in: cfg.access_ttl.as_secs(), user })
+}
+
+/// Revokes the session a refresh token belongs to. Unknown tokens are ignored (logout is
+/// idempotent).
+pub async fn revoke_by_token(pool: &PgPool, presented: &str) -> Result<(), AuthError> {
+    sqlx::query(
+        "update sessions set revoked_at = now(), revoked_reason = 'logout'
+          where revoked_at is null
+            and session_id = (select session_id from refresh_tokens where token_hash = $1)",
+    )
+    .bind(crypto::digest(presented))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn revoke_session(conn: &mut PgConnection, user_id: Uuid, session_id: Uuid, reason: &str) -> Result<(), AuthError> {
+    sqlx::query("update sessions set revoked_at = now(), revoked_reason = $3 where session_id = $1 and user_id = $2 and revoked_at is null")
+        .bind(session_id)
+        .bind(user_id)
+        .bind(reason)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn revoke_all(conn: &mut PgConnection, user_id: Uuid, reason: &str) -> Result<u64, AuthError> {
+    Ok(sqlx::query("update sessions set revoked_at = now(), revoked_reason = $2 where user_id = $1 and revoked_at is null")
+        .bind(user_id)
+        .bind(reason)
+        .execute(conn)
+        .await?
+        .rows_affected())
+}
