@@ -62,3 +62,10 @@ impl TestDb {
         platform::db::pool(&self.url(role), schema, 5)
     }
 }
+
+impl TestDb {
+    /// An owner-role pool working in `schema` (for running a service's operator code).
+    pub async fn admin_in(&self, schema: &str) -> PgPool {
+        platform::db::pool(&self.url("postgres"), schema, 2).expect("pool")
+    }
+}
