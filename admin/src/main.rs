@@ -3,11 +3,25 @@
 //! - `migrate`: creates the database if missing, applies `migrations/` as the owner role,
 //!   and gives each service role the password its `<SERVICE>_DATABASE_URL` carries.
 //! - `render-nginx [--out FILE]`: renders `nginx/nginx.conf.template` from the environment.
+//! - `create-super-admin --email E --name N`: the first platform super admin; the password
+//!   comes from `SUPER_ADMIN_PASSWORD` or, when unset, a line on standard input.
+//! - `rotate-signing-key`: a new access-token signing key; old ones stay published.
 
-use cashvio_admin::{migrate, nginx};
+use cashvio_admin::{accounts, migrate, nginx};
 use platform::config::{exit_on_error, Env};
 
-const USAGE: &str = "usage: cashvio-admin <migrate | render-nginx [--out FILE]>";
+const USAGE: &str =
+    "usage: cashvio-admin <migrate | render-nginx [--out FILE] | create-super-admin --email E --name N | rotate-signing-key>";
+
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
+}
+
+async fn owner_pool(env: &Env) -> anyhow::Result<sqlx::PgPool> {
+    let url = exit_on_error(env.secret_url("DATABASE_URL", &["postgres", "postgresql"]));
+    let pool = platform::db::pool(&url, "auth", 2)?;
+    Ok(pool)
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -29,6 +43,36 @@ async fn main() -> anyhow::Result<()> {
                 }
                 None => print!("{rendered}"),
             }
+        }
+        Some("create-super-admin") => {
+            let (Some(email), Some(name)) = (flag(&args, "--email"), flag(&args, "--name")) else {
+                eprintln!("{USAGE}");
+                std::process::exit(64);
+            };
+            let password = match std::env::var("SUPER_ADMIN_PASSWORD") {
+                Ok(p) if !p.is_empty() => p,
+                _ => {
+                    eprintln!("password (from standard input):");
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            let pool = owner_pool(&env).await?;
+            match accounts::create_super_admin(&pool, email, name, &password).await {
+                Ok((id, true)) => println!("created super admin {email} ({id})"),
+                Ok((id, false)) => println!("{email} ({id}) is now a super admin"),
+                Err(e) => {
+                    eprintln!("create-super-admin: {e:#}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Some("rotate-signing-key") => {
+            let ttl: u64 = exit_on_error(env.or("ACCESS_TOKEN_TTL_SECS", 900));
+            let pool = owner_pool(&env).await?;
+            let kid = accounts::rotate_signing_key(&pool, std::time::Duration::from_secs(ttl)).await?;
+            println!("new signing key {kid}; older keys stay published for {} s", ttl + 120);
         }
         _ => {
             eprintln!("{USAGE}");

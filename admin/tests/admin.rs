@@ -204,3 +204,31 @@ fn compose_agrees_with_the_nginx_template_and_env_example() {
     let template = cashvio_admin::nginx::TEMPLATE;
     assert!(template.contains("{{ s.host }}:{{ s.port }}"), "template renders upstream host and port");
 }
+
+#[tokio::test]
+async fn super_admin_comes_from_the_command_and_keys_rotate() {
+    let db = TestDb::new().await.unwrap();
+    let pool = db.admin_in("auth").await;
+    let email = format!("root.{}@example.test", uuid::Uuid::new_v4().simple());
+    let (id, created) = cashvio_admin::accounts::create_super_admin(&pool, &email, "Root", "a long admin secret").await.unwrap();
+    assert!(created);
+    let (again, created) = cashvio_admin::accounts::create_super_admin(&pool, &email, "Root", "another long secret").await.unwrap();
+    assert_eq!((again, created), (id, false), "running it again promotes/updates the same account");
+    let (role, hash): (String, String) =
+        sqlx::query_as("select role, password_hash from auth.users where user_id = $1").bind(id).fetch_one(&db.admin).await.unwrap();
+    assert_eq!(role, "SUPER_ADMIN");
+    assert!(cashvio_auth::crypto::verify_password("another long secret".into(), Some(hash)).await);
+    assert!(cashvio_admin::accounts::create_super_admin(&pool, &email, "Root", "short").await.is_err(), "weak passwords refused");
+
+    let first = cashvio_admin::accounts::rotate_signing_key(&pool, std::time::Duration::from_secs(900)).await.unwrap();
+    let second = cashvio_admin::accounts::rotate_signing_key(&pool, std::time::Duration::from_secs(900)).await.unwrap();
+    assert_ne!(first, second);
+    let (active, published): (i64, i64) = sqlx::query_as(
+        "select count(*) filter (where retired_at is null), count(*) filter (where published_until is null or published_until > now())
+           from auth.signing_keys",
+    )
+    .fetch_one(&db.admin)
+    .await
+    .unwrap();
+    assert_eq!((active, published), (1, 2), "one key signs, both stay published");
+}
