@@ -9,24 +9,33 @@ use uuid::Uuid;
 
 /// Creates the super admin, or promotes and re-activates the account with that e-mail.
 /// Returns the user id and whether it was created.
-pub async fn create_super_admin(pool: &PgPool, email: &str, name: &str, password: &str) -> anyhow::Result<(Uuid, bool)> {
+pub async fn create_super_admin(
+    pool: &PgPool,
+    email: &str,
+    name: &str,
+    password: &str,
+) -> anyhow::Result<(Uuid, bool)> {
     let email = cashvio_auth::domain::Email::parse(email).map_err(|_| anyhow::anyhow!("not a valid e-mail address"))?;
-    let name = cashvio_auth::domain::name("name", name).map_err(|_| anyhow::anyhow!("the name must be 1 to 120 characters"))?;
+    let name = cashvio_auth::domain::name("name", name)
+        .map_err(|_| anyhow::anyhow!("the name must be 1 to 120 characters"))?;
     let password = cashvio_auth::domain::Password::parse(password)
         .map_err(|_| anyhow::anyhow!("the password must be 8 to 128 characters and not a common one"))?;
     let hash = cashvio_auth::crypto::hash_password(password.into_inner()).await?;
     let mut tx = pool.begin().await?;
-    let existing: Option<Uuid> = sqlx::query_scalar("select user_id from auth.users where lower(email) = $1 for update")
-        .bind(email.normalized())
-        .fetch_optional(&mut *tx)
-        .await?;
+    let existing: Option<Uuid> =
+        sqlx::query_scalar("select user_id from auth.users where lower(email) = $1 for update")
+            .bind(email.normalized())
+            .fetch_optional(&mut *tx)
+            .await?;
     let result = match existing {
         Some(id) => {
-            sqlx::query("update auth.users set role = 'SUPER_ADMIN', status = 'ACTIVE', password_hash = $2 where user_id = $1")
-                .bind(id)
-                .bind(&hash)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "update auth.users set role = 'SUPER_ADMIN', status = 'ACTIVE', password_hash = $2 where user_id = $1",
+            )
+            .bind(id)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await?;
             (id, false)
         }
         None => {

@@ -210,15 +210,24 @@ async fn super_admin_comes_from_the_command_and_keys_rotate() {
     let db = TestDb::new().await.unwrap();
     let pool = db.admin_in("auth").await;
     let email = format!("root.{}@example.test", uuid::Uuid::new_v4().simple());
-    let (id, created) = cashvio_admin::accounts::create_super_admin(&pool, &email, "Root", "a long admin secret").await.unwrap();
+    let (id, created) =
+        cashvio_admin::accounts::create_super_admin(&pool, &email, "Root", "a long admin secret").await.unwrap();
     assert!(created);
-    let (again, created) = cashvio_admin::accounts::create_super_admin(&pool, &email, "Root", "another long secret").await.unwrap();
+    let (again, created) =
+        cashvio_admin::accounts::create_super_admin(&pool, &email, "Root", "another long secret").await.unwrap();
     assert_eq!((again, created), (id, false), "running it again promotes/updates the same account");
     let (role, hash): (String, String) =
-        sqlx::query_as("select role, password_hash from auth.users where user_id = $1").bind(id).fetch_one(&db.admin).await.unwrap();
+        sqlx::query_as("select role, password_hash from auth.users where user_id = $1")
+            .bind(id)
+            .fetch_one(&db.admin)
+            .await
+            .unwrap();
     assert_eq!(role, "SUPER_ADMIN");
     assert!(cashvio_auth::crypto::verify_password("another long secret".into(), Some(hash)).await);
-    assert!(cashvio_admin::accounts::create_super_admin(&pool, &email, "Root", "short").await.is_err(), "weak passwords refused");
+    assert!(
+        cashvio_admin::accounts::create_super_admin(&pool, &email, "Root", "short").await.is_err(),
+        "weak passwords refused"
+    );
 
     let first = cashvio_admin::accounts::rotate_signing_key(&pool, std::time::Duration::from_secs(900)).await.unwrap();
     let second = cashvio_admin::accounts::rotate_signing_key(&pool, std::time::Duration::from_secs(900)).await.unwrap();

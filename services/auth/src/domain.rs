@@ -39,9 +39,35 @@ impl Email {
 pub struct Password(String);
 
 const COMMON: &[&str] = &[
-    "password", "password1", "password123", "12345678", "123456789", "1234567890", "qwertyui", "qwerty123", "11111111",
-    "iloveyou", "sunshine", "princess", "football", "baseball", "welcome1", "admin123", "abc12345", "letmein1", "00000000",
-    "87654321", "passw0rd", "trustno1", "superman", "starwars", "whatever", "dragon12", "monkey12", "asdfghjk", "zxcvbnm1",
+    "password",
+    "password1",
+    "password123",
+    "12345678",
+    "123456789",
+    "1234567890",
+    "qwertyui",
+    "qwerty123",
+    "11111111",
+    "iloveyou",
+    "sunshine",
+    "princess",
+    "football",
+    "baseball",
+    "welcome1",
+    "admin123",
+    "abc12345",
+    "letmein1",
+    "00000000",
+    "87654321",
+    "passw0rd",
+    "trustno1",
+    "superman",
+    "starwars",
+    "whatever",
+    "dragon12",
+    "monkey12",
+    "asdfghjk",
+    "zxcvbnm1",
 ];
 
 impl Password {

@@ -65,9 +65,13 @@ impl From<AuthError> for Problem {
     fn from(e: AuthError) -> Problem {
         match e {
             AuthError::Validation(errors) => Problem::validation(errors),
-            AuthError::EmailTaken => Problem::conflict("AUTH_EMAIL_TAKEN", "An account with this e-mail already exists."),
+            AuthError::EmailTaken => {
+                Problem::conflict("AUTH_EMAIL_TAKEN", "An account with this e-mail already exists.")
+            }
             AuthError::OtpInvalid => Problem::bad_request("AUTH_OTP_INVALID", "The code is not right."),
-            AuthError::OtpExpired => Problem::bad_request("AUTH_OTP_EXPIRED", "The code has expired; ask for a new one."),
+            AuthError::OtpExpired => {
+                Problem::bad_request("AUTH_OTP_EXPIRED", "The code has expired; ask for a new one.")
+            }
             AuthError::OtpAttemptsExceeded => {
                 Problem::bad_request("AUTH_OTP_ATTEMPTS_EXCEEDED", "Too many wrong codes; ask for a new one.")
             }
@@ -77,18 +81,27 @@ impl From<AuthError> for Problem {
                 p
             }
             AuthError::RateLimited(secs) => Problem::too_many_requests("RATE_LIMITED", secs),
-            AuthError::InvalidCredentials => Problem::unauthorized("AUTH_INVALID_CREDENTIALS", "Wrong e-mail or password."),
-            AuthError::AccountDisabled => Problem::forbidden("AUTH_ACCOUNT_DISABLED", "This account is suspended or inactive."),
-            AuthError::RefreshInvalid => Problem::unauthorized("AUTH_REFRESH_INVALID", "Sign in again."),
-            AuthError::RefreshReused => {
-                Problem::unauthorized("AUTH_REFRESH_REUSED", "This refresh token was already used; the session is closed. Sign in again.")
+            AuthError::InvalidCredentials => {
+                Problem::unauthorized("AUTH_INVALID_CREDENTIALS", "Wrong e-mail or password.")
             }
-            AuthError::TokenInvalid => Problem::bad_request("AUTH_TOKEN_INVALID", "The link is invalid, used or expired."),
+            AuthError::AccountDisabled => {
+                Problem::forbidden("AUTH_ACCOUNT_DISABLED", "This account is suspended or inactive.")
+            }
+            AuthError::RefreshInvalid => Problem::unauthorized("AUTH_REFRESH_INVALID", "Sign in again."),
+            AuthError::RefreshReused => Problem::unauthorized(
+                "AUTH_REFRESH_REUSED",
+                "This refresh token was already used; the session is closed. Sign in again.",
+            ),
+            AuthError::TokenInvalid => {
+                Problem::bad_request("AUTH_TOKEN_INVALID", "The link is invalid, used or expired.")
+            }
             AuthError::NotFound(what) => Problem::not_found("NOT_FOUND", format!("No such {what}.")),
             AuthError::Forbidden(why) => Problem::forbidden("FORBIDDEN", why),
             AuthError::Conflict(code, detail) => Problem::conflict(code, detail),
             AuthError::Google(why) => Problem::bad_request("AUTH_GOOGLE_FAILED", why),
-            AuthError::GoogleDisabled => Problem::new(StatusCode::NOT_FOUND, "AUTH_GOOGLE_DISABLED", "Google sign-in is not configured."),
+            AuthError::GoogleDisabled => {
+                Problem::new(StatusCode::NOT_FOUND, "AUTH_GOOGLE_DISABLED", "Google sign-in is not configured.")
+            }
             AuthError::Problem(p) => p,
             AuthError::Internal(e) => Problem::internal(&e),
         }

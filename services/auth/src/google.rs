@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
-use oauth2::basic::{BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType};
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
+};
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, ExtraTokenFields,
     PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, StandardRevocableToken, StandardTokenResponse, TokenUrl,
@@ -90,7 +92,8 @@ impl Google {
         if let Some(d) = self.discovery.read().await.clone() {
             return Ok(d);
         }
-        let url = self.config.issuer_url.as_str().trim_end_matches('/').to_owned() + "/.well-known/openid-configuration";
+        let url =
+            self.config.issuer_url.as_str().trim_end_matches('/').to_owned() + "/.well-known/openid-configuration";
         let d: Discovery = self
             .http
             .get(&url)

@@ -90,7 +90,8 @@ pub async fn user_summary(conn: &mut PgConnection, user_id: Uuid) -> Result<User
     .bind(user_id)
     .fetch_all(&mut *conn)
     .await?;
-    let default_shop = u.default_shop_id.and_then(|d| shops.iter().find(|s| s.id == d).cloned()).or_else(|| shops.first().cloned());
+    let default_shop =
+        u.default_shop_id.and_then(|d| shops.iter().find(|s| s.id == d).cloned()).or_else(|| shops.first().cloned());
     Ok(UserSummary {
         id: u.user_id,
         name: u.name,
@@ -161,7 +162,13 @@ pub async fn start(
         .await?;
     tx.commit().await?;
     let access = keys.sign(&claims_for(&user, session_id, cfg)).await?;
-    Ok(TokenResponse { access_token: access, refresh_token: refresh, token_type: "Bearer", expires_in: cfg.access_ttl.as_secs(), user })
+    Ok(TokenResponse {
+        access_token: access,
+        refresh_token: refresh,
+        token_type: "Bearer",
+        expires_in: cfg.access_ttl.as_secs(),
+        user,
+    })
 }
 
 #[derive(sqlx::FromRow)]
@@ -175,7 +182,12 @@ struct PresentedToken {
 
 /// Exchanges a refresh token for a new pair. A token already exchanged means it was stolen
 /// (or the client is confused): the whole family is revoked and both holders must sign in.
-pub async fn refresh(pool: &PgPool, keys: &KeyStore, cfg: &TokenConfig, presented: &str) -> Result<TokenResponse, AuthError> {
+pub async fn refresh(
+    pool: &PgPool,
+    keys: &KeyStore,
+    cfg: &TokenConfig,
+    presented: &str,
+) -> Result<TokenResponse, AuthError> {
     let hash = crypto::digest(presented);
     let mut tx = pool.begin().await?;
     // Lock the session row so two concurrent refreshes of one family serialise.
@@ -193,10 +205,12 @@ pub async fn refresh(pool: &PgPool, keys: &KeyStore, cfg: &TokenConfig, presente
         return Err(AuthError::RefreshInvalid);
     }
     if row.used_at.is_some() {
-        sqlx::query("update sessions set revoked_at = now(), revoked_reason = 'refresh token reused' where session_id = $1")
-            .bind(row.session_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "update sessions set revoked_at = now(), revoked_reason = 'refresh token reused' where session_id = $1",
+        )
+        .bind(row.session_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         tracing::warn!(session_id = %row.session_id, user_id = %row.user_id, "refresh token reuse: session revoked");
         return Err(AuthError::RefreshReused);
@@ -205,7 +219,10 @@ pub async fn refresh(pool: &PgPool, keys: &KeyStore, cfg: &TokenConfig, presente
     if user.status != "ACTIVE" {
         return Err(AuthError::AccountDisabled);
     }
-    sqlx::query("update refresh_tokens set used_at = now() where token_hash = $1").bind(&hash).execute(&mut *tx).await?;
+    sqlx::query("update refresh_tokens set used_at = now() where token_hash = $1")
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
     let next = crypto::random_token();
     sqlx::query("insert into refresh_tokens (token_hash, session_id) values ($1, $2)")
         .bind(crypto::digest(&next))
@@ -214,7 +231,13 @@ pub async fn refresh(pool: &PgPool, keys: &KeyStore, cfg: &TokenConfig, presente
         .await?;
     tx.commit().await?;
     let access = keys.sign(&claims_for(&user, row.session_id, cfg)).await?;
-    Ok(TokenResponse { access_token: access, refresh_token: next, token_type: "Bearer", expires_in: cfg.access_ttl.as_secs(), user })
+    Ok(TokenResponse {
+        access_token: access,
+        refresh_token: next,
+        token_type: "Bearer",
+        expires_in: cfg.access_ttl.as_secs(),
+        user,
+    })
 }
 
 /// Revokes the session a refresh token belongs to. Unknown tokens are ignored (logout is
@@ -231,7 +254,12 @@ pub async fn revoke_by_token(pool: &PgPool, presented: &str) -> Result<(), AuthE
     Ok(())
 }
 
-pub async fn revoke_session(conn: &mut PgConnection, user_id: Uuid, session_id: Uuid, reason: &str) -> Result<(), AuthError> {
+pub async fn revoke_session(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    session_id: Uuid,
+    reason: &str,
+) -> Result<(), AuthError> {
     sqlx::query("update sessions set revoked_at = now(), revoked_reason = $3 where session_id = $1 and user_id = $2 and revoked_at is null")
         .bind(session_id)
         .bind(user_id)
@@ -242,10 +270,12 @@ pub async fn revoke_session(conn: &mut PgConnection, user_id: Uuid, session_id: 
 }
 
 pub async fn revoke_all(conn: &mut PgConnection, user_id: Uuid, reason: &str) -> Result<u64, AuthError> {
-    Ok(sqlx::query("update sessions set revoked_at = now(), revoked_reason = $2 where user_id = $1 and revoked_at is null")
-        .bind(user_id)
-        .bind(reason)
-        .execute(conn)
-        .await?
-        .rows_affected())
+    Ok(sqlx::query(
+        "update sessions set revoked_at = now(), revoked_reason = $2 where user_id = $1 and revoked_at is null",
+    )
+    .bind(user_id)
+    .bind(reason)
+    .execute(conn)
+    .await?
+    .rows_affected())
 }

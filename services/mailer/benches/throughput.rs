@@ -30,7 +30,13 @@ fn receipt(to: &str, n: i64) -> OrderCompleted {
     OrderCompleted {
         order_id: Uuid::new_v4(),
         order_number: n,
-        shop: ShopBrand { id: Uuid::new_v4(), name: "Bench Shop".into(), logo_url: None, address: None, contact_phone: None },
+        shop: ShopBrand {
+            id: Uuid::new_v4(),
+            name: "Bench Shop".into(),
+            logo_url: None,
+            address: None,
+            contact_phone: None,
+        },
         currency: "LKR".into(),
         customer_id: None,
         customer: Some(Recipient { email: to.into(), name: None }),
@@ -62,11 +68,12 @@ fn receipt(to: &str, n: i64) -> OrderCompleted {
 async fn wait_sent(db: &TestDb, n: usize, tag: &str) -> (f64, f64) {
     let start = Instant::now();
     loop {
-        let sent: i64 = sqlx::query_scalar("select count(*) from mailer.emails where status = 'sent' and recipient like $1")
-            .bind(format!("{tag}%"))
-            .fetch_one(&db.admin)
-            .await
-            .expect("count");
+        let sent: i64 =
+            sqlx::query_scalar("select count(*) from mailer.emails where status = 'sent' and recipient like $1")
+                .bind(format!("{tag}%"))
+                .fetch_one(&db.admin)
+                .await
+                .expect("count");
         if usize::try_from(sent).unwrap_or(0) >= n || start.elapsed() > Duration::from_secs(300) {
             let (secs, queueing): (f64, f64) = sqlx::query_as(
                 "select extract(epoch from max(sent_at) - min(created_at))::float8,

@@ -31,9 +31,18 @@ pub struct S3Config {
 #[derive(Debug, Clone)]
 pub enum SmtpAuth {
     /// Gmail: an access token from the OAuth2 token endpoint, obtained with the refresh token.
-    Xoauth2 { token_url: url::Url, client_id: String, client_secret: Secret, refresh_token: Secret },
-    Plain { password: Secret },
-    Login { password: Secret },
+    Xoauth2 {
+        token_url: url::Url,
+        client_id: String,
+        client_secret: Secret,
+        refresh_token: Secret,
+    },
+    Plain {
+        password: Secret,
+    },
+    Login {
+        password: Secret,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,11 +124,19 @@ impl Config {
             "none" => SmtpTls::None,
             "starttls" => SmtpTls::StartTls,
             "tls" => SmtpTls::Tls,
-            _ => return Err(ConfigError::Invalid { var: "SMTP_TLS".into(), reason: "must be none, starttls or tls".into() }),
+            _ => {
+                return Err(ConfigError::Invalid {
+                    var: "SMTP_TLS".into(),
+                    reason: "must be none, starttls or tls".into(),
+                })
+            }
         };
         let from: String = env.required("MAIL_FROM")?;
         if from.parse::<lettre::message::Mailbox>().is_err() {
-            return Err(ConfigError::Invalid { var: "MAIL_FROM".into(), reason: "not a mailbox (Name <addr@host>)".into() });
+            return Err(ConfigError::Invalid {
+                var: "MAIL_FROM".into(),
+                reason: "not a mailbox (Name <addr@host>)".into(),
+            });
         }
         let smtp = SmtpConfig {
             host: env.required("SMTP_HOST")?,

@@ -156,7 +156,8 @@ impl EventMailer {
     async fn refund(&self, e: &ReturnCompleted, to: &Recipient) -> Result<Outgoing, HandlerError> {
         let subject = format!("Your refund from {} (receipt #{})", e.shop.name, e.order_number);
         let rendered = self.templates.render(Template::Refund, subject, e).map_err(HandlerError::Permanent)?;
-        let mut lines = header_lines(&e.shop, &format!("Refund for receipt #{}", e.order_number), &e.completed_at.to_rfc3339());
+        let mut lines =
+            header_lines(&e.shop, &format!("Refund for receipt #{}", e.order_number), &e.completed_at.to_rfc3339());
         for l in &e.lines {
             lines.push(TextLine::normal(format!("{}  x {}  = {}", l.name, l.quantity, l.line_total)));
         }

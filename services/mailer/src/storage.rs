@@ -39,7 +39,11 @@ impl Storage {
         if let Some(endpoint) = &config.endpoint_url {
             builder = builder.endpoint_url(endpoint);
         }
-        Self { client: Client::from_conf(builder.build()), bucket: config.bucket.clone(), presign_expiry: config.presign_expiry }
+        Self {
+            client: Client::from_conf(builder.build()),
+            bucket: config.bucket.clone(),
+            presign_expiry: config.presign_expiry,
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -58,7 +62,9 @@ impl Storage {
         match self.client.create_bucket().bucket(&self.bucket).send().await {
             Ok(_) => Ok(()),
             Err(e) => {
-                let owned = e.as_service_error().is_some_and(|s| s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists());
+                let owned = e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists());
                 if owned {
                     Ok(())
                 } else {
@@ -90,7 +96,8 @@ impl Storage {
             .map(|k| ObjectIdentifier::builder().key(k).build())
             .collect::<Result<Vec<_>, _>>()
             .context("building delete request")?;
-        let delete = Delete::builder().set_objects(Some(objects)).quiet(true).build().context("building delete request")?;
+        let delete =
+            Delete::builder().set_objects(Some(objects)).quiet(true).build().context("building delete request")?;
         self.client.delete_objects().bucket(&self.bucket).delete(delete).send().await.context("deleting objects")?;
         Ok(())
     }

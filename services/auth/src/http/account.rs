@@ -59,7 +59,11 @@ pub struct OtpSent {
 #[utoipa::path(post, path = "/auth/otp/generate", tag = "auth", request_body = OtpRequest, responses(
     (status = 200, body = OtpSent), (status = 409, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem),
 ))]
-async fn generate_otp(State(s): State<AppState>, headers: HeaderMap, Json(req): Json<OtpRequest>) -> Result<Json<OtpSent>, AuthError> {
+async fn generate_otp(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<OtpRequest>,
+) -> Result<Json<OtpSent>, AuthError> {
     let email = Email::parse(&req.email)?;
     let name = domain::name("name", &req.name)?;
     let key = email.normalized();
@@ -67,7 +71,10 @@ async fn generate_otp(State(s): State<AppState>, headers: HeaderMap, Json(req): 
     s.limiter.hit(&format!("otp-email:{key}"), s.limits.otp_per_email).map_err(AuthError::RateLimited)?;
 
     let mut tx = s.pool.begin().await?;
-    let taken: bool = sqlx::query_scalar("select exists(select 1 from users where lower(email) = $1)").bind(&key).fetch_one(&mut *tx).await?;
+    let taken: bool = sqlx::query_scalar("select exists(select 1 from users where lower(email) = $1)")
+        .bind(&key)
+        .fetch_one(&mut *tx)
+        .await?;
     if taken {
         return Err(AuthError::EmailTaken);
     }
@@ -101,7 +108,11 @@ async fn generate_otp(State(s): State<AppState>, headers: HeaderMap, Json(req): 
     let event = OtpRequested { to: Recipient { email: email.as_str().to_owned(), name: Some(name) }, code, expires_at };
     bus::enqueue(&mut tx, &event, &meta(&headers)).await?;
     tx.commit().await?;
-    Ok(Json(OtpSent { message: "A code was sent to your e-mail.", expires_at, resend_after_secs: s.limits.otp_resend_after.as_secs() }))
+    Ok(Json(OtpSent {
+        message: "A code was sent to your e-mail.",
+        expires_at,
+        resend_after_secs: s.limits.otp_resend_after.as_secs(),
+    }))
 }
 
 /// Checks the code inside `tx`. A wrong code's attempt is committed by the caller even though
@@ -120,7 +131,10 @@ async fn check_otp(conn: &mut PgConnection, email_key: &str, code: &str) -> Resu
         return Err(AuthError::OtpExpired);
     }
     if !crypto::same(&hash, &crypto::otp_digest(email_key, code.trim())) {
-        sqlx::query("update otps set attempts = attempts + 1 where email = $1").bind(email_key).execute(&mut *conn).await?;
+        sqlx::query("update otps set attempts = attempts + 1 where email = $1")
+            .bind(email_key)
+            .execute(&mut *conn)
+            .await?;
         return Err(AuthError::OtpInvalid);
     }
     sqlx::query("delete from otps where email = $1").bind(email_key).execute(&mut *conn).await?;
@@ -164,7 +178,8 @@ async fn register(
     let email = Email::parse(&req.email)?;
     let name = domain::name("name", &req.name)?;
     let business = domain::name("businessName", &req.business_name)?;
-    let address = domain::optional_text("address", Some(&req.address), 300)?.ok_or_else(|| AuthError::field("address", "required"))?;
+    let address = domain::optional_text("address", Some(&req.address), 300)?
+        .ok_or_else(|| AuthError::field("address", "required"))?;
     let phone = domain::optional_text("contactPhone", req.contact_phone.as_deref(), 40)?;
     let contact = domain::optional_text("contactNumber", req.contact_number.as_deref(), 40)?;
     let image = domain::optional_text("profileImage", req.profile_image.as_deref(), 500)?;
@@ -213,13 +228,33 @@ async fn register(
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("update users set default_shop_id = $2 where user_id = $1").bind(user_id).bind(shop_id).execute(&mut *tx).await?;
+    sqlx::query("update users set default_shop_id = $2 where user_id = $1")
+        .bind(user_id)
+        .bind(shop_id)
+        .execute(&mut *tx)
+        .await?;
     let m = meta(&headers);
     let now = Utc::now();
-    bus::enqueue(&mut tx, &UserRegistered { user_id, email: email.as_str().into(), name: name.clone(), role: "SHOP_OWNER".into(), registered_at: now }, &m).await?;
+    bus::enqueue(
+        &mut tx,
+        &UserRegistered {
+            user_id,
+            email: email.as_str().into(),
+            name: name.clone(),
+            role: "SHOP_OWNER".into(),
+            registered_at: now,
+        },
+        &m,
+    )
+    .await?;
     let shop = ShopBrand { id: shop_id, name: business, logo_url: logo, address: Some(address), contact_phone: phone };
     let owner = Recipient { email: email.as_str().into(), name: Some(name) };
-    bus::enqueue(&mut tx, &ShopCreated { shop, owner, owner_id: user_id, currency: "LKR".into(), allow_credit: false, created_at: now }, &m).await?;
+    bus::enqueue(
+        &mut tx,
+        &ShopCreated { shop, owner, owner_id: user_id, currency: "LKR".into(), allow_credit: false, created_at: now },
+        &m,
+    )
+    .await?;
     tx.commit().await?;
     let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     let tokens = session::start(&s.pool, &s.keys, &s.tokens, user_id, req.remember_me.unwrap_or(true), ua).await?;
@@ -275,7 +310,13 @@ async fn register_customer(
     .execute(&mut *tx)
     .await
     .map_err(unique_email)?;
-    let event = UserRegistered { user_id, email: email.as_str().into(), name, role: "CUSTOMER".into(), registered_at: Utc::now() };
+    let event = UserRegistered {
+        user_id,
+        email: email.as_str().into(),
+        name,
+        role: "CUSTOMER".into(),
+        registered_at: Utc::now(),
+    };
     bus::enqueue(&mut tx, &event, &meta(&headers)).await?;
     tx.commit().await?;
     let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
@@ -296,9 +337,15 @@ pub struct LoginRequest {
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest, responses(
     (status = 200, body = TokenResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 429, body = Problem),
 ))]
-async fn login(State(s): State<AppState>, headers: HeaderMap, Json(req): Json<LoginRequest>) -> Result<Json<TokenResponse>, AuthError> {
+async fn login(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<LoginRequest>,
+) -> Result<Json<TokenResponse>, AuthError> {
     let key = req.email.trim().to_lowercase();
-    s.limiter.hit(&format!("login-ip:{}", client_ip(&headers)), s.limits.login_per_ip).map_err(AuthError::RateLimited)?;
+    s.limiter
+        .hit(&format!("login-ip:{}", client_ip(&headers)), s.limits.login_per_ip)
+        .map_err(AuthError::RateLimited)?;
     s.limiter.hit(&format!("login-email:{key}"), s.limits.login_per_email).map_err(AuthError::RateLimited)?;
     if req.password.len() > 1024 {
         return Err(AuthError::InvalidCredentials);
@@ -359,14 +406,22 @@ fn optional_body(body: &[u8]) -> Result<Option<RefreshRequest>, AuthError> {
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest, responses(
     (status = 200, body = TokenResponse), (status = 401, body = Problem), (status = 403, body = Problem),
 ))]
-async fn refresh(State(s): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Json<TokenResponse>, AuthError> {
+async fn refresh(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<TokenResponse>, AuthError> {
     let token = presented_refresh(&headers, optional_body(&body)?).ok_or(AuthError::RefreshInvalid)?;
     Ok(Json(session::refresh(&s.pool, &s.keys, &s.tokens, &token).await?))
 }
 
 /// Signs out this session (the refresh token's family).
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body = RefreshRequest, responses((status = 204)))]
-async fn logout(State(s): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Result<StatusCode, AuthError> {
+async fn logout(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, AuthError> {
     if let Some(token) = presented_refresh(&headers, optional_body(&body)?) {
         session::revoke_by_token(&s.pool, &token).await?;
     }
@@ -410,7 +465,8 @@ async fn forgot_password(
 ) -> Result<(StatusCode, Json<Accepted>), AuthError> {
     let email = Email::parse(&req.email)?;
     s.limiter.hit(&format!("otp-ip:{}", client_ip(&headers)), s.limits.otp_per_ip).map_err(AuthError::RateLimited)?;
-    let answer = (StatusCode::ACCEPTED, Json(Accepted { message: "If the account exists, a reset link is on its way." }));
+    let answer =
+        (StatusCode::ACCEPTED, Json(Accepted { message: "If the account exists, a reset link is on its way." }));
     // Per e-mail the brake is silent: answering differently would tell that it exists.
     if s.limiter.hit(&format!("reset-email:{}", email.normalized()), s.limits.otp_per_email).is_err() {
         return Ok(answer);
@@ -434,7 +490,11 @@ async fn forgot_password(
         .await?;
         let mut url = s.app_url.join("/reset-password").map_err(anyhow::Error::from)?;
         url.query_pairs_mut().append_pair("token", &token);
-        let event = PasswordResetRequested { to: Recipient { email: address, name: Some(name) }, reset_url: url.to_string(), expires_at };
+        let event = PasswordResetRequested {
+            to: Recipient { email: address, name: Some(name) },
+            reset_url: url.to_string(),
+            expires_at,
+        };
         bus::enqueue(&mut tx, &event, &meta(&headers)).await?;
     }
     tx.commit().await?;
@@ -466,7 +526,11 @@ async fn reset_password(State(s): State<AppState>, Json(req): Json<ResetRequest>
     .await?
     .flatten();
     let user_id = user.ok_or(AuthError::TokenInvalid)?;
-    sqlx::query("update users set password_hash = $2 where user_id = $1").bind(user_id).bind(&hash).execute(&mut *tx).await?;
+    sqlx::query("update users set password_hash = $2 where user_id = $1")
+        .bind(user_id)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
     session::revoke_all(&mut tx, user_id, "password reset").await?;
     tx.commit().await?;
     Ok(Json(Accepted { message: "Password changed; sign in again." }))

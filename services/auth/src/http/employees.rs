@@ -68,7 +68,9 @@ pub struct EmployeeView {
 
 fn view(r: Row, owner: bool) -> EmployeeView {
     let salary = if owner {
-        r.salary_minor.zip(r.currency.parse::<Currency>().ok()).map(|(m, c)| Money::from_minor(m, c).to_decimal_string())
+        r.salary_minor
+            .zip(r.currency.parse::<Currency>().ok())
+            .map(|(m, c)| Money::from_minor(m, c).to_decimal_string())
     } else {
         None
     };
@@ -116,8 +118,11 @@ fn status(raw: Option<&str>) -> Result<Option<&'static str>, AuthError> {
 }
 
 async fn shop_currency(s: &AppState, shop: Uuid) -> Result<Currency, AuthError> {
-    let code: Option<String> = sqlx::query_scalar("select currency from shops where shop_id = $1").bind(shop).fetch_optional(&s.pool).await?;
-    code.ok_or(AuthError::NotFound("shop"))?.parse().map_err(|_| AuthError::Internal(anyhow::anyhow!("shop currency unknown")))
+    let code: Option<String> =
+        sqlx::query_scalar("select currency from shops where shop_id = $1").bind(shop).fetch_optional(&s.pool).await?;
+    code.ok_or(AuthError::NotFound("shop"))?
+        .parse()
+        .map_err(|_| AuthError::Internal(anyhow::anyhow!("shop currency unknown")))
 }
 
 fn salary_minor(raw: Option<&str>, currency: Currency) -> Result<Option<i64>, AuthError> {
@@ -141,7 +146,11 @@ fn standing(user: &AuthUser, shop: Uuid, min: ShopRole) -> Result<bool, AuthErro
 #[utoipa::path(post, path = "/employees", tag = "employees", request_body = EmployeeInput, responses(
     (status = 201, body = EmployeeView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
 ))]
-async fn create_employee(State(s): State<AppState>, user: AuthUser, Json(req): Json<EmployeeInput>) -> Result<(StatusCode, Json<EmployeeView>), AuthError> {
+async fn create_employee(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Json(req): Json<EmployeeInput>,
+) -> Result<(StatusCode, Json<EmployeeView>), AuthError> {
     let shop = req.shop_id.ok_or_else(|| AuthError::field("shopId", "required"))?;
     standing(&user, shop, ShopRole::ShopOwner)?;
     let name = domain::name("name", req.name.as_deref().unwrap_or(""))?;
@@ -193,7 +202,11 @@ pub struct EmployeesQuery {
 #[utoipa::path(get, path = "/employees", tag = "employees", params(EmployeesQuery), responses(
     (status = 200, body = Page<EmployeeView>), (status = 401, body = Problem), (status = 403, body = Problem),
 ))]
-async fn list_employees(State(s): State<AppState>, user: AuthUser, Query(q): Query<EmployeesQuery>) -> Result<Json<Page<EmployeeView>>, AuthError> {
+async fn list_employees(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<EmployeesQuery>,
+) -> Result<Json<Page<EmployeeView>>, AuthError> {
     let owner = standing(&user, q.shop_id, ShopRole::ShopStaff)?;
     let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
     let search = q.search.map(|t| format!("%{}%", t.trim().replace('%', "\\%").replace('_', "\\_")));
@@ -225,7 +238,11 @@ async fn list_employees(State(s): State<AppState>, user: AuthUser, Query(q): Que
 #[utoipa::path(get, path = "/employees/{id}", tag = "employees", params(("id" = Uuid, Path)), responses(
     (status = 200, body = EmployeeView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
 ))]
-async fn get_employee(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<EmployeeView>, AuthError> {
+async fn get_employee(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<EmployeeView>, AuthError> {
     let row = load(&s, id).await?;
     let owner = standing(&user, row.shop_id, ShopRole::ShopStaff)?;
     Ok(Json(view(row, owner)))
@@ -235,13 +252,19 @@ async fn get_employee(State(s): State<AppState>, user: AuthUser, Path(id): Path<
 #[utoipa::path(put, path = "/employees/{id}", tag = "employees", params(("id" = Uuid, Path)), request_body = EmployeeInput, responses(
     (status = 200, body = EmployeeView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem),
 ))]
-async fn update_employee(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<EmployeeInput>) -> Result<Json<EmployeeView>, AuthError> {
+async fn update_employee(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(req): Json<EmployeeInput>,
+) -> Result<Json<EmployeeView>, AuthError> {
     let row = load(&s, id).await?;
     standing(&user, row.shop_id, ShopRole::ShopOwner)?;
     if req.shop_id.is_some_and(|sh| sh != row.shop_id) {
         return Err(AuthError::field("shopId", "an employee cannot move between shops"));
     }
-    let currency = row.currency.parse::<Currency>().map_err(|_| AuthError::Internal(anyhow::anyhow!("shop currency unknown")))?;
+    let currency =
+        row.currency.parse::<Currency>().map_err(|_| AuthError::Internal(anyhow::anyhow!("shop currency unknown")))?;
     let name = req.name.as_deref().map(|n| domain::name("name", n)).transpose()?;
     sqlx::query(
         "update employees set name = coalesce($2, name), email = coalesce($3, email), phone = coalesce($4, phone),
@@ -269,7 +292,11 @@ async fn update_employee(State(s): State<AppState>, user: AuthUser, Path(id): Pa
 #[utoipa::path(delete, path = "/employees/{id}", tag = "employees", params(("id" = Uuid, Path)), responses(
     (status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
 ))]
-async fn delete_employee(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<StatusCode, AuthError> {
+async fn delete_employee(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, AuthError> {
     let row = load(&s, id).await?;
     standing(&user, row.shop_id, ShopRole::ShopOwner)?;
     sqlx::query("delete from employees where employee_id = $1").bind(id).execute(&s.pool).await?;
@@ -286,7 +313,11 @@ pub struct EmployeeCount {
 #[utoipa::path(get, path = "/employees/shop/{shop_id}/count", tag = "employees", params(("shop_id" = Uuid, Path)), responses(
     (status = 200, body = EmployeeCount), (status = 401, body = Problem), (status = 403, body = Problem),
 ))]
-async fn count_employees(State(s): State<AppState>, user: AuthUser, Path(shop_id): Path<Uuid>) -> Result<Json<EmployeeCount>, AuthError> {
+async fn count_employees(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(shop_id): Path<Uuid>,
+) -> Result<Json<EmployeeCount>, AuthError> {
     standing(&user, shop_id, ShopRole::ShopStaff)?;
     let (total, active): (i64, i64) =
         sqlx::query_as("select count(*), count(*) filter (where status = 'ACTIVE') from employees where shop_id = $1")

@@ -47,7 +47,11 @@ const EXCHANGE_TTL_SECS: f64 = 60.0;
 #[utoipa::path(get, path = "/auth/google/callback", tag = "auth", params(CallbackQuery), responses(
     (status = 302, description = "to the app with a one-time code"), (status = 400, body = Problem),
 ))]
-async fn google_callback(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<CallbackQuery>) -> Result<Response, AuthError> {
+async fn google_callback(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<CallbackQuery>,
+) -> Result<Response, AuthError> {
     let google = s.google.as_ref().ok_or(AuthError::GoogleDisabled)?;
     if let Some(e) = q.error {
         return Err(AuthError::Google(format!("the provider answered {e}")));
@@ -66,11 +70,13 @@ async fn google_callback(State(s): State<AppState>, headers: HeaderMap, Query(q)
     let user_id = match existing {
         Some(id) => {
             // Link by verified e-mail (first Google sign-in of an existing account).
-            sqlx::query("update users set google_sub = $2, email_verified = true where user_id = $1 and google_sub is null")
-                .bind(id)
-                .bind(&who.sub)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "update users set google_sub = $2, email_verified = true where user_id = $1 and google_sub is null",
+            )
+            .bind(id)
+            .bind(&who.sub)
+            .execute(&mut *tx)
+            .await?;
             id
         }
         None => {
@@ -85,7 +91,13 @@ async fn google_callback(State(s): State<AppState>, headers: HeaderMap, Query(q)
             .bind(&who.sub)
             .execute(&mut *tx)
             .await?;
-            let event = UserRegistered { user_id: id, email: who.email.clone(), name, role: "CUSTOMER".into(), registered_at: Utc::now() };
+            let event = UserRegistered {
+                user_id: id,
+                email: who.email.clone(),
+                name,
+                role: "CUSTOMER".into(),
+                registered_at: Utc::now(),
+            };
             bus::enqueue(&mut tx, &event, &meta(&headers)).await?;
             id
         }
@@ -103,7 +115,8 @@ async fn google_callback(State(s): State<AppState>, headers: HeaderMap, Query(q)
     tx.commit().await?;
     let mut url = s.app_url.join("/auth/google/complete").map_err(anyhow::Error::from)?;
     url.query_pairs_mut().append_pair("code", &hand_over);
-    Ok((StatusCode::FOUND, [(header::LOCATION, url.to_string()), (header::CACHE_CONTROL, "no-store".into())]).into_response())
+    Ok((StatusCode::FOUND, [(header::LOCATION, url.to_string()), (header::CACHE_CONTROL, "no-store".into())])
+        .into_response())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -116,7 +129,11 @@ pub struct ExchangeRequest {
 #[utoipa::path(post, path = "/auth/google/exchange", tag = "auth", request_body = ExchangeRequest, responses(
     (status = 200, body = TokenResponse), (status = 400, body = Problem), (status = 403, body = Problem),
 ))]
-async fn google_exchange(State(s): State<AppState>, headers: HeaderMap, Json(req): Json<ExchangeRequest>) -> Result<Json<TokenResponse>, AuthError> {
+async fn google_exchange(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<ExchangeRequest>,
+) -> Result<Json<TokenResponse>, AuthError> {
     let user: Option<Uuid> = sqlx::query_scalar(
         "update one_time_tokens set used_at = now()
           where token_hash = $1 and purpose = 'GOOGLE_EXCHANGE' and used_at is null and expires_at > now()

@@ -68,7 +68,9 @@ pub struct ShopInput {
 
 fn currency(raw: Option<&str>) -> Result<Option<String>, AuthError> {
     raw.map(|c| {
-        c.parse::<platform::Currency>().map(|c| c.code().to_owned()).map_err(|_| AuthError::field("currency", "unknown currency"))
+        c.parse::<platform::Currency>()
+            .map(|c| c.code().to_owned())
+            .map_err(|_| AuthError::field("currency", "unknown currency"))
     })
     .transpose()
 }
@@ -87,7 +89,8 @@ async fn create_shop(
         return Err(AuthError::Forbidden("Only shop owners open shops."));
     }
     let name = domain::name("businessName", req.business_name.as_deref().unwrap_or(""))?;
-    let address = domain::optional_text("address", req.address.as_deref(), 300)?.ok_or_else(|| AuthError::field("address", "required"))?;
+    let address = domain::optional_text("address", req.address.as_deref(), 300)?
+        .ok_or_else(|| AuthError::field("address", "required"))?;
     let phone = domain::optional_text("contactPhone", req.contact_phone.as_deref(), 40)?;
     let logo = domain::optional_text("shopLogo", req.shop_logo.as_deref(), 500)?;
     let banner = domain::optional_text("shopBanner", req.shop_banner.as_deref(), 500)?;
@@ -115,8 +118,10 @@ async fn create_shop(
         .bind(user.user_id.0)
         .execute(&mut *tx)
         .await?;
-    let (email, owner_name): (String, String) =
-        sqlx::query_as("select email, name from users where user_id = $1").bind(user.user_id.0).fetch_one(&mut *tx).await?;
+    let (email, owner_name): (String, String) = sqlx::query_as("select email, name from users where user_id = $1")
+        .bind(user.user_id.0)
+        .fetch_one(&mut *tx)
+        .await?;
     let event = ShopCreated {
         shop: ShopBrand { id: shop_id, name, logo_url: logo, address: Some(address), contact_phone: phone },
         owner: Recipient { email, name: Some(owner_name) },
@@ -148,7 +153,13 @@ async fn my_shops(State(s): State<AppState>, user: AuthUser) -> Result<Json<Vec<
 
 /// The caller's role in `shop` according to the database (the token may be up to 15
 /// minutes old), if at least `min`; platform admins pass as non-members when `admins` is set.
-async fn shop_role(s: &AppState, user: &AuthUser, shop: Uuid, min: ShopRole, admins: bool) -> Result<Option<String>, AuthError> {
+async fn shop_role(
+    s: &AppState,
+    user: &AuthUser,
+    shop: Uuid,
+    min: ShopRole,
+    admins: bool,
+) -> Result<Option<String>, AuthError> {
     let role: Option<String> =
         sqlx::query_scalar("select role from memberships where shop_id = $1 and user_id = $2 and status = 'ACTIVE'")
             .bind(shop)
@@ -164,7 +175,10 @@ async fn shop_role(s: &AppState, user: &AuthUser, shop: Uuid, min: ShopRole, adm
         return Ok(role);
     }
     if admins && user.is_platform_admin() {
-        let exists: bool = sqlx::query_scalar("select exists(select 1 from shops where shop_id = $1)").bind(shop).fetch_one(&s.pool).await?;
+        let exists: bool = sqlx::query_scalar("select exists(select 1 from shops where shop_id = $1)")
+            .bind(shop)
+            .fetch_one(&s.pool)
+            .await?;
         return if exists { Ok(None) } else { Err(AuthError::NotFound("shop")) };
     }
     if role.is_some() {
@@ -178,7 +192,11 @@ async fn shop_role(s: &AppState, user: &AuthUser, shop: Uuid, min: ShopRole, adm
 #[utoipa::path(get, path = "/shops/{id}", tag = "shops", params(("id" = Uuid, Path)), responses(
     (status = 200, body = ShopView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
 ))]
-async fn get_shop(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<ShopView>, AuthError> {
+async fn get_shop(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<ShopView>, AuthError> {
     let role = shop_role(&s, &user, id, ShopRole::ShopStaff, true).await?;
     let mut conn = s.pool.acquire().await?;
     Ok(Json(load_shop(&mut conn, id, role).await?))
@@ -221,8 +239,10 @@ async fn update_shop(
     .execute(&mut *tx)
     .await?;
     let view = load_shop(&mut tx, id, Some("SHOP_OWNER".into())).await?;
-    let (email, owner_name): (String, String) =
-        sqlx::query_as("select email, name from users where user_id = $1").bind(view.owner_id).fetch_one(&mut *tx).await?;
+    let (email, owner_name): (String, String) = sqlx::query_as("select email, name from users where user_id = $1")
+        .bind(view.owner_id)
+        .fetch_one(&mut *tx)
+        .await?;
     // Other services keep their copy of the brand up to date from the same event.
     let event = ShopCreated {
         shop: ShopBrand {
@@ -249,7 +269,11 @@ async fn update_shop(
 ))]
 async fn set_default(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<StatusCode, AuthError> {
     shop_role(&s, &user, id, ShopRole::ShopStaff, false).await?;
-    sqlx::query("update users set default_shop_id = $2 where user_id = $1").bind(user.user_id.0).bind(id).execute(&s.pool).await?;
+    sqlx::query("update users set default_shop_id = $2 where user_id = $1")
+        .bind(user.user_id.0)
+        .bind(id)
+        .execute(&s.pool)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -359,12 +383,21 @@ async fn invite(
     .fetch_one(&mut *tx)
     .await?;
     let view = load_shop(&mut tx, id, None).await?;
-    let inviter: String = sqlx::query_scalar("select name from users where user_id = $1").bind(user.user_id.0).fetch_one(&mut *tx).await?;
+    let inviter: String = sqlx::query_scalar("select name from users where user_id = $1")
+        .bind(user.user_id.0)
+        .fetch_one(&mut *tx)
+        .await?;
     let mut url = s.app_url.join("/accept-invite").map_err(anyhow::Error::from)?;
     url.query_pairs_mut().append_pair("token", &token);
     let event = InviteCreated {
         to: Recipient { email: email.as_str().into(), name: None },
-        shop: ShopBrand { id, name: view.business_name, logo_url: view.shop_logo, address: Some(view.address), contact_phone: view.contact_phone },
+        shop: ShopBrand {
+            id,
+            name: view.business_name,
+            logo_url: view.shop_logo,
+            address: Some(view.address),
+            contact_phone: view.contact_phone,
+        },
         role: role.into(),
         invited_by: inviter,
         accept_url: url.to_string(),
@@ -389,7 +422,11 @@ pub struct AcceptRequest {
 #[utoipa::path(post, path = "/invites/accept", tag = "staff", request_body = AcceptRequest, responses(
     (status = 200, body = TokenResponse), (status = 400, body = Problem), (status = 422, body = Problem),
 ))]
-async fn accept_invite(State(s): State<AppState>, headers: HeaderMap, Json(req): Json<AcceptRequest>) -> Result<Json<TokenResponse>, AuthError> {
+async fn accept_invite(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<AcceptRequest>,
+) -> Result<Json<TokenResponse>, AuthError> {
     let password = req.password.as_deref().map(Password::parse).transpose()?;
     let hash = match password {
         Some(p) => Some(crypto::hash_password(p.into_inner()).await?),
@@ -409,7 +446,10 @@ async fn accept_invite(State(s): State<AppState>, headers: HeaderMap, Json(req):
     let role = member_role(payload["role"].as_str())?;
     let email = payload["email"].as_str().unwrap_or_default().to_owned();
     let m = meta(&headers);
-    let existing: Option<Uuid> = sqlx::query_scalar("select user_id from users where lower(email) = $1").bind(&email).fetch_optional(&mut *tx).await?;
+    let existing: Option<Uuid> = sqlx::query_scalar("select user_id from users where lower(email) = $1")
+        .bind(&email)
+        .fetch_optional(&mut *tx)
+        .await?;
     let user_id = match existing {
         Some(id) => id,
         None => {
@@ -424,7 +464,18 @@ async fn accept_invite(State(s): State<AppState>, headers: HeaderMap, Json(req):
                 .bind(role)
                 .execute(&mut *tx)
                 .await?;
-            bus::enqueue(&mut tx, &UserRegistered { user_id: id, email: email.clone(), name, role: role.into(), registered_at: Utc::now() }, &m).await?;
+            bus::enqueue(
+                &mut tx,
+                &UserRegistered {
+                    user_id: id,
+                    email: email.clone(),
+                    name,
+                    role: role.into(),
+                    registered_at: Utc::now(),
+                },
+                &m,
+            )
+            .await?;
             id
         }
     };
@@ -437,8 +488,13 @@ async fn accept_invite(State(s): State<AppState>, headers: HeaderMap, Json(req):
     .bind(role)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("update users set default_shop_id = coalesce(default_shop_id, $2) where user_id = $1").bind(user_id).bind(shop_id).execute(&mut *tx).await?;
-    let event = MemberChanged { shop_id, user_id, role: Some(role.into()), status: "ACTIVE".into(), changed_at: Utc::now() };
+    sqlx::query("update users set default_shop_id = coalesce(default_shop_id, $2) where user_id = $1")
+        .bind(user_id)
+        .bind(shop_id)
+        .execute(&mut *tx)
+        .await?;
+    let event =
+        MemberChanged { shop_id, user_id, role: Some(role.into()), status: "ACTIVE".into(), changed_at: Utc::now() };
     bus::enqueue(&mut tx, &event, &m).await?;
     tx.commit().await?;
     let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
@@ -460,7 +516,11 @@ pub struct Member {
 #[utoipa::path(get, path = "/shops/{id}/members", tag = "staff", params(("id" = Uuid, Path)), responses(
     (status = 200, body = [Member]), (status = 401, body = Problem), (status = 403, body = Problem),
 ))]
-async fn members(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<Vec<Member>>, AuthError> {
+async fn members(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Vec<Member>>, AuthError> {
     shop_role(&s, &user, id, ShopRole::ShopStaff, true).await?;
     Ok(Json(
         sqlx::query_as(
@@ -539,7 +599,13 @@ async fn update_member(
     .bind(status)
     .fetch_one(&mut *tx)
     .await?;
-    let event = MemberChanged { shop_id: id, user_id: member, role: Some(updated.role.clone()), status: updated.status.clone(), changed_at: Utc::now() };
+    let event = MemberChanged {
+        shop_id: id,
+        user_id: member,
+        role: Some(updated.role.clone()),
+        status: updated.status.clone(),
+        changed_at: Utc::now(),
+    };
     bus::enqueue(&mut tx, &event, &meta(&headers)).await?;
     tx.commit().await?;
     Ok(Json(updated))
@@ -557,18 +623,28 @@ async fn remove_member(
 ) -> Result<StatusCode, AuthError> {
     shop_role(&s, &user, id, ShopRole::ShopOwner, false).await?;
     let mut tx = s.pool.begin().await?;
-    let role: Option<String> = sqlx::query_scalar("select role from memberships where shop_id = $1 and user_id = $2 for update")
-        .bind(id)
-        .bind(member)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let role: Option<String> =
+        sqlx::query_scalar("select role from memberships where shop_id = $1 and user_id = $2 for update")
+            .bind(id)
+            .bind(member)
+            .fetch_optional(&mut *tx)
+            .await?;
     let role = role.ok_or(AuthError::NotFound("member"))?;
     if role == "SHOP_OWNER" {
         keeps_an_owner(&mut tx, id, member).await?;
     }
-    sqlx::query("delete from memberships where shop_id = $1 and user_id = $2").bind(id).bind(member).execute(&mut *tx).await?;
-    sqlx::query("update users set default_shop_id = null where user_id = $1 and default_shop_id = $2").bind(member).bind(id).execute(&mut *tx).await?;
-    let event = MemberChanged { shop_id: id, user_id: member, role: None, status: "REMOVED".into(), changed_at: Utc::now() };
+    sqlx::query("delete from memberships where shop_id = $1 and user_id = $2")
+        .bind(id)
+        .bind(member)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("update users set default_shop_id = null where user_id = $1 and default_shop_id = $2")
+        .bind(member)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let event =
+        MemberChanged { shop_id: id, user_id: member, role: None, status: "REMOVED".into(), changed_at: Utc::now() };
     bus::enqueue(&mut tx, &event, &meta(&headers)).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

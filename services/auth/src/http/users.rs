@@ -58,21 +58,26 @@ pub struct UsersQuery {
 #[utoipa::path(get, path = "/users", tag = "users", params(UsersQuery), responses(
     (status = 200, body = Page<UserView>), (status = 401, body = Problem), (status = 403, body = Problem),
 ))]
-async fn list_users(State(s): State<AppState>, user: AuthUser, Query(q): Query<UsersQuery>) -> Result<Json<Page<UserView>>, AuthError> {
+async fn list_users(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<UsersQuery>,
+) -> Result<Json<Page<UserView>>, AuthError> {
     user.require_platform_admin()?;
     let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
     let search = q.search.map(|t| format!("%{}%", t.trim().replace('%', "\\%").replace('_', "\\_")));
     let filter = "($1::text is null or role = $1) and ($2::text is null or status = $2)
                   and ($3::text is null or name ilike $3 or email ilike $3)";
-    let rows: Vec<UserView> =
-        sqlx::query_as(&format!("select {USER_COLUMNS} from users where {filter} order by created_at desc, user_id limit $4 offset $5"))
-            .bind(&q.role)
-            .bind(&q.status)
-            .bind(&search)
-            .bind(page.limit)
-            .bind(page.offset())
-            .fetch_all(&s.pool)
-            .await?;
+    let rows: Vec<UserView> = sqlx::query_as(&format!(
+        "select {USER_COLUMNS} from users where {filter} order by created_at desc, user_id limit $4 offset $5"
+    ))
+    .bind(&q.role)
+    .bind(&q.status)
+    .bind(&search)
+    .bind(page.limit)
+    .bind(page.offset())
+    .fetch_all(&s.pool)
+    .await?;
     let total: i64 = sqlx::query_scalar(&format!("select count(*) from users where {filter}"))
         .bind(&q.role)
         .bind(&q.status)
@@ -102,7 +107,11 @@ async fn load(s: &AppState, id: Uuid) -> Result<UserView, AuthError> {
 #[utoipa::path(get, path = "/users/{id}", tag = "users", params(("id" = Uuid, Path)), responses(
     (status = 200, body = UserView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
 ))]
-async fn get_user(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<UserView>, AuthError> {
+async fn get_user(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<UserView>, AuthError> {
     self_or_admin(&user, id)?;
     Ok(Json(load(&s, id).await?))
 }
@@ -124,7 +133,12 @@ pub struct UserUpdate {
 #[utoipa::path(put, path = "/users/{id}", tag = "users", params(("id" = Uuid, Path)), request_body = UserUpdate, responses(
     (status = 200, body = UserView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem),
 ))]
-async fn update_user(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<UserUpdate>) -> Result<Json<UserView>, AuthError> {
+async fn update_user(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(req): Json<UserUpdate>,
+) -> Result<Json<UserView>, AuthError> {
     self_or_admin(&user, id)?;
     if (req.status.is_some() || req.role.is_some()) && !user.is_platform_admin() {
         return Err(AuthError::Forbidden("Only platform admins change status or role."));
@@ -143,7 +157,10 @@ async fn update_user(State(s): State<AppState>, user: AuthUser, Path(id): Path<U
         }
     }
     let mut tx = s.pool.begin().await?;
-    let target_role: Option<String> = sqlx::query_scalar("select role from users where user_id = $1 for update").bind(id).fetch_optional(&mut *tx).await?;
+    let target_role: Option<String> = sqlx::query_scalar("select role from users where user_id = $1 for update")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
     let target_role = target_role.ok_or(AuthError::NotFound("user"))?;
     let touches_super = target_role == "SUPER_ADMIN" || req.role.as_deref() == Some("SUPER_ADMIN");
     if touches_super && (req.role.is_some() || req.status.is_some()) && user.role != Role::SuperAdmin {
@@ -178,7 +195,10 @@ async fn update_user(State(s): State<AppState>, user: AuthUser, Path(id): Path<U
 async fn delete_user(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<StatusCode, AuthError> {
     self_or_admin(&user, id)?;
     let mut tx = s.pool.begin().await?;
-    let role: Option<String> = sqlx::query_scalar("select role from users where user_id = $1 for update").bind(id).fetch_optional(&mut *tx).await?;
+    let role: Option<String> = sqlx::query_scalar("select role from users where user_id = $1 for update")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
     let role = role.ok_or(AuthError::NotFound("user"))?;
     if role == "SUPER_ADMIN" && user.role != Role::SuperAdmin {
         return Err(AuthError::Forbidden("Only a super admin removes a super admin."));

@@ -9,7 +9,11 @@ fn unique_email(tag: &str) -> String {
 }
 
 async fn outbox_count(app: &crate::helpers::TestApp, kind: &str) -> i64 {
-    sqlx::query_scalar("select count(*) from auth.outbox where message_type = $1").bind(kind).fetch_one(&app.db.admin).await.unwrap()
+    sqlx::query_scalar("select count(*) from auth.outbox where message_type = $1")
+        .bind(kind)
+        .fetch_one(&app.db.admin)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -21,7 +25,11 @@ async fn otp_sign_up_login_refresh_logout_and_a_reused_refresh_token_kills_its_f
     assert_eq!(status, 200, "{body}");
     let code = app.last_otp(&email).await;
     assert_eq!(code.len(), 6);
-    let stored: Vec<u8> = sqlx::query_scalar("select code_hash from auth.otps where email = lower($1)").bind(&email).fetch_one(&app.db.admin).await.unwrap();
+    let stored: Vec<u8> = sqlx::query_scalar("select code_hash from auth.otps where email = lower($1)")
+        .bind(&email)
+        .fetch_one(&app.db.admin)
+        .await
+        .unwrap();
     assert!(!stored.windows(6).any(|w| w == code.as_bytes()), "the code is stored hashed");
 
     let register = |otp: &str| {
@@ -43,12 +51,14 @@ async fn otp_sign_up_login_refresh_logout_and_a_reused_refresh_token_kills_its_f
     assert_eq!(outbox_count(&app, "auth.shop.created").await, 1);
     let (status, body) = app.post("/auth/register", register(&code), None).await;
     assert_eq!(status, 400, "a used code is gone: {body}");
-    let (status, body) = app.post("/auth/otp/generate", json!({"email": email.to_uppercase(), "name": "X"}), None).await;
+    let (status, body) =
+        app.post("/auth/otp/generate", json!({"email": email.to_uppercase(), "name": "X"}), None).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("AUTH_EMAIL_TAKEN")));
 
     // Sign-in: wrong password and unknown e-mail answer alike.
     let (s1, b1) = app.post("/auth/login", json!({"email": email, "password": "wrong password"}), None).await;
-    let (s2, b2) = app.post("/auth/login", json!({"email": unique_email("nobody"), "password": "wrong password"}), None).await;
+    let (s2, b2) =
+        app.post("/auth/login", json!({"email": unique_email("nobody"), "password": "wrong password"}), None).await;
     assert_eq!((s1, s2), (401, 401));
     assert_eq!(b1["code"], b2["code"]);
     assert_eq!(b1["detail"], b2["detail"]);
@@ -101,7 +111,11 @@ async fn otp_sign_up_login_refresh_logout_and_a_reused_refresh_token_kills_its_f
 
     // Suspended accounts are refused at login and at refresh.
     let c = app.login(&email).await;
-    sqlx::query("update auth.users set status = 'SUSPENDED' where lower(email) = lower($1)").bind(&email).execute(&app.db.admin).await.unwrap();
+    sqlx::query("update auth.users set status = 'SUSPENDED' where lower(email) = lower($1)")
+        .bind(&email)
+        .execute(&app.db.admin)
+        .await
+        .unwrap();
     let (status, body) = app.post("/auth/login", json!({"email": email, "password": PASSWORD}), None).await;
     assert_eq!((status, body["code"].as_str()), (403, Some("AUTH_ACCOUNT_DISABLED")));
     let (status, _) = app.post("/auth/refresh", json!({"refreshToken": c["refreshToken"]}), None).await;
@@ -122,25 +136,47 @@ async fn the_sixth_wrong_otp_is_refused_even_with_the_right_code_and_resends_wai
         assert_eq!((status, b["code"].as_str()), (400, Some("AUTH_OTP_INVALID")), "attempt {attempt}");
     }
     let (status, b) = app.post("/auth/customer/register", body(&code), None).await;
-    assert_eq!((status, b["code"].as_str()), (400, Some("AUTH_OTP_ATTEMPTS_EXCEEDED")), "6th try refused even with the right code");
+    assert_eq!(
+        (status, b["code"].as_str()),
+        (400, Some("AUTH_OTP_ATTEMPTS_EXCEEDED")),
+        "6th try refused even with the right code"
+    );
 
     // A new code within 60 s is refused with Retry-After.
-    let res = app.http.post(format!("{}/auth/otp/generate", app.base_url)).json(&json!({"email": email, "name": "B"})).send().await.unwrap();
+    let res = app
+        .http
+        .post(format!("{}/auth/otp/generate", app.base_url))
+        .json(&json!({"email": email, "name": "B"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 429);
     let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry));
     assert_eq!(res.json::<serde_json::Value>().await.unwrap()["code"], "AUTH_OTP_RESEND_TOO_SOON");
 
     // After the wait a fresh code works: the old attempts do not lock the e-mail out.
-    sqlx::query("update auth.otps set last_sent_at = now() - interval '61 seconds' where email = lower($1)").bind(&email).execute(&app.db.admin).await.unwrap();
+    sqlx::query("update auth.otps set last_sent_at = now() - interval '61 seconds' where email = lower($1)")
+        .bind(&email)
+        .execute(&app.db.admin)
+        .await
+        .unwrap();
     let (status, _) = app.post("/auth/otp/generate", json!({"email": email, "name": "B"}), None).await;
     assert_eq!(status, 200);
     let fresh = app.last_otp(&email).await;
     // An expired code is a 400 with its own code, never a 500.
-    sqlx::query("update auth.otps set expires_at = now() - interval '1 second' where email = lower($1)").bind(&email).execute(&app.db.admin).await.unwrap();
+    sqlx::query("update auth.otps set expires_at = now() - interval '1 second' where email = lower($1)")
+        .bind(&email)
+        .execute(&app.db.admin)
+        .await
+        .unwrap();
     let (status, b) = app.post("/auth/customer/register", body(&fresh), None).await;
     assert_eq!((status, b["code"].as_str()), (400, Some("AUTH_OTP_EXPIRED")));
-    sqlx::query("update auth.otps set expires_at = now() + interval '5 minutes' where email = lower($1)").bind(&email).execute(&app.db.admin).await.unwrap();
+    sqlx::query("update auth.otps set expires_at = now() + interval '5 minutes' where email = lower($1)")
+        .bind(&email)
+        .execute(&app.db.admin)
+        .await
+        .unwrap();
     let (status, b) = app.post("/auth/customer/register", body(&fresh), None).await;
     assert_eq!(status, 201, "{b}");
     assert_eq!(b["user"]["role"], "CUSTOMER");
@@ -154,9 +190,16 @@ async fn the_sixth_wrong_otp_is_refused_even_with_the_right_code_and_resends_wai
         assert_eq!(status, 422, "{b}");
         assert_eq!(b["errors"][0]["field"], field);
     }
-    let (status, _) = app.post("/auth/otp/generate", json!({"email": unique_email("x"), "name": "x", "role": "ADMIN"}), None).await;
+    let (status, _) =
+        app.post("/auth/otp/generate", json!({"email": unique_email("x"), "name": "x", "role": "ADMIN"}), None).await;
     assert_eq!(status, 422, "unknown fields are refused");
-    let (status, b) = app.post("/auth/customer/register", json!({"name": "B", "email": unique_email("p"), "password": "short", "otp": "123456"}), None).await;
+    let (status, b) = app
+        .post(
+            "/auth/customer/register",
+            json!({"name": "B", "email": unique_email("p"), "password": "short", "otp": "123456"}),
+            None,
+        )
+        .await;
     assert_eq!((status, b["errors"][0]["field"].as_str()), (422, Some("password")));
 }
 
@@ -165,10 +208,17 @@ async fn login_rate_limit_answers_429_with_retry_after() {
     let app = spawn_app_with(Options { login_per_email: 10, ..Options::default() }).await;
     let (_, owner) = app.seed_shop().await;
     for i in 0..10 {
-        let (status, _) = app.post("/auth/login", json!({"email": owner.email, "password": "wrong password"}), None).await;
+        let (status, _) =
+            app.post("/auth/login", json!({"email": owner.email, "password": "wrong password"}), None).await;
         assert_eq!(status, 401, "attempt {i}");
     }
-    let res = app.http.post(format!("{}/auth/login", app.base_url)).json(&json!({"email": owner.email, "password": PASSWORD})).send().await.unwrap();
+    let res = app
+        .http
+        .post(format!("{}/auth/login", app.base_url))
+        .json(&json!({"email": owner.email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 429, "even the right password waits once the limit is hit");
     assert!(res.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
@@ -183,18 +233,23 @@ async fn password_reset_is_single_use_and_closes_every_session() {
     let (s2, b2) = app.post("/auth/forgot-password", json!({"email": unique_email("ghost")}), None).await;
     assert_eq!((s1, s2), (202, 202));
     assert_eq!(b1, b2, "same answer whether or not the account exists");
-    let link: String = sqlx::query_scalar("select payload->>'resetUrl' from auth.outbox where message_type = 'auth.password_reset.requested'")
-        .fetch_one(&app.db.admin)
-        .await
-        .unwrap();
+    let link: String = sqlx::query_scalar(
+        "select payload->>'resetUrl' from auth.outbox where message_type = 'auth.password_reset.requested'",
+    )
+    .fetch_one(&app.db.admin)
+    .await
+    .unwrap();
     let token = url::Url::parse(&link).unwrap().query_pairs().find(|(k, _)| k == "token").unwrap().1.into_owned();
-    let (status, _) = app.post("/auth/reset-password", json!({"token": token, "password": "a brand new secret"}), None).await;
+    let (status, _) =
+        app.post("/auth/reset-password", json!({"token": token, "password": "a brand new secret"}), None).await;
     assert_eq!(status, 200);
-    let (status, b) = app.post("/auth/reset-password", json!({"token": token, "password": "another new secret"}), None).await;
+    let (status, b) =
+        app.post("/auth/reset-password", json!({"token": token, "password": "another new secret"}), None).await;
     assert_eq!((status, b["code"].as_str()), (400, Some("AUTH_TOKEN_INVALID")), "single use");
     let (status, _) = app.post("/auth/refresh", json!({"refreshToken": session["refreshToken"]}), None).await;
     assert_eq!(status, 401, "a reset revokes all sessions");
-    let (status, _) = app.post("/auth/login", json!({"email": owner.email, "password": "a brand new secret"}), None).await;
+    let (status, _) =
+        app.post("/auth/login", json!({"email": owner.email, "password": "a brand new secret"}), None).await;
     assert_eq!(status, 200);
 }
 
@@ -204,25 +259,42 @@ async fn invites_bring_staff_into_the_shop() {
     let (shop, owner) = app.seed_shop().await;
     let owner_token = app.access_token(&owner.email).await;
     let staff_email = unique_email("staff");
-    let (status, b) = app.post(&format!("/shops/{shop}/invites"), json!({"email": staff_email}), Some(&owner_token)).await;
+    let (status, b) =
+        app.post(&format!("/shops/{shop}/invites"), json!({"email": staff_email}), Some(&owner_token)).await;
     assert_eq!(status, 201, "{b}");
-    let link: String = sqlx::query_scalar("select payload->>'acceptUrl' from auth.outbox where message_type = 'auth.invite.created'")
-        .fetch_one(&app.db.admin)
-        .await
-        .unwrap();
+    let link: String =
+        sqlx::query_scalar("select payload->>'acceptUrl' from auth.outbox where message_type = 'auth.invite.created'")
+            .fetch_one(&app.db.admin)
+            .await
+            .unwrap();
     let token = url::Url::parse(&link).unwrap().query_pairs().find(|(k, _)| k == "token").unwrap().1.into_owned();
-    let (status, b) = app.post("/invites/accept", json!({"token": token, "name": "Kamal", "password": PASSWORD}), None).await;
+    let (status, b) =
+        app.post("/invites/accept", json!({"token": token, "name": "Kamal", "password": PASSWORD}), None).await;
     assert_eq!(status, 200, "{b}");
     assert_eq!(b["user"]["shops"][0]["role"], "SHOP_STAFF");
-    let (status, _) = app.post("/invites/accept", json!({"token": token, "name": "Kamal", "password": PASSWORD}), None).await;
+    let (status, _) =
+        app.post("/invites/accept", json!({"token": token, "name": "Kamal", "password": PASSWORD}), None).await;
     assert_eq!(status, 400, "invites are single use");
     let (status, members) = app.call("GET", &format!("/shops/{shop}/members"), None, Some(&owner_token)).await;
     assert_eq!(status, 200);
     assert_eq!(members.as_array().unwrap().len(), 2);
     // The last owner cannot be demoted or removed.
-    let (status, b) = app.call("PATCH", &format!("/shops/{shop}/members/{}", owner.id), Some(json!({"role": "SHOP_STAFF"})), Some(&owner_token)).await;
+    let (status, b) = app
+        .call(
+            "PATCH",
+            &format!("/shops/{shop}/members/{}", owner.id),
+            Some(json!({"role": "SHOP_STAFF"})),
+            Some(&owner_token),
+        )
+        .await;
     assert_eq!((status, b["code"].as_str()), (409, Some("SHOP_LAST_OWNER")));
-    assert_eq!(sqlx::query_scalar::<_, i64>("select count(*) from auth.outbox where message_type = 'auth.member.changed'").fetch_one(&app.db.admin).await.unwrap(), 1);
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>("select count(*) from auth.outbox where message_type = 'auth.member.changed'")
+            .fetch_one(&app.db.admin)
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -230,7 +302,8 @@ async fn a_token_from_auth_carries_the_shops_and_verifies_against_its_jwks() {
     let app = spawn_app().await;
     let (shop, owner) = app.seed_shop().await;
     let token = app.access_token(&owner.email).await;
-    let jwks: serde_json::Value = app.http.get(format!("{}/.well-known/jwks.json", app.base_url)).send().await.unwrap().json().await.unwrap();
+    let jwks: serde_json::Value =
+        app.http.get(format!("{}/.well-known/jwks.json", app.base_url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(jwks["keys"][0]["kty"], "OKP");
     assert!(jwks.to_string().find("private").is_none() && jwks["keys"][0].get("d").is_none(), "no private parts");
     let verifier = platform::auth::JwtVerifier::new(platform::auth::JwtConfig {
@@ -245,9 +318,57 @@ async fn a_token_from_auth_carries_the_shops_and_verifies_against_its_jwks() {
     assert!(claims.exp - claims.iat <= 900, "15-minute access tokens");
 
     // Rotation: a new key signs, the old one stays published so its tokens keep verifying.
-    let new_kid = cashvio_auth::keys::rotate(&app.db.admin_in("auth").await, std::time::Duration::from_secs(1_020)).await.unwrap();
-    let jwks: serde_json::Value = app.http.get(format!("{}/.well-known/jwks.json", app.base_url)).send().await.unwrap().json().await.unwrap();
+    let new_kid = cashvio_auth::keys::rotate(&app.db.admin_in("auth").await, std::time::Duration::from_secs(1_020))
+        .await
+        .unwrap();
+    let jwks: serde_json::Value =
+        app.http.get(format!("{}/.well-known/jwks.json", app.base_url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
     assert!(jwks.to_string().contains(&new_kid));
     assert!(verifier.verify(&token).await.is_ok(), "tokens of the old key still verify");
+}
+
+#[tokio::test]
+async fn shop_customers_are_projected_from_order_events_once_each() {
+    use contracts::common::{Recipient, ShopBrand};
+    use contracts::sales::OrderCompleted;
+    let app = spawn_app().await;
+    let (shop, owner) = app.seed_shop().await;
+    let token = app.access_token(&owner.email).await;
+    let exchange: String = app.exchange.clone();
+    let broker = bus::Broker::new(&testkit::amqp_url(), "auth-test");
+    let customer = uuid::Uuid::new_v4();
+    let order = |n: i64| OrderCompleted {
+        order_id: uuid::Uuid::new_v4(),
+        order_number: n,
+        shop: ShopBrand { id: shop, name: "Shop".into(), logo_url: None, address: None, contact_phone: None },
+        currency: "LKR".into(),
+        customer_id: Some(customer),
+        customer: Some(Recipient { email: "buyer@example.test".into(), name: Some("Buyer".into()) }),
+        lines: vec![],
+        subtotal: "0.00".into(),
+        discount_total: "0.00".into(),
+        total: "0.00".into(),
+        payments: vec![],
+        change: "0.00".into(),
+        wallet_balance_after: None,
+        cashier_name: None,
+        completed_at: chrono::Utc::now(),
+    };
+    let first = uuid::Uuid::now_v7();
+    testkit::events::publish(&broker, &exchange, &order(1), first).await;
+    testkit::events::publish(&broker, &exchange, &order(1), first).await; // redelivered
+    testkit::events::publish(&broker, &exchange, &order(2), uuid::Uuid::now_v7()).await;
+    let mut page = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (_, p) = app.call("GET", &format!("/shops/{shop}/customers"), None, Some(&token)).await;
+        page = p;
+        if page["data"][0]["orderCount"] == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(page["meta"]["totalItems"], 1, "{page}");
+    assert_eq!(page["data"][0]["orderCount"], 2, "two orders, the redelivery not counted: {page}");
+    assert_eq!(page["data"][0]["email"], "buyer@example.test");
 }

@@ -102,7 +102,8 @@ async fn google_sign_in_end_to_end_and_tampering_is_refused() {
     // A second sign-in of the same Google account is the same user (linked by subject).
     let cb = approve(&app, &begin(&app).await, &sub).await;
     let res = app.http.get(cb.as_str()).send().await.unwrap();
-    let code = url::Url::parse(&location(&res)).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let code =
+        url::Url::parse(&location(&res)).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
     let (_, again) = app.post("/auth/google/exchange", json!({"code": code}), None).await;
     assert_eq!(again["user"]["id"], tokens["user"]["id"]);
 }

@@ -22,6 +22,7 @@ pub struct TestApp {
     pub db: TestDb,
     pub shutdown: platform::shutdown::CancellationToken,
     pub http: reqwest::Client,
+    pub exchange: String,
 }
 
 pub struct Options {
@@ -64,6 +65,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         },
         shutdown_grace_secs: 5,
     };
+    let exchange = common.amqp_exchange.clone();
     let google = opts.google.then(|| GoogleConfig {
         issuer_url: url::Url::parse("http://127.0.0.1:9090").unwrap(),
         client_id: "cashvio-test".into(),
@@ -95,7 +97,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     let shutdown = app.shutdown_token();
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { base_url, db, shutdown, http }
+    TestApp { base_url, db, shutdown, http, exchange }
 }
 
 /// A user made directly in the database (password `PASSWORD`) with shop memberships.
@@ -170,12 +172,14 @@ impl TestApp {
     pub async fn seed_shop(&self) -> (Uuid, Seeded) {
         let shop = Uuid::now_v7();
         let owner = self.seed_user("SHOP_OWNER", &[]).await;
-        sqlx::query("insert into auth.shops (shop_id, business_name, address, owner_id) values ($1, 'Shop', 'Road 1', $2)")
-            .bind(shop)
-            .bind(owner.id)
-            .execute(&self.db.admin)
-            .await
-            .unwrap();
+        sqlx::query(
+            "insert into auth.shops (shop_id, business_name, address, owner_id) values ($1, 'Shop', 'Road 1', $2)",
+        )
+        .bind(shop)
+        .bind(owner.id)
+        .execute(&self.db.admin)
+        .await
+        .unwrap();
         sqlx::query("insert into auth.memberships (shop_id, user_id, role) values ($1, $2, 'SHOP_OWNER')")
             .bind(shop)
             .bind(owner.id)

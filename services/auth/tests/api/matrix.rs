@@ -18,12 +18,14 @@ async fn authorization_matrix() {
     let customer = app.seed_user("CUSTOMER", &[]).await;
     let admin = app.seed_user("ADMIN", &[]).await;
     let employee = Uuid::now_v7();
-    sqlx::query("insert into auth.employees (employee_id, shop_id, name, salary_minor) values ($1, $2, 'Ruwan', 8500000)")
-        .bind(employee)
-        .bind(shop_a)
-        .execute(&app.db.admin)
-        .await
-        .unwrap();
+    sqlx::query(
+        "insert into auth.employees (employee_id, shop_id, name, salary_minor) values ($1, $2, 'Ruwan', 8500000)",
+    )
+    .bind(employee)
+    .bind(shop_a)
+    .execute(&app.db.admin)
+    .await
+    .unwrap();
     let mut tokens: Vec<Option<String>> = vec![None];
     for who in [&customer, &staff_a, &owner_a, &owner_b, &admin] {
         tokens.push(Some(app.access_token(&who.email).await));
@@ -34,29 +36,89 @@ async fn authorization_matrix() {
     let new_email = || json!({"email": format!("inv.{}@example.test", Uuid::new_v4().simple())});
 
     // (method, path, body, expected status per identity in WHO order)
+    let taken = owner_a.email.clone();
     let table: Vec<(&str, String, Option<Value>, [u16; 6])> = vec![
+        // Public endpoints: the caller's identity changes nothing; their own proofs decide.
+        (
+            "POST",
+            "/auth/otp/generate".into(),
+            Some(json!({"email": taken, "name": "X"})),
+            [409, 409, 409, 409, 409, 409],
+        ),
+        (
+            "POST",
+            "/auth/register".into(),
+            Some(
+                json!({"name": "X", "email": "new@example.test", "password": "long enough pw", "otp": "123456", "businessName": "B", "address": "A"}),
+            ),
+            [400, 400, 400, 400, 400, 400],
+        ),
+        (
+            "POST",
+            "/auth/customer/register".into(),
+            Some(json!({"name": "X", "email": "new@example.test", "password": "long enough pw", "otp": "123456"})),
+            [400, 400, 400, 400, 400, 400],
+        ),
+        (
+            "POST",
+            "/auth/login".into(),
+            Some(json!({"email": taken, "password": "not the password"})),
+            [401, 401, 401, 401, 401, 401],
+        ),
+        ("POST", "/auth/refresh".into(), Some(json!({"refreshToken": "bogus"})), [401, 401, 401, 401, 401, 401]),
+        ("POST", "/auth/logout".into(), Some(json!({"refreshToken": "bogus"})), [204, 204, 204, 204, 204, 204]),
+        (
+            "POST",
+            "/auth/reset-password".into(),
+            Some(json!({"token": "bogus", "password": "long enough pw"})),
+            [400, 400, 400, 400, 400, 400],
+        ),
+        ("POST", "/invites/accept".into(), Some(json!({"token": "bogus"})), [400, 400, 400, 400, 400, 400]),
+        ("GET", "/auth/google/login".into(), None, [404, 404, 404, 404, 404, 404]),
+        ("POST", "/auth/google/exchange".into(), Some(json!({"code": "bogus"})), [400, 400, 400, 400, 400, 400]),
         ("GET", "/.well-known/jwks.json".into(), None, [200, 200, 200, 200, 200, 200]),
-        ("POST", "/auth/forgot-password".into(), Some(json!({"email": "x@example.test"})), [202, 202, 202, 202, 202, 202]),
+        (
+            "POST",
+            "/auth/forgot-password".into(),
+            Some(json!({"email": "x@example.test"})),
+            [202, 202, 202, 202, 202, 202],
+        ),
         ("GET", "/shops".into(), None, [401, 200, 200, 200, 200, 200]),
-        ("POST", "/shops".into(), Some(json!({"businessName": "New", "address": "Road"})), [401, 403, 403, 201, 201, 201]),
+        (
+            "POST",
+            "/shops".into(),
+            Some(json!({"businessName": "New", "address": "Road"})),
+            [401, 403, 403, 201, 201, 201],
+        ),
         ("GET", format!("/shops/{shop_a}"), None, [401, 403, 200, 200, 403, 200]),
         ("PUT", format!("/shops/{shop_a}"), Some(json!({"address": "New road"})), [401, 403, 403, 200, 403, 403]),
         ("PATCH", format!("/shops/{shop_a}/set-default"), None, [401, 403, 204, 204, 403, 403]),
         ("GET", format!("/shops/{shop_a}/customers"), None, [401, 403, 200, 200, 403, 200]),
         ("POST", format!("/shops/{shop_a}/invites"), Some(new_email()), [401, 403, 403, 201, 403, 403]),
         ("GET", format!("/shops/{shop_a}/members"), None, [401, 403, 200, 200, 403, 200]),
-        ("PATCH", format!("/shops/{shop_a}/members/{s}"), Some(json!({"status": "ACTIVE"})), [401, 403, 403, 200, 403, 403]),
+        (
+            "PATCH",
+            format!("/shops/{shop_a}/members/{s}"),
+            Some(json!({"status": "ACTIVE"})),
+            [401, 403, 403, 200, 403, 403],
+        ),
         ("DELETE", format!("/shops/{shop_a}/members/{nobody}"), None, [401, 403, 403, 404, 403, 403]),
         ("GET", "/users".into(), None, [401, 403, 403, 403, 403, 200]),
         ("GET", format!("/users/{c}"), None, [401, 200, 403, 403, 403, 200]),
         ("PUT", format!("/users/{c}"), Some(json!({"name": "Renamed"})), [401, 200, 403, 403, 403, 200]),
         ("PUT", format!("/users/{c}"), Some(json!({"status": "ACTIVE"})), [401, 403, 403, 403, 403, 200]),
         ("DELETE", format!("/users/{nobody}"), None, [401, 403, 403, 403, 403, 404]),
-        ("POST", "/employees".into(), Some(json!({"shopId": shop_a, "name": "New hire"})), [401, 403, 403, 201, 403, 403]),
+        (
+            "POST",
+            "/employees".into(),
+            Some(json!({"shopId": shop_a, "name": "New hire"})),
+            [401, 403, 403, 201, 403, 403],
+        ),
         ("GET", format!("/employees?shopId={shop_a}"), None, [401, 403, 200, 200, 403, 403]),
         ("GET", format!("/employees/{employee}"), None, [401, 403, 200, 200, 403, 403]),
         ("PUT", format!("/employees/{employee}"), Some(json!({"position": "Cashier"})), [401, 403, 403, 200, 403, 403]),
         ("GET", format!("/employees/shop/{shop_a}/count"), None, [401, 403, 200, 200, 403, 403]),
+        ("DELETE", format!("/employees/{nobody}"), None, [401, 404, 404, 404, 404, 404]),
         ("POST", "/auth/logout-all".into(), Some(json!({})), [401, 200, 200, 200, 200, 200]),
     ];
 
@@ -68,7 +130,11 @@ async fn authorization_matrix() {
                 failures.push(format!("{method} {path} as {}: expected {want}, got {got} {answer}", WHO[i]));
             }
             if got >= 400 {
-                assert!(answer["code"].is_string(), "{method} {path} as {}: problem+json with a code: {answer}", WHO[i]);
+                assert!(
+                    answer["code"].is_string(),
+                    "{method} {path} as {}: problem+json with a code: {answer}",
+                    WHO[i]
+                );
             }
         }
     }

@@ -13,6 +13,7 @@ async fn operational_endpoints_answer() {
 async fn binary_refuses_bad_configuration_and_drains_on_sigterm() {
     let app = spawn_app().await;
     let jwks = testkit::jwt::JwksServer::start(&[]).await;
-    testkit::service::assert_process_contract(env!("CARGO_BIN_EXE_cashvio-auth"), PREFIX, ROLE, &app.db, &jwks, &[]).await;
+    testkit::service::assert_process_contract(env!("CARGO_BIN_EXE_cashvio-auth"), PREFIX, ROLE, &app.db, &jwks, &[])
+        .await;
     app.shutdown.cancel();
 }

@@ -37,7 +37,8 @@ pub fn document(title: &str, lines: &[TextLine]) -> Vec<u8> {
     let bold = Ref::new(4);
     let info = Ref::new(5);
     let mut next = 6;
-    let chunks: Vec<&[TextLine]> = if lines.is_empty() { vec![&[][..]] } else { lines.chunks(LINES_PER_PAGE).collect() };
+    let chunks: Vec<&[TextLine]> =
+        if lines.is_empty() { vec![&[][..]] } else { lines.chunks(LINES_PER_PAGE).collect() };
     let mut page_ids = Vec::new();
     for chunk in &chunks {
         let page = Ref::new(next);

@@ -7,9 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use platform::shutdown::CancellationToken;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
-use platform::shutdown::CancellationToken;
 use uuid::Uuid;
 
 use bus::MessageMeta;
@@ -167,7 +167,8 @@ impl Sender {
                 Outcome::Retry(error) | Outcome::Failed(error) => {
                     tracing::error!(email_id = %d.email_id, attempts, %error, "e-mail failed for good");
                     mark_failed(&mut tx, d.email_id, attempts, &error).await?;
-                    announce_failure(&mut tx, d.email_id, &d.template, &d.recipient, attempts, &error, d.shop_id).await?;
+                    announce_failure(&mut tx, d.email_id, &d.template, &d.recipient, attempts, &error, d.shop_id)
+                        .await?;
                 }
             }
         }
@@ -179,11 +180,18 @@ impl Sender {
         let (Some(html), Some(text)) = (&d.html_body, &d.text_body) else {
             return Outcome::Failed("the body was dropped (sensitive e-mail already sent)".into());
         };
-        let message =
-            match smtp::message(self.smtp.from_address(), &d.recipient, d.email_id, &d.subject, text, html, attachments) {
-                Ok(m) => m,
-                Err(e) => return Outcome::Failed(format!("{e:#}")),
-            };
+        let message = match smtp::message(
+            self.smtp.from_address(),
+            &d.recipient,
+            d.email_id,
+            &d.subject,
+            text,
+            html,
+            attachments,
+        ) {
+            Ok(m) => m,
+            Err(e) => return Outcome::Failed(format!("{e:#}")),
+        };
         match self.smtp.send(message).await {
             Ok(id) => Outcome::Sent(id),
             Err(SendError::Temporary(e)) => Outcome::Retry(e),
@@ -197,7 +205,12 @@ impl Sender {
     }
 }
 
-pub async fn mark_failed(conn: &mut sqlx::PgConnection, email_id: Uuid, attempts: i32, error: &str) -> sqlx::Result<()> {
+pub async fn mark_failed(
+    conn: &mut sqlx::PgConnection,
+    email_id: Uuid,
+    attempts: i32,
+    error: &str,
+) -> sqlx::Result<()> {
     sqlx::query("update emails set status = 'failed', attempts = $2, last_error = $3 where email_id = $1")
         .bind(email_id)
         .bind(attempts)

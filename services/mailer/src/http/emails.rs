@@ -132,7 +132,10 @@ async fn resend(
         .fetch_one(&state.pool)
         .await?;
     if exists {
-        Err(Problem::conflict("EMAIL_NOT_RESENDABLE", "This e-mail held a secret and was sent; ask for a new one instead."))
+        Err(Problem::conflict(
+            "EMAIL_NOT_RESENDABLE",
+            "This e-mail held a secret and was sent; ask for a new one instead.",
+        ))
     } else {
         Err(Problem::not_found("EMAIL_NOT_FOUND", "No such e-mail."))
     }

@@ -65,8 +65,12 @@ fn acting_shop(user: &AuthUser, named: Option<ShopId>) -> Result<ShopId, Problem
             let mut shops = user.shops.keys();
             match (shops.next(), shops.next()) {
                 (Some(only), None) => Ok(*only),
-                (None, _) => Err(Problem::forbidden("SHOP_ACCESS_DENIED", "Uploads belong to a shop; you are in none.")),
-                (Some(_), Some(_)) => Err(Problem::validation(vec![]).with_field("shopId", "required: you belong to several shops")),
+                (None, _) => {
+                    Err(Problem::forbidden("SHOP_ACCESS_DENIED", "Uploads belong to a shop; you are in none."))
+                }
+                (Some(_), Some(_)) => {
+                    Err(Problem::validation(vec![]).with_field("shopId", "required: you belong to several shops"))
+                }
             }
         }
     }
@@ -81,7 +85,11 @@ fn multipart_problem(status: StatusCode, text: String) -> Problem {
 }
 
 fn too_large() -> Problem {
-    Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "FILE_TOO_LARGE", format!("Each file may be at most {MAX_FILE_BYTES} bytes."))
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "FILE_TOO_LARGE",
+        format!("Each file may be at most {MAX_FILE_BYTES} bytes."),
+    )
 }
 
 fn unprocessable(code: &str, field: &str, message: &str) -> Problem {
@@ -133,9 +141,15 @@ async fn receive(
     sub: Option<&SubFolder>,
     stored: &mut Vec<StoredFile>,
 ) -> Result<(), Problem> {
-    while let Some(mut field) = multipart.next_field().await.map_err(|e| multipart_problem(e.status(), e.body_text()))? {
+    while let Some(mut field) =
+        multipart.next_field().await.map_err(|e| multipart_problem(e.status(), e.body_text()))?
+    {
         if field.name() != Some("files") {
-            return Err(unprocessable("UNEXPECTED_FIELD", field.name().unwrap_or("?"), "only `files` fields are accepted"));
+            return Err(unprocessable(
+                "UNEXPECTED_FIELD",
+                field.name().unwrap_or("?"),
+                "only `files` fields are accepted",
+            ));
         }
         if stored.len() == MAX_FILES {
             return Err(unprocessable("TOO_MANY_FILES", "files", "at most 10 files per upload"));
@@ -148,13 +162,22 @@ async fn receive(
                 None => break,
             }
         }
-        let kind = FileKind::sniff(&head)
-            .ok_or_else(|| unprocessable("UNSUPPORTED_FILE_TYPE", "files", "only PNG, JPEG, WebP, GIF and PDF content is accepted"))?;
+        let kind = FileKind::sniff(&head).ok_or_else(|| {
+            unprocessable("UNSUPPORTED_FILE_TYPE", "files", "only PNG, JPEG, WebP, GIF and PDF content is accepted")
+        })?;
         if !folder.allows(kind) {
-            return Err(unprocessable("FILE_TYPE_NOT_ALLOWED", "files", &format!("{} is not allowed in {}", kind.content_type(), folder.as_str())));
+            return Err(unprocessable(
+                "FILE_TYPE_NOT_ALLOWED",
+                "files",
+                &format!("{} is not allowed in {}", kind.content_type(), folder.as_str()),
+            ));
         }
         if !kind.matches_name(&name) {
-            return Err(unprocessable("FILE_TYPE_MISMATCH", "files", &format!("{name:?} does not hold {} content", kind.extension())));
+            return Err(unprocessable(
+                "FILE_TYPE_MISMATCH",
+                "files",
+                &format!("{name:?} does not hold {} content", kind.extension()),
+            ));
         }
         if head.len() as u64 > MAX_FILE_BYTES {
             return Err(too_large());
@@ -209,11 +232,13 @@ async fn delete_uploads(
         return Err(unprocessable("INVALID_KEYS", "keys", "give `key` or 1 to 1000 `keys`"));
     }
     for key in &keys {
-        let allowed = shop_of_key(key)
-            .map(ShopId)
-            .is_some_and(|shop| user.require_shop_role(shop, ShopRole::ShopStaff).is_ok());
+        let allowed =
+            shop_of_key(key).map(ShopId).is_some_and(|shop| user.require_shop_role(shop, ShopRole::ShopStaff).is_ok());
         if !allowed {
-            return Err(Problem::forbidden("KEY_NOT_YOURS", format!("{key} is not under one of your shops; nothing was deleted.")));
+            return Err(Problem::forbidden(
+                "KEY_NOT_YOURS",
+                format!("{key} is not under one of your shops; nothing was deleted."),
+            ));
         }
     }
     state.storage.delete_many(&keys).await?;
@@ -255,8 +280,13 @@ async fn presign(
     let shop = acting_shop(&user, req.shop_id)?;
     let sub = SubFolder::parse(req.sub_folder.as_deref().unwrap_or(""))
         .map_err(|m| unprocessable("INVALID_SUB_FOLDER", "subFolder", m))?;
-    let kind = FileKind::from_content_type(&req.content_type)
-        .ok_or_else(|| unprocessable("UNSUPPORTED_FILE_TYPE", "contentType", "image/png, image/jpeg, image/webp, image/gif or application/pdf"))?;
+    let kind = FileKind::from_content_type(&req.content_type).ok_or_else(|| {
+        unprocessable(
+            "UNSUPPORTED_FILE_TYPE",
+            "contentType",
+            "image/png, image/jpeg, image/webp, image/gif or application/pdf",
+        )
+    })?;
     if !req.folder.allows(kind) {
         return Err(unprocessable("FILE_TYPE_NOT_ALLOWED", "contentType", "not allowed in this folder"));
     }

@@ -70,7 +70,8 @@ pub fn order(to: &str) -> OrderCompleted {
 }
 
 async fn token_issued_by_sink(app: &TestApp, token: &str) -> bool {
-    let tokens: serde_json::Value = app.http.get(format!("{}/api/tokens", app.sink)).send().await.unwrap().json().await.unwrap();
+    let tokens: serde_json::Value =
+        app.http.get(format!("{}/api/tokens", app.sink)).send().await.unwrap().json().await.unwrap();
     tokens.to_string().contains(token)
 }
 
@@ -112,12 +113,13 @@ async fn an_order_event_delivered_twice_sends_one_receipt_with_pdf_over_xoauth2(
     assert!(stored.starts_with(b"%PDF-"));
     assert_eq!(format!("{:x}", Sha256::digest(&stored)), attachments[0]["sha256"].as_str().unwrap());
 
-    let (rows, sent): (i64, i64) =
-        sqlx::query_as("select count(*), count(*) filter (where status = 'sent') from mailer.emails where recipient = $1")
-            .bind(&to)
-            .fetch_one(&app.db.admin)
-            .await
-            .unwrap();
+    let (rows, sent): (i64, i64) = sqlx::query_as(
+        "select count(*), count(*) filter (where status = 'sent') from mailer.emails where recipient = $1",
+    )
+    .bind(&to)
+    .fetch_one(&app.db.admin)
+    .await
+    .unwrap();
     assert_eq!((rows, sent), (1, 1));
 }
 
@@ -128,14 +130,34 @@ async fn every_event_type_becomes_its_email_and_secrets_are_dropped_after_sendin
     let exp = Utc::now() + chrono::Duration::minutes(5);
     let r = || Recipient { email: to.clone(), name: Some("Ama".into()) };
     app.publish(&OtpRequested { to: r(), code: "493817".into(), expires_at: exp }, Uuid::now_v7()).await;
-    app.publish(&PasswordResetRequested { to: r(), reset_url: "https://app.cashvio.test/reset?t=abc".into(), expires_at: exp }, Uuid::now_v7()).await;
     app.publish(
-        &InviteCreated { to: r(), shop: shop(), role: "SHOP_STAFF".into(), invited_by: "Owner".into(), accept_url: "https://app.cashvio.test/invite?t=x".into(), expires_at: exp },
+        &PasswordResetRequested { to: r(), reset_url: "https://app.cashvio.test/reset?t=abc".into(), expires_at: exp },
         Uuid::now_v7(),
     )
     .await;
     app.publish(
-        &LevelLow { shop: shop(), owner: r(), product_id: Uuid::new_v4(), product_name: "Tempered glass".into(), sku: Some("TG-1".into()), available: 3, keeping_units: 5, occurred_at: Utc::now() },
+        &InviteCreated {
+            to: r(),
+            shop: shop(),
+            role: "SHOP_STAFF".into(),
+            invited_by: "Owner".into(),
+            accept_url: "https://app.cashvio.test/invite?t=x".into(),
+            expires_at: exp,
+        },
+        Uuid::now_v7(),
+    )
+    .await;
+    app.publish(
+        &LevelLow {
+            shop: shop(),
+            owner: r(),
+            product_id: Uuid::new_v4(),
+            product_name: "Tempered glass".into(),
+            sku: Some("TG-1".into()),
+            available: 3,
+            keeping_units: 5,
+            occurred_at: Utc::now(),
+        },
         Uuid::now_v7(),
     )
     .await;
@@ -148,17 +170,28 @@ async fn every_event_type_becomes_its_email_and_secrets_are_dropped_after_sendin
     assert!(mail.iter().any(|m| m["text"].as_str().unwrap().contains("https://app.cashvio.test/reset?t=abc")));
     // Sensitive bodies are not kept once sent; the rest are.
     let done = app
-        .wait_sql(&format!("select count(*) from mailer.emails where recipient = '{to}' and status = 'sent'"), |n| n == 4, Duration::from_secs(5))
+        .wait_sql(
+            &format!("select count(*) from mailer.emails where recipient = '{to}' and status = 'sent'"),
+            |n| n == 4,
+            Duration::from_secs(5),
+        )
         .await;
     assert_eq!(done, 4);
-    let kept: Vec<(String, bool)> = sqlx::query_as("select template, html_body is not null from mailer.emails where recipient = $1 order by template")
-        .bind(&to)
-        .fetch_all(&app.db.admin)
-        .await
-        .unwrap();
+    let kept: Vec<(String, bool)> = sqlx::query_as(
+        "select template, html_body is not null from mailer.emails where recipient = $1 order by template",
+    )
+    .bind(&to)
+    .fetch_all(&app.db.admin)
+    .await
+    .unwrap();
     assert_eq!(
         kept,
-        vec![("invite".into(), false), ("low_stock".into(), true), ("otp".into(), false), ("password_reset".into(), false)]
+        vec![
+            ("invite".into(), false),
+            ("low_stock".into(), true),
+            ("otp".into(), false),
+            ("password_reset".into(), false)
+        ]
     );
 }
 
@@ -221,17 +254,26 @@ async fn mail_waits_while_the_smtp_server_is_down_and_goes_out_when_it_is_back()
     let to_a = unique_email("a");
     app.publish(&order(&to_a), Uuid::now_v7()).await;
     let failed = app
-        .wait_sql(&format!("select count(*) from mailer.emails where recipient = '{to_a}' and status = 'failed'"), |n| n == 1, Duration::from_secs(20))
+        .wait_sql(
+            &format!("select count(*) from mailer.emails where recipient = '{to_a}' and status = 'failed'"),
+            |n| n == 1,
+            Duration::from_secs(20),
+        )
         .await;
     assert_eq!(failed, 1, "A ends failed after its attempts");
     let (attempts, error): (i32, String) =
-        sqlx::query_as("select attempts, last_error from mailer.emails where recipient = $1").bind(&to_a).fetch_one(&app.db.admin).await.unwrap();
+        sqlx::query_as("select attempts, last_error from mailer.emails where recipient = $1")
+            .bind(&to_a)
+            .fetch_one(&app.db.admin)
+            .await
+            .unwrap();
     assert_eq!(attempts, 4);
     assert!(!error.is_empty());
-    let announced: i64 = sqlx::query_scalar("select count(*) from mailer.outbox where message_type = 'mailer.email.failed'")
-        .fetch_one(&app.db.admin)
-        .await
-        .unwrap();
+    let announced: i64 =
+        sqlx::query_scalar("select count(*) from mailer.outbox where message_type = 'mailer.email.failed'")
+            .fetch_one(&app.db.admin)
+            .await
+            .unwrap();
     assert_eq!(announced, 1, "the failure is announced through the outbox");
 
     // B is still being retried when the server comes back.
@@ -247,8 +289,18 @@ async fn mail_waits_while_the_smtp_server_is_down_and_goes_out_when_it_is_back()
     assert_eq!(app.mail_to(&to_b, 1, Duration::from_secs(20)).await.len(), 1, "B goes out once the server is back");
 
     // A goes out after an admin resends it.
-    let id: Uuid = sqlx::query_scalar("select email_id from mailer.emails where recipient = $1").bind(&to_a).fetch_one(&app.db.admin).await.unwrap();
-    let res = app.http.post(format!("{}/emails/{id}/resend", app.base_url)).bearer_auth(app.admin_token()).send().await.unwrap();
+    let id: Uuid = sqlx::query_scalar("select email_id from mailer.emails where recipient = $1")
+        .bind(&to_a)
+        .fetch_one(&app.db.admin)
+        .await
+        .unwrap();
+    let res = app
+        .http
+        .post(format!("{}/emails/{id}/resend", app.base_url))
+        .bearer_auth(app.admin_token())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 202);
     let mail = app.mail_to(&to_a, 1, Duration::from_secs(20)).await;
     assert_eq!(mail.len(), 1, "A goes out after resend");
@@ -267,7 +319,11 @@ async fn a_bad_address_fails_alone_and_admins_see_it() {
     app.publish(&order(&good), Uuid::now_v7()).await;
     assert_eq!(app.mail_to(&good, 1, Duration::from_secs(20)).await.len(), 1, "the queue is not blocked");
     let (status, error): (String, String) =
-        sqlx::query_as("select status, last_error from mailer.emails where recipient = $1").bind(bad).fetch_one(&app.db.admin).await.unwrap();
+        sqlx::query_as("select status, last_error from mailer.emails where recipient = $1")
+            .bind(bad)
+            .fetch_one(&app.db.admin)
+            .await
+            .unwrap();
     assert_eq!(status, "failed");
     assert!(error.contains("invalid recipient address"), "{error}");
 
@@ -289,9 +345,21 @@ async fn a_bad_address_fails_alone_and_admins_see_it() {
     assert_eq!(list(None, "").await.unwrap().status(), 401);
     assert_eq!(list(Some(app.admin_token()), "status=bogus").await.unwrap().status(), 422);
     assert_eq!(list(Some(app.admin_token()), "limit=500").await.unwrap().status(), 422);
-    let res = app.http.post(format!("{}/emails/{}/resend", app.base_url, Uuid::new_v4())).bearer_auth(app.admin_token()).send().await.unwrap();
+    let res = app
+        .http
+        .post(format!("{}/emails/{}/resend", app.base_url, Uuid::new_v4()))
+        .bearer_auth(app.admin_token())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
-    let res = app.http.post(format!("{}/emails/{}/resend", app.base_url, Uuid::new_v4())).bearer_auth(staff).send().await.unwrap();
+    let res = app
+        .http
+        .post(format!("{}/emails/{}/resend", app.base_url, Uuid::new_v4()))
+        .bearer_auth(staff)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 403);
 }
 
@@ -331,7 +399,9 @@ async fn an_event_that_cannot_become_an_email_is_dead_lettered_not_retried_forev
 async fn a_revoked_access_token_is_refreshed_on_535() {
     let mut sink = OwnSink::new();
     sink.start().await;
-    let app = spawn_app_with(Options { smtp_port: sink.smtp_port, sink_http_port: sink.http_port, ..Options::default() }).await;
+    let app =
+        spawn_app_with(Options { smtp_port: sink.smtp_port, sink_http_port: sink.http_port, ..Options::default() })
+            .await;
     let first = unique_email("first");
     app.publish(&order(&first), Uuid::now_v7()).await;
     let m1 = app.mail_to(&first, 1, Duration::from_secs(20)).await;
@@ -349,10 +419,16 @@ async fn a_revoked_access_token_is_refreshed_on_535() {
     assert_eq!(m2.len(), 1, "sent after refreshing the token");
     let t2 = m2[0]["auth_token"].as_str().unwrap();
     assert_ne!(t1, t2, "a new token was fetched");
-    let attempts: serde_json::Value = app.http.get(format!("{}/api/auth-attempts", app.sink)).send().await.unwrap().json().await.unwrap();
-    let refused = attempts.as_array().unwrap().iter().filter(|a| a["mechanism"] == "XOAUTH2" && a["success"] == false).count();
+    let attempts: serde_json::Value =
+        app.http.get(format!("{}/api/auth-attempts", app.sink)).send().await.unwrap().json().await.unwrap();
+    let refused =
+        attempts.as_array().unwrap().iter().filter(|a| a["mechanism"] == "XOAUTH2" && a["success"] == false).count();
     assert!(refused >= 1, "the revoked token was refused once: {attempts}");
-    let attempts_col: i32 = sqlx::query_scalar("select attempts from mailer.emails where recipient = $1").bind(&second).fetch_one(&app.db.admin).await.unwrap();
+    let attempts_col: i32 = sqlx::query_scalar("select attempts from mailer.emails where recipient = $1")
+        .bind(&second)
+        .fetch_one(&app.db.admin)
+        .await
+        .unwrap();
     assert_eq!(attempts_col, 1, "the refresh happened within the first attempt");
     sink.stop().await;
 }

@@ -42,7 +42,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { smtp_port: SINK_SMTP_PORT, sink_http_port: SINK_HTTP_PORT, max_attempts: 5, retry_base: Duration::from_millis(200) }
+        Self {
+            smtp_port: SINK_SMTP_PORT,
+            sink_http_port: SINK_HTTP_PORT,
+            max_attempts: 5,
+            retry_base: Duration::from_millis(200),
+        }
     }
 }
 
@@ -137,10 +142,11 @@ impl TestApp {
     pub async fn mail_to(&self, to: &str, n: usize, within: Duration) -> Vec<serde_json::Value> {
         let start = Instant::now();
         loop {
-            let got: Vec<serde_json::Value> = match self.http.get(format!("{}/api/messages", self.sink)).query(&[("to", to)]).send().await {
-                Ok(r) => r.json().await.unwrap_or_default(),
-                Err(_) => Vec::new(),
-            };
+            let got: Vec<serde_json::Value> =
+                match self.http.get(format!("{}/api/messages", self.sink)).query(&[("to", to)]).send().await {
+                    Ok(r) => r.json().await.unwrap_or_default(),
+                    Err(_) => Vec::new(),
+                };
             if got.len() >= n || start.elapsed() > within {
                 return got;
             }
@@ -162,7 +168,8 @@ impl TestApp {
 
     /// Every object key under `prefix` in this test's bucket.
     pub async fn keys(&self, prefix: &str) -> Vec<String> {
-        let out = self.storage.client().list_objects_v2().bucket(self.storage.bucket()).prefix(prefix).send().await.unwrap();
+        let out =
+            self.storage.client().list_objects_v2().bucket(self.storage.bucket()).prefix(prefix).send().await.unwrap();
         out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect()
     }
 

@@ -6,7 +6,8 @@ use crate::helpers::{spawn_app, PREFIX, ROLE};
 async fn operational_endpoints_answer() {
     let app = spawn_app().await;
     testkit::service::assert_shell(&app.base_url, "mailer").await;
-    let doc: serde_json::Value = app.http.get(format!("{}/openapi.json", app.base_url)).send().await.unwrap().json().await.unwrap();
+    let doc: serde_json::Value =
+        app.http.get(format!("{}/openapi.json", app.base_url)).send().await.unwrap().json().await.unwrap();
     for path in ["/upload", "/upload/presign", "/emails", "/emails/{id}/resend"] {
         assert!(doc["paths"][path].is_object(), "OpenAPI documents {path}");
     }
@@ -32,7 +33,14 @@ async fn binary_refuses_bad_configuration_and_drains_on_sigterm() {
         ("SMTP_OAUTH_REFRESH_TOKEN", "local-refresh-token"),
         ("MAIL_FROM", "Cashvio <no-reply@cashvio.test>"),
     ];
-    testkit::service::assert_process_contract(env!("CARGO_BIN_EXE_cashvio-mailer"), PREFIX, ROLE, &app.db, &app.jwks, &env)
-        .await;
+    testkit::service::assert_process_contract(
+        env!("CARGO_BIN_EXE_cashvio-mailer"),
+        PREFIX,
+        ROLE,
+        &app.db,
+        &app.jwks,
+        &env,
+    )
+    .await;
     app.shutdown.cancel();
 }

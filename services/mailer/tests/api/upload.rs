@@ -20,10 +20,17 @@ fn pdf(len: usize) -> Vec<u8> {
 }
 
 fn form(files: Vec<(&str, Vec<u8>)>) -> Form {
-    files.into_iter().fold(Form::new(), |f, (name, bytes)| f.part("files", Part::bytes(bytes).file_name(name.to_owned())))
+    files
+        .into_iter()
+        .fold(Form::new(), |f, (name, bytes)| f.part("files", Part::bytes(bytes).file_name(name.to_owned())))
 }
 
-async fn upload(app: &TestApp, token: Option<&str>, query: &str, files: Vec<(&str, Vec<u8>)>) -> (StatusCode, serde_json::Value) {
+async fn upload(
+    app: &TestApp,
+    token: Option<&str>,
+    query: &str,
+    files: Vec<(&str, Vec<u8>)>,
+) -> (StatusCode, serde_json::Value) {
     let mut req = app.http.post(format!("{}/upload?{query}", app.base_url)).multipart(form(files));
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -41,12 +48,18 @@ async fn uploaded_files_come_back_byte_identical_under_the_shop() {
     // 6 MiB crosses the multipart part size; 3 KiB goes up in one PUT.
     let big = png(6 * 1024 * 1024 + 123);
     let small = pdf(3 * 1024);
-    let (status, body) =
-        upload(&app, Some(&token), "folder=documents&subFolder=invoices/2026", vec![("scan.png", big.clone()), ("bill.pdf", small.clone())]).await;
+    let (status, body) = upload(
+        &app,
+        Some(&token),
+        "folder=documents&subFolder=invoices/2026",
+        vec![("scan.png", big.clone()), ("bill.pdf", small.clone())],
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let urls: Vec<String> = serde_json::from_value(body["urls"].clone()).unwrap();
     assert_eq!(urls.len(), 2);
-    for (key, expected, ct, ext) in [(&urls[0], &big, "image/png", "png"), (&urls[1], &small, "application/pdf", "pdf")] {
+    for (key, expected, ct, ext) in [(&urls[0], &big, "image/png", "png"), (&urls[1], &small, "application/pdf", "pdf")]
+    {
         assert!(key.starts_with(&format!("shops/{shop}/documents/invoices/2026/")), "{key}");
         assert!(key.ends_with(&format!(".{ext}")), "{key}");
         let stored = app.object(key).await.expect("object stored");
@@ -65,17 +78,77 @@ async fn refused_uploads_store_nothing() {
     let prefix = format!("shops/{shop}/");
     let other_shop = format!("folder=images&shopId={}", ShopId::new());
     let cases: Vec<(&str, &str, Vec<(&str, Vec<u8>)>, StatusCode, &str)> = vec![
-        ("oversized file", "folder=images", vec![("ok.png", png(1000)), ("huge.png", png(10 * 1024 * 1024 + 1))], StatusCode::PAYLOAD_TOO_LARGE, "FILE_TOO_LARGE"),
-        ("png name, pdf bytes", "folder=documents", vec![("photo.png", pdf(2000))], StatusCode::UNPROCESSABLE_ENTITY, "FILE_TYPE_MISMATCH"),
-        ("11 files", "folder=images", (0..11).map(|_| ("p.png", png(500))).collect(), StatusCode::UNPROCESSABLE_ENTITY, "TOO_MANY_FILES"),
-        ("pdf in an image folder", "folder=products", vec![("a.pdf", pdf(100))], StatusCode::UNPROCESSABLE_ENTITY, "FILE_TYPE_NOT_ALLOWED"),
-        ("unknown content", "folder=images", vec![("a.png", b"<svg onload=alert(1)>".to_vec())], StatusCode::UNPROCESSABLE_ENTITY, "UNSUPPORTED_FILE_TYPE"),
-        ("empty file", "folder=images", vec![("a.png", Vec::new())], StatusCode::UNPROCESSABLE_ENTITY, "UNSUPPORTED_FILE_TYPE"),
+        (
+            "oversized file",
+            "folder=images",
+            vec![("ok.png", png(1000)), ("huge.png", png(10 * 1024 * 1024 + 1))],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "FILE_TOO_LARGE",
+        ),
+        (
+            "png name, pdf bytes",
+            "folder=documents",
+            vec![("photo.png", pdf(2000))],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "FILE_TYPE_MISMATCH",
+        ),
+        (
+            "11 files",
+            "folder=images",
+            (0..11).map(|_| ("p.png", png(500))).collect(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "TOO_MANY_FILES",
+        ),
+        (
+            "pdf in an image folder",
+            "folder=products",
+            vec![("a.pdf", pdf(100))],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "FILE_TYPE_NOT_ALLOWED",
+        ),
+        (
+            "unknown content",
+            "folder=images",
+            vec![("a.png", b"<svg onload=alert(1)>".to_vec())],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "UNSUPPORTED_FILE_TYPE",
+        ),
+        (
+            "empty file",
+            "folder=images",
+            vec![("a.png", Vec::new())],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "UNSUPPORTED_FILE_TYPE",
+        ),
         ("empty form", "folder=images", vec![], StatusCode::BAD_REQUEST, "MALFORMED_MULTIPART"),
-        ("dot-dot sub-folder", "folder=images&subFolder=../../etc", vec![("a.png", png(100))], StatusCode::UNPROCESSABLE_ENTITY, "INVALID_SUB_FOLDER"),
-        ("absolute sub-folder", "folder=images&subFolder=/abs", vec![("a.png", png(100))], StatusCode::UNPROCESSABLE_ENTITY, "INVALID_SUB_FOLDER"),
-        ("control characters", "folder=images&subFolder=a%0Ab", vec![("a.png", png(100))], StatusCode::UNPROCESSABLE_ENTITY, "INVALID_SUB_FOLDER"),
-        ("unknown folder", "folder=secrets", vec![("a.png", png(100))], StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED"),
+        (
+            "dot-dot sub-folder",
+            "folder=images&subFolder=../../etc",
+            vec![("a.png", png(100))],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_SUB_FOLDER",
+        ),
+        (
+            "absolute sub-folder",
+            "folder=images&subFolder=/abs",
+            vec![("a.png", png(100))],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_SUB_FOLDER",
+        ),
+        (
+            "control characters",
+            "folder=images&subFolder=a%0Ab",
+            vec![("a.png", png(100))],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_SUB_FOLDER",
+        ),
+        (
+            "unknown folder",
+            "folder=secrets",
+            vec![("a.png", png(100))],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_FAILED",
+        ),
         ("another shop", &other_shop, vec![("a.png", png(100))], StatusCode::FORBIDDEN, "SHOP_ACCESS_DENIED"),
     ];
     for (name, query, files, status, code) in cases {
@@ -92,9 +165,16 @@ async fn uploads_need_a_token() {
     let (status, body) = upload(&app, None, "folder=images", vec![("a.png", png(100))]).await;
     assert_eq!(status, 401);
     assert_eq!(body["code"], "AUTH_REQUIRED");
-    let res = app.http.delete(format!("{}/upload", app.base_url)).json(&serde_json::json!({"key": "shops/x/y"})).send().await.unwrap();
+    let res = app
+        .http
+        .delete(format!("{}/upload", app.base_url))
+        .json(&serde_json::json!({"key": "shops/x/y"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
-    let res = app.http.post(format!("{}/upload/presign", app.base_url)).json(&serde_json::json!({})).send().await.unwrap();
+    let res =
+        app.http.post(format!("{}/upload/presign", app.base_url)).json(&serde_json::json!({})).send().await.unwrap();
     assert_eq!(res.status(), 401);
     // A customer (no shop) cannot upload shop files.
     let customer = app.key.sign(&testkit::jwt::claims(platform::auth::Role::Customer, &[], 600));
@@ -126,16 +206,33 @@ async fn only_keys_of_your_own_shops_can_be_deleted() {
     assert_eq!(body["code"], "KEY_NOT_YOURS");
     assert!(app.object(&key_a).await.is_some() && app.object(&key_b).await.is_some(), "nothing deleted");
 
-    for bad in [serde_json::json!({"key": "../../etc/passwd"}), serde_json::json!({"key": format!("shops/{shop_a}/../{shop_b}/x")})] {
+    for bad in [
+        serde_json::json!({"key": "../../etc/passwd"}),
+        serde_json::json!({"key": format!("shops/{shop_a}/../{shop_b}/x")}),
+    ] {
         let res = app.http.delete(format!("{}/upload", app.base_url)).bearer_auth(&ta).json(&bad).send().await.unwrap();
         assert_eq!(res.status(), 403, "{bad}");
     }
-    let res = app.http.delete(format!("{}/upload", app.base_url)).bearer_auth(&ta).json(&serde_json::json!({"key": key_a})).send().await.unwrap();
+    let res = app
+        .http
+        .delete(format!("{}/upload", app.base_url))
+        .bearer_auth(&ta)
+        .json(&serde_json::json!({"key": key_a}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert!(app.object(&key_a).await.is_none(), "own key deleted");
     assert!(app.object(&key_b).await.is_some(), "the other shop's object still exists");
 
-    let res = app.http.delete(format!("{}/upload", app.base_url)).bearer_auth(&ta).json(&serde_json::json!({"path": "x"})).send().await.unwrap();
+    let res = app
+        .http
+        .delete(format!("{}/upload", app.base_url))
+        .bearer_auth(&ta)
+        .json(&serde_json::json!({"path": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 422, "unknown fields are refused");
 }
 
@@ -169,12 +266,25 @@ async fn presigned_put_uploads_directly() {
     assert_eq!(app.object(key).await.unwrap(), bytes);
 
     for (bad, code) in [
-        (serde_json::json!({"folder": "products", "contentType": "application/pdf", "size": 10}), "FILE_TYPE_NOT_ALLOWED"),
+        (
+            serde_json::json!({"folder": "products", "contentType": "application/pdf", "size": 10}),
+            "FILE_TYPE_NOT_ALLOWED",
+        ),
         (serde_json::json!({"folder": "images", "contentType": "text/html", "size": 10}), "UNSUPPORTED_FILE_TYPE"),
-        (serde_json::json!({"folder": "images", "contentType": "image/png", "size": 10 * 1024 * 1024 + 1}), "INVALID_SIZE"),
+        (
+            serde_json::json!({"folder": "images", "contentType": "image/png", "size": 10 * 1024 * 1024 + 1}),
+            "INVALID_SIZE",
+        ),
         (serde_json::json!({"folder": "images", "contentType": "image/png", "size": 0}), "INVALID_SIZE"),
     ] {
-        let res = app.http.post(format!("{}/upload/presign", app.base_url)).bearer_auth(&token).json(&bad).send().await.unwrap();
+        let res = app
+            .http
+            .post(format!("{}/upload/presign", app.base_url))
+            .bearer_auth(&token)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 422, "{bad}");
         let body: serde_json::Value = res.json().await.unwrap();
         assert_eq!(body["code"], code, "{bad}");

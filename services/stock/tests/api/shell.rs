@@ -12,7 +12,14 @@ async fn operational_endpoints_answer() {
 #[tokio::test]
 async fn binary_refuses_bad_configuration_and_drains_on_sigterm() {
     let app = spawn_app().await;
-    testkit::service::assert_process_contract(env!("CARGO_BIN_EXE_cashvio-stock"), PREFIX, ROLE, &app.db, &app.jwks, &[])
-        .await;
+    testkit::service::assert_process_contract(
+        env!("CARGO_BIN_EXE_cashvio-stock"),
+        PREFIX,
+        ROLE,
+        &app.db,
+        &app.jwks,
+        &[],
+    )
+    .await;
     app.shutdown.cancel();
 }
