@@ -40,6 +40,10 @@ pub struct PaymentLine {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrderCompleted {
     pub order_id: Uuid,
+    /// The stock reservation the sale commits (stock commits it idempotently on this event
+    /// too, in case the order service's own commit call was lost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation_id: Option<Uuid>,
     /// Per-shop gapless sequence.
     pub order_number: i64,
     pub shop: ShopBrand,
@@ -89,5 +93,20 @@ pub struct ReturnCompleted {
 }
 impl Event for ReturnCompleted {
     const TYPE: &'static str = "sales.return.completed";
+    const VERSION: u16 = 1;
+}
+
+/// A draft or completed order was cancelled: its reservation is released (if still held).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderCancelled {
+    pub order_id: Uuid,
+    pub shop_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation_id: Option<Uuid>,
+    pub cancelled_at: DateTime<Utc>,
+}
+impl Event for OrderCancelled {
+    const TYPE: &'static str = "sales.order.cancelled";
     const VERSION: u16 = 1;
 }

@@ -26,3 +26,109 @@ impl Event for LevelLow {
     const TYPE: &'static str = "stock.level.low";
     const VERSION: u16 = 1;
 }
+
+/// A product's availability changed (reserve, release, sale, receipt, adjustment).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LevelChanged {
+    pub shop_id: Uuid,
+    pub product_id: Uuid,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub available: i64,
+    pub occurred_at: DateTime<Utc>,
+}
+impl Event for LevelChanged {
+    const TYPE: &'static str = "stock.level.changed";
+    const VERSION: u16 = 1;
+}
+
+/// One line to reserve: a product and a quantity, or one serialized unit by barcode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReserveLine {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub barcode: Option<String>,
+    #[serde(default = "one")]
+    pub quantity: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+/// Reserve all lines or none (`stock.rpc`, and `POST /stock/reservations`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReserveRequest {
+    /// Chosen by the caller, so a retry is the same reservation.
+    pub reservation_id: Uuid,
+    pub shop_id: Uuid,
+    pub lines: Vec<ReserveLine>,
+    pub ttl_seconds: u32,
+}
+
+/// A reserved line, priced: what the order service needs without reading stock's tables.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReservedLine {
+    pub product_id: Uuid,
+    pub name: String,
+    pub quantity: i64,
+    /// After the shop's active discounts, in the shop's currency ("1250.00").
+    pub unit_price: String,
+    /// The undiscounted price.
+    pub list_price: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub barcode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warranty_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReservationView {
+    pub reservation_id: Uuid,
+    pub shop_id: Uuid,
+    /// HELD, COMMITTED, RELEASED or EXPIRED
+    pub status: String,
+    pub currency: String,
+    pub expires_at: DateTime<Utc>,
+    pub lines: Vec<ReservedLine>,
+}
+
+impl crate::Rpc for ReserveRequest {
+    const QUEUE: &'static str = crate::routing::STOCK_RPC_QUEUE;
+    const TYPE: &'static str = "stock.reservation.reserve";
+    type Reply = ReservationView;
+}
+
+/// Stock leaves for good (the sale is booked). Idempotent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CommitRequest {
+    pub reservation_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<Uuid>,
+}
+impl crate::Rpc for CommitRequest {
+    const QUEUE: &'static str = crate::routing::STOCK_RPC_QUEUE;
+    const TYPE: &'static str = "stock.reservation.commit";
+    type Reply = ReservationView;
+}
+
+/// Stock returns to availability. Idempotent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReleaseRequest {
+    pub reservation_id: Uuid,
+}
+impl crate::Rpc for ReleaseRequest {
+    const QUEUE: &'static str = crate::routing::STOCK_RPC_QUEUE;
+    const TYPE: &'static str = "stock.reservation.release";
+    type Reply = ReservationView;
+}

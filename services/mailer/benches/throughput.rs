@@ -29,6 +29,7 @@ const BATCH: i64 = 32;
 fn receipt(to: &str, n: i64) -> OrderCompleted {
     OrderCompleted {
         order_id: Uuid::new_v4(),
+        reservation_id: None,
         order_number: n,
         shop: ShopBrand {
             id: Uuid::new_v4(),

@@ -1,14 +1,30 @@
 //! Configuration of the stock service, from the environment (see `.env.example`).
 
+use std::time::Duration;
+
 use platform::config::{CommonConfig, ConfigError, Env};
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub common: CommonConfig,
+    /// The event queue (shop projection, order events).
+    pub queue: String,
+    /// The RPC queue the order service reserves through.
+    pub rpc_queue: String,
+    /// A product's actor stops after this long without messages or holds.
+    pub actor_idle: Duration,
+    /// How long a caller waits for an actor's answer.
+    pub actor_call_timeout: Duration,
 }
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self { common: CommonConfig::from_env(env, "stock", "STOCK", 3002, "stock")? })
+        Ok(Self {
+            common: CommonConfig::from_env(env, "stock", "STOCK", 3002, "stock")?,
+            queue: env.or("STOCK_QUEUE", "stock.events".to_owned())?,
+            rpc_queue: env.or("STOCK_RPC_QUEUE", contracts::routing::STOCK_RPC_QUEUE.to_owned())?,
+            actor_idle: Duration::from_secs(env.or("STOCK_ACTOR_IDLE_SECS", 300)?),
+            actor_call_timeout: Duration::from_millis(env.or("STOCK_ACTOR_TIMEOUT_MS", 10_000)?),
+        })
     }
 }

@@ -1,9 +1,13 @@
-//! The stock service: catalog, suppliers, discounts, stock levels and the reservation actors.
+//! The stock service: catalog, serialized units, stock levels and the reservation actors.
 //!
 //! `Application::build(config)` gives a started service (port 0 in tests);
 //! `run_until_stopped` serves until shutdown.
 
 pub mod config;
+pub mod consumer;
+pub mod http;
+pub mod reservations;
+pub mod rpc;
 pub mod startup;
 
 pub use config::Config;

@@ -340,6 +340,7 @@ async fn shop_customers_are_projected_from_order_events_once_each() {
     let customer = uuid::Uuid::new_v4();
     let order = |n: i64| OrderCompleted {
         order_id: uuid::Uuid::new_v4(),
+        reservation_id: None,
         order_number: n,
         shop: ShopBrand { id: shop, name: "Shop".into(), logo_url: None, address: None, contact_phone: None },
         currency: "LKR".into(),

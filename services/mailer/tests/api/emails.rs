@@ -28,6 +28,7 @@ pub fn shop() -> ShopBrand {
 pub fn order(to: &str) -> OrderCompleted {
     OrderCompleted {
         order_id: Uuid::new_v4(),
+        reservation_id: None,
         order_number: 42,
         shop: shop(),
         currency: "LKR".into(),

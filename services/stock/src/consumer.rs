@@ -1,0 +1,107 @@
+//! Events stock follows: auth's shops (currency, owner for low-stock mail) and the order
+//! service's sales, cancellations and returns (commit, release, restock). Commit and release
+//! are idempotent by reservation id; a return restocks once (its id is in the ledger).
+
+use sqlx::PgConnection;
+
+use bus::{Handler, HandlerError, Incoming};
+use contracts::auth::ShopCreated;
+use contracts::sales::{OrderCancelled, OrderCompleted, ReturnCompleted};
+use contracts::Event;
+
+use crate::reservations::actor::{Adjustment, Msg};
+use crate::reservations::{Coordinator, StockError};
+
+pub const BINDINGS: &[&str] = &[ShopCreated::TYPE, OrderCompleted::TYPE, OrderCancelled::TYPE, ReturnCompleted::TYPE];
+
+pub struct StockEvents {
+    pub coordinator: Coordinator,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(msg: &Incoming) -> Result<T, HandlerError> {
+    msg.json().map_err(|e| HandlerError::Permanent(anyhow::anyhow!("undecodable {}: {e}", msg.message_type)))
+}
+
+fn settled(r: Result<impl Sized, StockError>) -> Result<(), HandlerError> {
+    match r {
+        Ok(_) | Err(StockError::ReservationNotFound | StockError::ReservationCommitted | StockError::ReservationExpired) => Ok(()),
+        Err(e) => Err(HandlerError::Transient(anyhow::anyhow!(e))),
+    }
+}
+
+#[async_trait::async_trait]
+impl Handler for StockEvents {
+    async fn handle(&self, conn: &mut PgConnection, msg: &Incoming) -> Result<(), HandlerError> {
+        match msg.message_type.as_str() {
+            ShopCreated::TYPE => {
+                let e: ShopCreated = decode(msg)?;
+                sqlx::query(
+                    "insert into shops (shop_id, name, currency, owner_email, owner_name, logo_url) values ($1, $2, $3, $4, $5, $6)
+                     on conflict (shop_id) do update set name = excluded.name, currency = excluded.currency,
+                        owner_email = excluded.owner_email, owner_name = excluded.owner_name, logo_url = excluded.logo_url,
+                        updated_at = now()",
+                )
+                .bind(e.shop.id)
+                .bind(&e.shop.name)
+                .bind(&e.currency)
+                .bind(&e.owner.email)
+                .bind(&e.owner.name)
+                .bind(&e.shop.logo_url)
+                .execute(conn)
+                .await?;
+                Ok(())
+            }
+            OrderCompleted::TYPE => {
+                let e: OrderCompleted = decode(msg)?;
+                match e.reservation_id {
+                    Some(r) => settled(self.coordinator.commit(r, Some(e.order_id)).await),
+                    None => Ok(()),
+                }
+            }
+            OrderCancelled::TYPE => {
+                let e: OrderCancelled = decode(msg)?;
+                match e.reservation_id {
+                    Some(r) => settled(self.coordinator.release(r).await),
+                    None => Ok(()),
+                }
+            }
+            ReturnCompleted::TYPE => {
+                let e: ReturnCompleted = decode(msg)?;
+                if !e.restocked {
+                    return Ok(());
+                }
+                let registry = self.coordinator.registry();
+                for line in &e.lines {
+                    let Some(product) = line.product_id else { continue };
+                    let answer = match &line.barcode {
+                        Some(code) => {
+                            let item: Option<uuid::Uuid> = sqlx::query_scalar("select item_id from items where shop_id = $1 and barcode = $2")
+                                .bind(e.shop.id)
+                                .bind(code)
+                                .fetch_optional(&mut *conn)
+                                .await?;
+                            match item {
+                                Some(item_id) => registry.ask(product, |reply| Msg::ReturnUnit { item_id, return_id: e.return_id, reply }).await.map(|_| ()),
+                                None => Ok(()),
+                            }
+                        }
+                        None => {
+                            let change = Adjustment {
+                                delta: line.quantity,
+                                kind: "RETURN",
+                                reason: Some(format!("return of order #{}", e.order_number)),
+                                actor_id: None,
+                                unit_cost_minor: None,
+                                source_id: Some(e.return_id),
+                            };
+                            registry.ask(product, |reply| Msg::Adjust { change: change.clone(), reply }).await.map(|_| ())
+                        }
+                    };
+                    answer.map_err(|err| HandlerError::Transient(anyhow::anyhow!(err)))?;
+                }
+                Ok(())
+            }
+            other => Err(HandlerError::Permanent(anyhow::anyhow!("stock does not handle {other}"))),
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The stock service's HTTP API (paths as the service sees them; nginx adds `/stock`).
+
+pub mod products;
+pub mod reservations;
+
+use sqlx::PgPool;
+use utoipa_axum::router::OpenApiRouter;
+use uuid::Uuid;
+
+use platform::auth::{AuthUser, ShopRole};
+use platform::ids::ShopId;
+use platform::{Currency, Problem};
+
+use crate::reservations::{Coordinator, Registry};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub registry: Registry,
+    pub coordinator: Coordinator,
+}
+
+pub fn router(state: AppState) -> OpenApiRouter {
+    OpenApiRouter::new().merge(products::router()).merge(reservations::router()).with_state(state)
+}
+
+/// The shop a request acts in: the one named (the caller must be its staff or owner), or the
+/// caller's only shop.
+pub fn acting_shop(user: &AuthUser, named: Option<Uuid>) -> Result<Uuid, Problem> {
+    match named {
+        Some(shop) => user.require_shop_role(ShopId(shop), ShopRole::ShopStaff).map(|_| shop),
+        None => {
+            let mut shops = user.shops.keys();
+            match (shops.next(), shops.next()) {
+                (Some(only), None) => Ok(only.0),
+                (None, _) => Err(Problem::forbidden("SHOP_ACCESS_DENIED", "You are not a member of any shop.")),
+                (Some(_), Some(_)) => Err(Problem::validation(vec![]).with_field("shopId", "required: you belong to several shops")),
+            }
+        }
+    }
+}
+
+/// The shop's currency as stock knows it (from auth's shop events); LKR until known.
+pub async fn currency(pool: &PgPool, shop: Uuid) -> Currency {
+    sqlx::query_scalar::<_, String>("select currency from shops where shop_id = $1")
+        .bind(shop)
+        .fetch_optional(pool)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(Currency::LKR)
+}
+
+pub fn unprocessable(field: &str, message: &str) -> Problem {
+    Problem::validation(vec![]).with_field(field, message)
+}

@@ -1,0 +1,704 @@
+//! Products, serialized items, stock levels (receive, adjust, the movement ledger). Every
+//! query is scoped to a shop the caller belongs to; availability changes go through the
+//! product's actor.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use platform::auth::{AuthUser, ShopRole};
+use platform::http::{Json, Path, Query};
+use platform::ids::ShopId;
+use platform::pagination::{Page, PageQuery};
+use platform::{Currency, Money, Problem};
+
+use super::{acting_shop, currency, unprocessable, AppState};
+use crate::reservations::actor::{Adjustment, Msg};
+use crate::reservations::Level;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_product, list_products))
+        .routes(routes!(get_product, update_product, delete_product))
+        .routes(routes!(receive))
+        .routes(routes!(adjust))
+        .routes(routes!(movements))
+        .routes(routes!(levels))
+        .routes(routes!(create_item, list_items))
+        .routes(routes!(item_by_barcode))
+        .routes(routes!(get_item, update_item))
+        .routes(routes!(product_items))
+}
+
+fn db_problem(e: sqlx::Error) -> Problem {
+    if let sqlx::Error::Database(d) = &e {
+        match d.constraint() {
+            Some("products_barcode_key") => return Problem::conflict("PRODUCT_BARCODE_TAKEN", "Another product of this shop has that barcode."),
+            Some("products_sku_key") => return Problem::conflict("PRODUCT_SKU_TAKEN", "Another product of this shop has that SKU."),
+            Some("items_barcode_key") => return Problem::conflict("ITEM_BARCODE_TAKEN", "A unit of this shop already has that barcode."),
+            Some(c) if c.ends_with("_fkey") => return unprocessable("reference", "refers to something that does not exist"),
+            Some(c) if c.ends_with("_check") => return unprocessable("value", &format!("violates {c}")),
+            _ => {}
+        }
+    }
+    Problem::from(e)
+}
+
+fn parse_money(field: &str, raw: Option<&str>, currency: Currency) -> Result<Option<i64>, Problem> {
+    raw.map(|s| {
+        Money::parse(s, currency)
+            .ok()
+            .filter(|m| !m.is_negative())
+            .map(|m| m.minor())
+            .ok_or_else(|| unprocessable(field, "a non-negative amount in the shop's currency, e.g. \"1250.00\""))
+    })
+    .transpose()
+}
+
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductRow {
+    #[sqlx(rename = "product_id")]
+    id: Uuid,
+    shop_id: Uuid,
+    name: String,
+    display_name: Option<String>,
+    description: Option<String>,
+    image_urls: Vec<String>,
+    keeping_units: i32,
+    warranty_months: i32,
+    loyalty_points: i32,
+    supplier_id: Option<Uuid>,
+    category_id: Option<Uuid>,
+    sub_category_id: Option<Uuid>,
+    sub_sub_category_id: Option<Uuid>,
+    status: String,
+    sku: Option<String>,
+    barcode: Option<String>,
+    tracking: String,
+    #[serde(skip)]
+    sell_price_minor: Option<i64>,
+    on_hand: i64,
+    reserved: i64,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductView {
+    #[serde(flatten)]
+    row: ProductRow,
+    sell_price: Option<String>,
+    available: i64,
+}
+
+const PRODUCT_SELECT: &str = "select p.product_id, p.shop_id, p.name, p.display_name, p.description, p.image_urls,
+        p.keeping_units, p.warranty_months, p.loyalty_points, p.supplier_id, p.category_id, p.sub_category_id,
+        p.sub_sub_category_id, p.status, p.sku, p.barcode, p.tracking, p.sell_price_minor, p.created_at,
+        case when p.tracking = 'BULK' then coalesce(l.on_hand, 0)::bigint
+             else (select count(*) from items i where i.product_id = p.product_id and i.status <> 'SOLD') end as on_hand,
+        case when p.tracking = 'BULK' then coalesce(l.reserved, 0)::bigint
+             else (select count(*) from items i where i.product_id = p.product_id and i.status = 'RESERVED') end as reserved
+   from products p left join levels l using (product_id)";
+
+fn view(row: ProductRow, currency: Currency) -> ProductView {
+    let sell_price = row.sell_price_minor.map(|m| Money::from_minor(m, currency).to_decimal_string());
+    let available = row.on_hand - row.reserved;
+    ProductView { row, sell_price, available }
+}
+
+async fn load_product(s: &AppState, user: &AuthUser, id: Uuid) -> Result<ProductRow, Problem> {
+    let row: Option<ProductRow> = sqlx::query_as(&format!("{PRODUCT_SELECT} where p.product_id = $1 and p.status <> 'DELETED'"))
+        .bind(id)
+        .fetch_optional(&s.pool)
+        .await?;
+    let row = row.ok_or_else(|| Problem::not_found("PRODUCT_NOT_FOUND", "No such product."))?;
+    // Another shop's product does not exist, as far as this caller can tell.
+    user.require_shop_role(ShopId(row.shop_id), ShopRole::ShopStaff)
+        .map_err(|_| Problem::not_found("PRODUCT_NOT_FOUND", "No such product."))?;
+    Ok(row)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProductInput {
+    shop_id: Option<Uuid>,
+    name: Option<String>,
+    display_name: Option<String>,
+    description: Option<String>,
+    image_urls: Option<Vec<String>>,
+    keeping_units: Option<i32>,
+    warranty_months: Option<i32>,
+    loyalty_points: Option<i32>,
+    supplier_id: Option<Uuid>,
+    category_id: Option<Uuid>,
+    sub_category_id: Option<Uuid>,
+    sub_sub_category_id: Option<Uuid>,
+    /// ACTIVE or HIDE
+    status: Option<String>,
+    sku: Option<String>,
+    barcode: Option<String>,
+    /// SERIALIZED or BULK (default BULK); fixed once created.
+    tracking: Option<String>,
+    /// Bulk products' price ("1250.00").
+    sell_price: Option<String>,
+}
+
+fn check_status(raw: Option<&str>) -> Result<Option<&'static str>, Problem> {
+    match raw {
+        None => Ok(None),
+        Some("ACTIVE") => Ok(Some("ACTIVE")),
+        Some("HIDE") => Ok(Some("HIDE")),
+        Some(_) => Err(unprocessable("status", "ACTIVE or HIDE")),
+    }
+}
+
+fn trimmed(field: &str, raw: Option<&str>, max: usize) -> Result<Option<String>, Problem> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) if v.chars().count() > max || v.chars().any(char::is_control) => Err(unprocessable(field, &format!("at most {max} printable characters"))),
+        Some(v) => Ok(Some(v.to_owned())),
+    }
+}
+
+/// Adds a product to the shop's catalog.
+#[utoipa::path(post, path = "/products", tag = "products", request_body = ProductInput, responses(
+    (status = 201, body = ProductView), (status = 401, body = Problem), (status = 403, body = Problem),
+    (status = 409, body = Problem), (status = 422, body = Problem),
+))]
+async fn create_product(State(s): State<AppState>, user: AuthUser, Json(req): Json<ProductInput>) -> Result<(StatusCode, Json<ProductView>), Problem> {
+    let shop = acting_shop(&user, req.shop_id)?;
+    let name = trimmed("name", req.name.as_deref(), 200)?.ok_or_else(|| unprocessable("name", "required"))?;
+    let tracking = match req.tracking.as_deref().unwrap_or("BULK") {
+        "BULK" => "BULK",
+        "SERIALIZED" => "SERIALIZED",
+        _ => return Err(unprocessable("tracking", "SERIALIZED or BULK")),
+    };
+    let cur = currency(&s.pool, shop).await;
+    let price = parse_money("sellPrice", req.sell_price.as_deref(), cur)?;
+    for (field, v) in [("keepingUnits", req.keeping_units), ("warrantyMonths", req.warranty_months), ("loyaltyPoints", req.loyalty_points)] {
+        if v.is_some_and(|n| n < 0) {
+            return Err(unprocessable(field, "must not be negative"));
+        }
+    }
+    let status = check_status(req.status.as_deref())?.unwrap_or("ACTIVE");
+    let id = Uuid::now_v7();
+    let mut tx = s.pool.begin().await?;
+    sqlx::query(
+        "insert into products (product_id, shop_id, name, display_name, description, image_urls, keeping_units, warranty_months,
+                               loyalty_points, supplier_id, category_id, sub_category_id, sub_sub_category_id, status, sku, barcode,
+                               tracking, sell_price_minor)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+    )
+    .bind(id)
+    .bind(shop)
+    .bind(&name)
+    .bind(trimmed("displayName", req.display_name.as_deref(), 200)?)
+    .bind(trimmed("description", req.description.as_deref(), 4_000)?)
+    .bind(req.image_urls.unwrap_or_default())
+    .bind(req.keeping_units.unwrap_or(0))
+    .bind(req.warranty_months.unwrap_or(0))
+    .bind(req.loyalty_points.unwrap_or(0))
+    .bind(req.supplier_id)
+    .bind(req.category_id)
+    .bind(req.sub_category_id)
+    .bind(req.sub_sub_category_id)
+    .bind(status)
+    .bind(trimmed("sku", req.sku.as_deref(), 64)?)
+    .bind(trimmed("barcode", req.barcode.as_deref(), 64)?)
+    .bind(tracking)
+    .bind(price)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_problem)?;
+    if tracking == "BULK" {
+        sqlx::query("insert into levels (product_id, shop_id) values ($1, $2)").bind(id).bind(shop).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    let row = load_product(&s, &user, id).await?;
+    Ok((StatusCode::CREATED, Json(view(row, cur))))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ProductQuery {
+    shop_id: Option<Uuid>,
+    supplier_id: Option<Uuid>,
+    category_id: Option<Uuid>,
+    sub_category_id: Option<Uuid>,
+    sub_sub_category_id: Option<Uuid>,
+    status: Option<String>,
+    /// Case-insensitive prefix of the name, or an exact SKU or barcode.
+    search: Option<String>,
+    page: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// The shop's products, filtered and paginated.
+#[utoipa::path(get, path = "/products", tag = "products", params(ProductQuery), responses(
+    (status = 200, body = Page<ProductView>), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
+))]
+async fn list_products(State(s): State<AppState>, user: AuthUser, Query(q): Query<ProductQuery>) -> Result<Json<Page<ProductView>>, Problem> {
+    let shop = acting_shop(&user, q.shop_id)?;
+    let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(st @ ("ACTIVE" | "HIDE")) => Some(st.to_owned()),
+        Some(_) => return Err(unprocessable("status", "ACTIVE or HIDE")),
+    };
+    let search = q.search.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_lowercase);
+    let filter = "p.shop_id = $1 and p.status <> 'DELETED'
+        and ($2::uuid is null or p.supplier_id = $2) and ($3::uuid is null or p.category_id = $3)
+        and ($4::uuid is null or p.sub_category_id = $4) and ($5::uuid is null or p.sub_sub_category_id = $5)
+        and ($6::text is null or p.status = $6)
+        and ($7::text is null or lower(p.name) like replace(replace($7, '%', '\\%'), '_', '\\_') || '%'
+             or lower(p.sku) = $7 or lower(p.barcode) = $7)";
+    let rows: Vec<ProductRow> = sqlx::query_as(&format!("{PRODUCT_SELECT} where {filter} order by lower(p.name), p.product_id limit $8 offset $9"))
+        .bind(shop)
+        .bind(q.supplier_id)
+        .bind(q.category_id)
+        .bind(q.sub_category_id)
+        .bind(q.sub_sub_category_id)
+        .bind(&status)
+        .bind(&search)
+        .bind(page.limit)
+        .bind(page.offset())
+        .fetch_all(&s.pool)
+        .await?;
+    let total: i64 = sqlx::query_scalar(&format!("select count(*) from products p where {filter}"))
+        .bind(shop)
+        .bind(q.supplier_id)
+        .bind(q.category_id)
+        .bind(q.sub_category_id)
+        .bind(q.sub_sub_category_id)
+        .bind(&status)
+        .bind(&search)
+        .fetch_one(&s.pool)
+        .await?;
+    let cur = currency(&s.pool, shop).await;
+    Ok(Json(Page::new(rows.into_iter().map(|r| view(r, cur)).collect(), page, total)))
+}
+
+/// One product with its stock.
+#[utoipa::path(get, path = "/products/{id}", tag = "products", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = ProductView), (status = 401, body = Problem), (status = 404, body = Problem),
+))]
+async fn get_product(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<ProductView>, Problem> {
+    let row = load_product(&s, &user, id).await?;
+    let cur = currency(&s.pool, row.shop_id).await;
+    Ok(Json(view(row, cur)))
+}
+
+/// Edits a product (tracking cannot change).
+#[utoipa::path(put, path = "/products/{id}", tag = "products", params(("id" = Uuid, Path)), request_body = ProductInput, responses(
+    (status = 200, body = ProductView), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
+))]
+async fn update_product(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<ProductInput>) -> Result<Json<ProductView>, Problem> {
+    let row = load_product(&s, &user, id).await?;
+    if req.tracking.as_deref().is_some_and(|t| t != row.tracking) {
+        return Err(unprocessable("tracking", "cannot change once created"));
+    }
+    if req.shop_id.is_some_and(|sh| sh != row.shop_id) {
+        return Err(unprocessable("shopId", "a product cannot move between shops"));
+    }
+    let cur = currency(&s.pool, row.shop_id).await;
+    sqlx::query(
+        "update products set name = coalesce($2, name), display_name = coalesce($3, display_name),
+                description = coalesce($4, description), image_urls = coalesce($5, image_urls),
+                keeping_units = coalesce($6, keeping_units), warranty_months = coalesce($7, warranty_months),
+                loyalty_points = coalesce($8, loyalty_points), supplier_id = coalesce($9, supplier_id),
+                category_id = coalesce($10, category_id), sub_category_id = coalesce($11, sub_category_id),
+                sub_sub_category_id = coalesce($12, sub_sub_category_id), status = coalesce($13, status),
+                sku = coalesce($14, sku), barcode = coalesce($15, barcode), sell_price_minor = coalesce($16, sell_price_minor)
+          where product_id = $1",
+    )
+    .bind(id)
+    .bind(trimmed("name", req.name.as_deref(), 200)?)
+    .bind(trimmed("displayName", req.display_name.as_deref(), 200)?)
+    .bind(trimmed("description", req.description.as_deref(), 4_000)?)
+    .bind(req.image_urls)
+    .bind(req.keeping_units.filter(|n| *n >= 0))
+    .bind(req.warranty_months.filter(|n| *n >= 0))
+    .bind(req.loyalty_points.filter(|n| *n >= 0))
+    .bind(req.supplier_id)
+    .bind(req.category_id)
+    .bind(req.sub_category_id)
+    .bind(req.sub_sub_category_id)
+    .bind(check_status(req.status.as_deref())?)
+    .bind(trimmed("sku", req.sku.as_deref(), 64)?)
+    .bind(trimmed("barcode", req.barcode.as_deref(), 64)?)
+    .bind(parse_money("sellPrice", req.sell_price.as_deref(), cur)?)
+    .execute(&s.pool)
+    .await
+    .map_err(db_problem)?;
+    s.registry.tell(id, Msg::Reload); // name, price or threshold may have changed
+    Ok(Json(view(load_product(&s, &user, id).await?, cur)))
+}
+
+/// Removes a product: gone if it never had stock, otherwise marked DELETED (its history stays).
+#[utoipa::path(delete, path = "/products/{id}", tag = "products", params(("id" = Uuid, Path)), responses(
+    (status = 204), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+))]
+async fn delete_product(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<StatusCode, Problem> {
+    let row = load_product(&s, &user, id).await?;
+    if row.reserved > 0 {
+        return Err(Problem::conflict("PRODUCT_HAS_RESERVATIONS", "Units of this product are reserved right now."));
+    }
+    let mut tx = s.pool.begin().await?;
+    let history: bool = sqlx::query_scalar(
+        "select exists(select 1 from movements where product_id = $1) or exists(select 1 from items where product_id = $1)
+             or exists(select 1 from reservation_lines where product_id = $1)",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if history {
+        sqlx::query("update products set status = 'DELETED' where product_id = $1").bind(id).execute(&mut *tx).await?;
+    } else {
+        sqlx::query("delete from levels where product_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("delete from discount_products where product_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("delete from products where product_id = $1").bind(id).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    s.registry.tell(id, Msg::Reload);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReceiveInput {
+    quantity: i64,
+    unit_cost: Option<String>,
+    supplier_id: Option<Uuid>,
+    note: Option<String>,
+}
+
+/// Goods in for a bulk product.
+#[utoipa::path(post, path = "/products/{id}/receive", tag = "stock", params(("id" = Uuid, Path)), request_body = ReceiveInput, responses(
+    (status = 200, body = Level), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem),
+))]
+async fn receive(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<ReceiveInput>) -> Result<Json<Level>, Problem> {
+    let row = load_product(&s, &user, id).await?;
+    if !(1..=1_000_000).contains(&req.quantity) {
+        return Err(unprocessable("quantity", "1 to 1000000"));
+    }
+    let cur = currency(&s.pool, row.shop_id).await;
+    let cost = parse_money("unitCost", req.unit_cost.as_deref(), cur)?;
+    let note = trimmed("note", req.note.as_deref(), 500)?;
+    let reason = match (req.supplier_id, note) {
+        (Some(sup), Some(n)) => Some(format!("supplier {sup}: {n}")),
+        (Some(sup), None) => Some(format!("supplier {sup}")),
+        (None, n) => n,
+    };
+    let change = Adjustment { delta: req.quantity, kind: "RECEIPT", reason, actor_id: Some(user.user_id.0), unit_cost_minor: cost, source_id: None };
+    let level = s.registry.ask(id, |reply| Msg::Adjust { change: change.clone(), reply }).await?;
+    Ok(Json(level))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustInput {
+    delta: i64,
+    reason: String,
+}
+
+/// A counted correction (damage, loss, found stock), with its reason.
+#[utoipa::path(post, path = "/products/{id}/adjust", tag = "stock", params(("id" = Uuid, Path)), request_body = AdjustInput, responses(
+    (status = 200, body = Level), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
+))]
+async fn adjust(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<AdjustInput>) -> Result<Json<Level>, Problem> {
+    load_product(&s, &user, id).await?;
+    if req.delta == 0 || req.delta.abs() > 1_000_000 {
+        return Err(unprocessable("delta", "non-zero, at most 1000000 either way"));
+    }
+    let reason = trimmed("reason", Some(&req.reason), 500)?.ok_or_else(|| unprocessable("reason", "required"))?;
+    let change = Adjustment { delta: req.delta, kind: "ADJUSTMENT", reason: Some(reason), actor_id: Some(user.user_id.0), unit_cost_minor: None, source_id: None };
+    Ok(Json(s.registry.ask(id, |reply| Msg::Adjust { change: change.clone(), reply }).await?))
+}
+
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Movement {
+    id: i64,
+    kind: String,
+    on_hand_delta: i32,
+    reserved_delta: i32,
+    item_id: Option<Uuid>,
+    reason: Option<String>,
+    actor_id: Option<Uuid>,
+    reservation_id: Option<Uuid>,
+    order_id: Option<Uuid>,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageOnly {
+    page: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// The product's append-only ledger, newest first.
+#[utoipa::path(get, path = "/products/{id}/movements", tag = "stock", params(("id" = Uuid, Path), PageOnly), responses(
+    (status = 200, body = Page<Movement>), (status = 401, body = Problem), (status = 404, body = Problem),
+))]
+async fn movements(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Query(q): Query<PageOnly>) -> Result<Json<Page<Movement>>, Problem> {
+    load_product(&s, &user, id).await?;
+    let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
+    let rows: Vec<Movement> = sqlx::query_as(
+        "select movement_id as id, kind, on_hand_delta, reserved_delta, item_id, reason, actor_id, reservation_id, order_id, created_at
+           from movements where product_id = $1 order by movement_id desc limit $2 offset $3",
+    )
+    .bind(id)
+    .bind(page.limit)
+    .bind(page.offset())
+    .fetch_all(&s.pool)
+    .await?;
+    let total: i64 = sqlx::query_scalar("select count(*) from movements where product_id = $1").bind(id).fetch_one(&s.pool).await?;
+    Ok(Json(Page::new(rows, page, total)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LevelsQuery {
+    shop_id: Option<Uuid>,
+    /// Only products at or below their keepingUnits.
+    low_stock: Option<bool>,
+    page: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// Stock levels of the shop's products.
+#[utoipa::path(get, path = "/levels", tag = "stock", params(LevelsQuery), responses(
+    (status = 200, body = Page<ProductView>), (status = 401, body = Problem), (status = 403, body = Problem),
+))]
+async fn levels(State(s): State<AppState>, user: AuthUser, Query(q): Query<LevelsQuery>) -> Result<Json<Page<ProductView>>, Problem> {
+    let shop = acting_shop(&user, q.shop_id)?;
+    let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
+    let low = q.low_stock.unwrap_or(false);
+    let inner = format!("{PRODUCT_SELECT} where p.shop_id = $1 and p.status <> 'DELETED'");
+    let filter = "($2 = false or (x.on_hand - x.reserved) <= x.keeping_units)";
+    let rows: Vec<ProductRow> = sqlx::query_as(&format!(
+        "select * from ({inner}) x where {filter} order by (x.on_hand - x.reserved) - x.keeping_units, x.product_id limit $3 offset $4"
+    ))
+    .bind(shop)
+    .bind(low)
+    .bind(page.limit)
+    .bind(page.offset())
+    .fetch_all(&s.pool)
+    .await?;
+    let total: i64 = sqlx::query_scalar(&format!("select count(*) from ({inner}) x where {filter}")).bind(shop).bind(low).fetch_one(&s.pool).await?;
+    let cur = currency(&s.pool, shop).await;
+    Ok(Json(Page::new(rows.into_iter().map(|r| view(r, cur)).collect(), page, total)))
+}
+
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemRow {
+    #[sqlx(rename = "item_id")]
+    id: Uuid,
+    shop_id: Uuid,
+    product_id: Uuid,
+    barcode: String,
+    #[serde(skip)]
+    brought_price_minor: i64,
+    #[serde(skip)]
+    sell_price_minor: i64,
+    warranty_months: Option<i32>,
+    status: String,
+    order_id: Option<Uuid>,
+    sold_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemView {
+    #[serde(flatten)]
+    row: ItemRow,
+    brought_price: String,
+    sell_price: String,
+}
+
+fn item_view(row: ItemRow, cur: Currency) -> ItemView {
+    ItemView {
+        brought_price: Money::from_minor(row.brought_price_minor, cur).to_decimal_string(),
+        sell_price: Money::from_minor(row.sell_price_minor, cur).to_decimal_string(),
+        row,
+    }
+}
+
+const ITEM_SELECT: &str = "select item_id, shop_id, product_id, barcode, brought_price_minor, sell_price_minor, warranty_months,
+    status, order_id, sold_at, created_at from items";
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ItemInput {
+    barcode: Option<String>,
+    brought_price: Option<String>,
+    sell_price: Option<String>,
+    /// Months; the product's when absent.
+    warranty_period: Option<i32>,
+    product_id: Option<Uuid>,
+}
+
+/// Adds a serialized unit (a phone with its IMEI, a laptop with its serial).
+#[utoipa::path(post, path = "/items", tag = "items", request_body = ItemInput, responses(
+    (status = 201, body = ItemView), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
+))]
+async fn create_item(State(s): State<AppState>, user: AuthUser, Json(req): Json<ItemInput>) -> Result<(StatusCode, Json<ItemView>), Problem> {
+    let product = req.product_id.ok_or_else(|| unprocessable("productId", "required"))?;
+    let row = load_product(&s, &user, product).await?;
+    if row.tracking != "SERIALIZED" {
+        return Err(unprocessable("productId", "units are for SERIALIZED products; receive BULK stock instead"));
+    }
+    let barcode = trimmed("barcode", req.barcode.as_deref(), 64)?.ok_or_else(|| unprocessable("barcode", "required"))?;
+    let cur = currency(&s.pool, row.shop_id).await;
+    let bought = parse_money("broughtPrice", req.brought_price.as_deref(), cur)?.ok_or_else(|| unprocessable("broughtPrice", "required"))?;
+    let sell = parse_money("sellPrice", req.sell_price.as_deref(), cur)?.ok_or_else(|| unprocessable("sellPrice", "required"))?;
+    if req.warranty_period.is_some_and(|w| !(0..=240).contains(&w)) {
+        return Err(unprocessable("warrantyPeriod", "0 to 240 months"));
+    }
+    let id = Uuid::now_v7();
+    let mut tx = s.pool.begin().await?;
+    sqlx::query(
+        "insert into items (item_id, shop_id, product_id, barcode, brought_price_minor, sell_price_minor, warranty_months)
+         values ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(row.shop_id)
+    .bind(product)
+    .bind(&barcode)
+    .bind(bought)
+    .bind(sell)
+    .bind(req.warranty_period)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_problem)?;
+    sqlx::query(
+        "insert into movements (shop_id, product_id, item_id, kind, on_hand_delta, unit_cost_minor, actor_id)
+         values ($1, $2, $3, 'RECEIPT', 1, $4, $5)",
+    )
+    .bind(row.shop_id)
+    .bind(product)
+    .bind(id)
+    .bind(bought)
+    .bind(user.user_id.0)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    s.registry.tell(product, Msg::UnitAdded { item_id: id, barcode, price_minor: sell, warranty_months: req.warranty_period });
+    let item: ItemRow = sqlx::query_as(&format!("{ITEM_SELECT} where item_id = $1")).bind(id).fetch_one(&s.pool).await?;
+    Ok((StatusCode::CREATED, Json(item_view(item, cur))))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ItemsQuery {
+    product_id: Uuid,
+    page: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn list_units(s: &AppState, user: &AuthUser, product: Uuid, page: Option<i64>, limit: Option<i64>) -> Result<Page<ItemView>, Problem> {
+    let row = load_product(s, user, product).await?;
+    let page = PageQuery { page, limit }.parse()?;
+    let rows: Vec<ItemRow> = sqlx::query_as(&format!("{ITEM_SELECT} where product_id = $1 order by created_at, item_id limit $2 offset $3"))
+        .bind(product)
+        .bind(page.limit)
+        .bind(page.offset())
+        .fetch_all(&s.pool)
+        .await?;
+    let total: i64 = sqlx::query_scalar("select count(*) from items where product_id = $1").bind(product).fetch_one(&s.pool).await?;
+    let cur = currency(&s.pool, row.shop_id).await;
+    Ok(Page::new(rows.into_iter().map(|r| item_view(r, cur)).collect(), page, total))
+}
+
+/// A product's units.
+#[utoipa::path(get, path = "/items", tag = "items", params(ItemsQuery), responses(
+    (status = 200, body = Page<ItemView>), (status = 401, body = Problem), (status = 404, body = Problem),
+))]
+async fn list_items(State(s): State<AppState>, user: AuthUser, Query(q): Query<ItemsQuery>) -> Result<Json<Page<ItemView>>, Problem> {
+    Ok(Json(list_units(&s, &user, q.product_id, q.page, q.limit).await?))
+}
+
+/// A product's units (same as `GET /items?productId=`).
+#[utoipa::path(get, path = "/products/{id}/items", tag = "items", params(("id" = Uuid, Path), PageOnly), responses(
+    (status = 200, body = Page<ItemView>), (status = 401, body = Problem), (status = 404, body = Problem),
+))]
+async fn product_items(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Query(q): Query<PageOnly>) -> Result<Json<Page<ItemView>>, Problem> {
+    Ok(Json(list_units(&s, &user, id, q.page, q.limit).await?))
+}
+
+async fn load_item(s: &AppState, user: &AuthUser, filter: &str, value: &str, shop: Option<Uuid>) -> Result<(ItemRow, Currency), Problem> {
+    let rows: Vec<ItemRow> = sqlx::query_as(&format!("{ITEM_SELECT} where {filter} = $1 and ($2::uuid is null or shop_id = $2)"))
+        .bind(value)
+        .bind(shop)
+        .fetch_all(&s.pool)
+        .await?;
+    let row = rows
+        .into_iter()
+        .find(|r| user.require_shop_role(ShopId(r.shop_id), ShopRole::ShopStaff).is_ok())
+        .ok_or_else(|| Problem::not_found("ITEM_NOT_FOUND", "No such unit."))?;
+    let cur = currency(&s.pool, row.shop_id).await;
+    Ok((row, cur))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ShopOnly {
+    shop_id: Option<Uuid>,
+}
+
+/// A unit by its barcode (barcodes are unique per shop).
+#[utoipa::path(get, path = "/items/barcode/{barcode}", tag = "items", params(("barcode" = String, Path), ShopOnly), responses(
+    (status = 200, body = ItemView), (status = 401, body = Problem), (status = 404, body = Problem),
+))]
+async fn item_by_barcode(State(s): State<AppState>, user: AuthUser, Path(barcode): Path<String>, Query(q): Query<ShopOnly>) -> Result<Json<ItemView>, Problem> {
+    let (row, cur) = load_item(&s, &user, "barcode", &barcode, q.shop_id).await?;
+    Ok(Json(item_view(row, cur)))
+}
+
+/// One unit.
+#[utoipa::path(get, path = "/items/{id}", tag = "items", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = ItemView), (status = 401, body = Problem), (status = 404, body = Problem),
+))]
+async fn get_item(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<ItemView>, Problem> {
+    let (row, cur) = load_item(&s, &user, "item_id::text", &id.to_string(), None).await?;
+    Ok(Json(item_view(row, cur)))
+}
+
+/// Corrects a unit's prices or warranty (availability is not edited by hand).
+#[utoipa::path(put, path = "/items/{id}", tag = "items", params(("id" = Uuid, Path)), request_body = ItemInput, responses(
+    (status = 200, body = ItemView), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem),
+))]
+async fn update_item(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<ItemInput>) -> Result<Json<ItemView>, Problem> {
+    let (row, cur) = load_item(&s, &user, "item_id::text", &id.to_string(), None).await?;
+    if req.product_id.is_some_and(|p| p != row.product_id) || req.barcode.as_deref().is_some_and(|b| b.trim() != row.barcode) {
+        return Err(unprocessable("productId", "a unit keeps its product and barcode"));
+    }
+    sqlx::query(
+        "update items set brought_price_minor = coalesce($2, brought_price_minor), sell_price_minor = coalesce($3, sell_price_minor),
+                warranty_months = coalesce($4, warranty_months) where item_id = $1",
+    )
+    .bind(id)
+    .bind(parse_money("broughtPrice", req.brought_price.as_deref(), cur)?)
+    .bind(parse_money("sellPrice", req.sell_price.as_deref(), cur)?)
+    .bind(req.warranty_period)
+    .execute(&s.pool)
+    .await
+    .map_err(db_problem)?;
+    s.registry.tell(row.product_id, Msg::Reload);
+    let (row, cur) = load_item(&s, &user, "item_id::text", &id.to_string(), None).await?;
+    Ok(Json(item_view(row, cur)))
+}

@@ -1,0 +1,108 @@
+//! `POST /reservations`, `GET /reservations/{id}`, `POST /reservations/{id}/commit` and
+//! `/release`: the HTTP face of the reservation core (the order service uses RPC).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use contracts::stock::{ReservationView, ReserveLine, ReserveRequest};
+use platform::auth::{AuthUser, ShopRole};
+use platform::http::{Json, Path};
+use platform::ids::ShopId;
+use platform::Problem;
+
+use super::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(reserve))
+        .routes(routes!(get_reservation))
+        .routes(routes!(commit))
+        .routes(routes!(release))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReserveBody {
+    shop_id: Uuid,
+    lines: Vec<ReserveLine>,
+    ttl_seconds: Option<u32>,
+    /// Optional: a retry with the same id (or the same Idempotency-Key) is the same reservation.
+    reservation_id: Option<Uuid>,
+}
+
+/// A namespace for reservation ids derived from Idempotency-Key headers.
+const IDEMPOTENCY_NS: Uuid = Uuid::from_u128(0x6d1b_9a2c_4f3e_4b8a_9c7d_2e1f_0a3b_5c6d);
+
+/// Reserves every line or none, with a time to live.
+#[utoipa::path(post, path = "/reservations", tag = "reservations", request_body = ReserveBody, responses(
+    (status = 201, body = ReservationView), (status = 401, body = Problem), (status = 403, body = Problem),
+    (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
+))]
+async fn reserve(
+    State(s): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    Json(body): Json<ReserveBody>,
+) -> Result<(StatusCode, Json<ReservationView>), Problem> {
+    user.require_shop_role(ShopId(body.shop_id), ShopRole::ShopStaff)?;
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).filter(|k| !k.is_empty() && k.len() <= 200);
+    let reservation_id = body
+        .reservation_id
+        .or_else(|| key.map(|k| Uuid::new_v5(&IDEMPOTENCY_NS, format!("{}:{k}", body.shop_id).as_bytes())))
+        .unwrap_or_else(Uuid::now_v7);
+    let req = ReserveRequest { reservation_id, shop_id: body.shop_id, lines: body.lines, ttl_seconds: body.ttl_seconds.unwrap_or(900) };
+    let view = s.coordinator.reserve(&req).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+async fn owned(s: &AppState, user: &AuthUser, id: Uuid) -> Result<(), Problem> {
+    let shop = s.coordinator.shop_of(id).await?;
+    user.require_shop_role(ShopId(shop), ShopRole::ShopStaff).map(|_| ()).map_err(|_| {
+        // Another shop's reservation does not exist, as far as this caller can tell.
+        Problem::not_found("RESERVATION_NOT_FOUND", "No such reservation.")
+    })
+}
+
+/// A reservation and its lines.
+#[utoipa::path(get, path = "/reservations/{id}", tag = "reservations", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = ReservationView), (status = 401, body = Problem), (status = 404, body = Problem),
+))]
+async fn get_reservation(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<ReservationView>, Problem> {
+    owned(&s, &user, id).await?;
+    Ok(Json(s.coordinator.load(id).await?))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CommitBody {
+    order_id: Option<Uuid>,
+}
+
+/// Stock leaves (the sale is booked). Idempotent.
+#[utoipa::path(post, path = "/reservations/{id}/commit", tag = "reservations", params(("id" = Uuid, Path)),
+    request_body(content = CommitBody, description = "optional"), responses(
+    (status = 200, body = ReservationView), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+))]
+async fn commit(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, body: axum::body::Bytes) -> Result<Json<ReservationView>, Problem> {
+    owned(&s, &user, id).await?;
+    let body: CommitBody = if body.is_empty() {
+        CommitBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| super::unprocessable("body", &e.to_string()))?
+    };
+    Ok(Json(s.coordinator.commit(id, body.order_id).await?))
+}
+
+/// Stock returns to availability. Idempotent.
+#[utoipa::path(post, path = "/reservations/{id}/release", tag = "reservations", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = ReservationView), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+))]
+async fn release(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<ReservationView>, Problem> {
+    owned(&s, &user, id).await?;
+    Ok(Json(s.coordinator.release(id).await?))
+}

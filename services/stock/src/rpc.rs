@@ -1,0 +1,36 @@
+//! `stock.rpc`: the order service reserves, commits and releases over RabbitMQ RPC.
+
+use bus::{Incoming, RpcFault, RpcHandler};
+use contracts::stock::{CommitRequest, ReleaseRequest, ReserveRequest};
+use contracts::Rpc;
+
+use crate::reservations::{Coordinator, StockError};
+
+pub struct StockRpc {
+    pub coordinator: Coordinator,
+}
+
+fn fault(e: StockError) -> RpcFault {
+    RpcFault { code: e.code().to_owned(), message: e.to_string() }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(req: &Incoming) -> Result<T, RpcFault> {
+    req.json().map_err(|e| RpcFault { code: "MALFORMED_REQUEST".into(), message: e.to_string() })
+}
+
+#[async_trait::async_trait]
+impl RpcHandler for StockRpc {
+    async fn handle(&self, req: &Incoming) -> Result<serde_json::Value, RpcFault> {
+        let view = match req.message_type.as_str() {
+            ReserveRequest::TYPE => self.coordinator.reserve(&decode::<ReserveRequest>(req)?).await,
+            CommitRequest::TYPE => {
+                let r: CommitRequest = decode(req)?;
+                self.coordinator.commit(r.reservation_id, r.order_id).await
+            }
+            ReleaseRequest::TYPE => self.coordinator.release(decode::<ReleaseRequest>(req)?.reservation_id).await,
+            other => return Err(RpcFault { code: "UNKNOWN_REQUEST".into(), message: format!("stock.rpc does not serve {other}") }),
+        };
+        let view = view.map_err(fault)?;
+        serde_json::to_value(view).map_err(|e| RpcFault { code: "INTERNAL".into(), message: e.to_string() })
+    }
+}
