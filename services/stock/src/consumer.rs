@@ -24,7 +24,10 @@ fn decode<T: serde::de::DeserializeOwned>(msg: &Incoming) -> Result<T, HandlerEr
 
 fn settled(r: Result<impl Sized, StockError>) -> Result<(), HandlerError> {
     match r {
-        Ok(_) | Err(StockError::ReservationNotFound | StockError::ReservationCommitted | StockError::ReservationExpired) => Ok(()),
+        Ok(_)
+        | Err(StockError::ReservationNotFound | StockError::ReservationCommitted | StockError::ReservationExpired) => {
+            Ok(())
+        }
         Err(e) => Err(HandlerError::Transient(anyhow::anyhow!(e))),
     }
 }
@@ -75,13 +78,17 @@ impl Handler for StockEvents {
                     let Some(product) = line.product_id else { continue };
                     let answer = match &line.barcode {
                         Some(code) => {
-                            let item: Option<uuid::Uuid> = sqlx::query_scalar("select item_id from items where shop_id = $1 and barcode = $2")
-                                .bind(e.shop.id)
-                                .bind(code)
-                                .fetch_optional(&mut *conn)
-                                .await?;
+                            let item: Option<uuid::Uuid> =
+                                sqlx::query_scalar("select item_id from items where shop_id = $1 and barcode = $2")
+                                    .bind(e.shop.id)
+                                    .bind(code)
+                                    .fetch_optional(&mut *conn)
+                                    .await?;
                             match item {
-                                Some(item_id) => registry.ask(product, |reply| Msg::ReturnUnit { item_id, return_id: e.return_id, reply }).await.map(|_| ()),
+                                Some(item_id) => registry
+                                    .ask(product, |reply| Msg::ReturnUnit { item_id, return_id: e.return_id, reply })
+                                    .await
+                                    .map(|_| ()),
                                 None => Ok(()),
                             }
                         }
@@ -94,7 +101,10 @@ impl Handler for StockEvents {
                                 unit_cost_minor: None,
                                 source_id: Some(e.return_id),
                             };
-                            registry.ask(product, |reply| Msg::Adjust { change: change.clone(), reply }).await.map(|_| ())
+                            registry
+                                .ask(product, |reply| Msg::Adjust { change: change.clone(), reply })
+                                .await
+                                .map(|_| ())
                         }
                     };
                     answer.map_err(|err| HandlerError::Transient(anyhow::anyhow!(err)))?;

@@ -34,7 +34,9 @@ pub fn acting_shop(user: &AuthUser, named: Option<Uuid>) -> Result<Uuid, Problem
             match (shops.next(), shops.next()) {
                 (Some(only), None) => Ok(only.0),
                 (None, _) => Err(Problem::forbidden("SHOP_ACCESS_DENIED", "You are not a member of any shop.")),
-                (Some(_), Some(_)) => Err(Problem::validation(vec![]).with_field("shopId", "required: you belong to several shops")),
+                (Some(_), Some(_)) => {
+                    Err(Problem::validation(vec![]).with_field("shopId", "required: you belong to several shops"))
+                }
             }
         }
     }

@@ -68,7 +68,9 @@ impl From<StockError> for platform::Problem {
         let status = match &e {
             StockError::Insufficient { .. } | StockError::UnitUnavailable { .. } => StatusCode::CONFLICT,
             StockError::ReservationExpired | StockError::ReservationCommitted => StatusCode::CONFLICT,
-            StockError::ProductNotFound(_) | StockError::UnitNotFound(_) | StockError::ReservationNotFound => StatusCode::NOT_FOUND,
+            StockError::ProductNotFound(_) | StockError::UnitNotFound(_) | StockError::ReservationNotFound => {
+                StatusCode::NOT_FOUND
+            }
             StockError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             StockError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         };

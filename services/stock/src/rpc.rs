@@ -28,7 +28,12 @@ impl RpcHandler for StockRpc {
                 self.coordinator.commit(r.reservation_id, r.order_id).await
             }
             ReleaseRequest::TYPE => self.coordinator.release(decode::<ReleaseRequest>(req)?.reservation_id).await,
-            other => return Err(RpcFault { code: "UNKNOWN_REQUEST".into(), message: format!("stock.rpc does not serve {other}") }),
+            other => {
+                return Err(RpcFault {
+                    code: "UNKNOWN_REQUEST".into(),
+                    message: format!("stock.rpc does not serve {other}"),
+                })
+            }
         };
         let view = view.map_err(fault)?;
         serde_json::to_value(view).map_err(|e| RpcFault { code: "INTERNAL".into(), message: e.to_string() })

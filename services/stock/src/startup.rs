@@ -38,7 +38,11 @@ impl Application {
             tracing::warn!(error = %format!("{e:#}"), "could not declare the stock queue yet");
         }
         base.task("stock-consumer", move |stop| Box::pin(consumer.run(stop)));
-        let rpc = RpcServer::new(base.broker.clone(), &config.rpc_queue, Arc::new(StockRpc { coordinator: coordinator.clone() }));
+        let rpc = RpcServer::new(
+            base.broker.clone(),
+            &config.rpc_queue,
+            Arc::new(StockRpc { coordinator: coordinator.clone() }),
+        );
         base.task("stock-rpc", move |stop| Box::pin(rpc.run(stop)));
 
         let state = AppState { pool: base.pool.clone(), registry: registry.clone(), coordinator };

@@ -38,10 +38,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 fn db_problem(e: sqlx::Error) -> Problem {
     if let sqlx::Error::Database(d) = &e {
         match d.constraint() {
-            Some("products_barcode_key") => return Problem::conflict("PRODUCT_BARCODE_TAKEN", "Another product of this shop has that barcode."),
-            Some("products_sku_key") => return Problem::conflict("PRODUCT_SKU_TAKEN", "Another product of this shop has that SKU."),
-            Some("items_barcode_key") => return Problem::conflict("ITEM_BARCODE_TAKEN", "A unit of this shop already has that barcode."),
-            Some(c) if c.ends_with("_fkey") => return unprocessable("reference", "refers to something that does not exist"),
+            Some("products_barcode_key") => {
+                return Problem::conflict("PRODUCT_BARCODE_TAKEN", "Another product of this shop has that barcode.")
+            }
+            Some("products_sku_key") => {
+                return Problem::conflict("PRODUCT_SKU_TAKEN", "Another product of this shop has that SKU.")
+            }
+            Some("items_barcode_key") => {
+                return Problem::conflict("ITEM_BARCODE_TAKEN", "A unit of this shop already has that barcode.")
+            }
+            Some(c) if c.ends_with("_fkey") => {
+                return unprocessable("reference", "refers to something that does not exist")
+            }
             Some(c) if c.ends_with("_check") => return unprocessable("value", &format!("violates {c}")),
             _ => {}
         }
@@ -113,10 +121,11 @@ fn view(row: ProductRow, currency: Currency) -> ProductView {
 }
 
 async fn load_product(s: &AppState, user: &AuthUser, id: Uuid) -> Result<ProductRow, Problem> {
-    let row: Option<ProductRow> = sqlx::query_as(&format!("{PRODUCT_SELECT} where p.product_id = $1 and p.status <> 'DELETED'"))
-        .bind(id)
-        .fetch_optional(&s.pool)
-        .await?;
+    let row: Option<ProductRow> =
+        sqlx::query_as(&format!("{PRODUCT_SELECT} where p.product_id = $1 and p.status <> 'DELETED'"))
+            .bind(id)
+            .fetch_optional(&s.pool)
+            .await?;
     let row = row.ok_or_else(|| Problem::not_found("PRODUCT_NOT_FOUND", "No such product."))?;
     // Another shop's product does not exist, as far as this caller can tell.
     user.require_shop_role(ShopId(row.shop_id), ShopRole::ShopStaff)
@@ -161,7 +170,9 @@ fn check_status(raw: Option<&str>) -> Result<Option<&'static str>, Problem> {
 fn trimmed(field: &str, raw: Option<&str>, max: usize) -> Result<Option<String>, Problem> {
     match raw.map(str::trim) {
         None | Some("") => Ok(None),
-        Some(v) if v.chars().count() > max || v.chars().any(char::is_control) => Err(unprocessable(field, &format!("at most {max} printable characters"))),
+        Some(v) if v.chars().count() > max || v.chars().any(char::is_control) => {
+            Err(unprocessable(field, &format!("at most {max} printable characters")))
+        }
         Some(v) => Ok(Some(v.to_owned())),
     }
 }
@@ -171,7 +182,11 @@ fn trimmed(field: &str, raw: Option<&str>, max: usize) -> Result<Option<String>,
     (status = 201, body = ProductView), (status = 401, body = Problem), (status = 403, body = Problem),
     (status = 409, body = Problem), (status = 422, body = Problem),
 ))]
-async fn create_product(State(s): State<AppState>, user: AuthUser, Json(req): Json<ProductInput>) -> Result<(StatusCode, Json<ProductView>), Problem> {
+async fn create_product(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Json(req): Json<ProductInput>,
+) -> Result<(StatusCode, Json<ProductView>), Problem> {
     let shop = acting_shop(&user, req.shop_id)?;
     let name = trimmed("name", req.name.as_deref(), 200)?.ok_or_else(|| unprocessable("name", "required"))?;
     let tracking = match req.tracking.as_deref().unwrap_or("BULK") {
@@ -181,7 +196,11 @@ async fn create_product(State(s): State<AppState>, user: AuthUser, Json(req): Js
     };
     let cur = currency(&s.pool, shop).await;
     let price = parse_money("sellPrice", req.sell_price.as_deref(), cur)?;
-    for (field, v) in [("keepingUnits", req.keeping_units), ("warrantyMonths", req.warranty_months), ("loyaltyPoints", req.loyalty_points)] {
+    for (field, v) in [
+        ("keepingUnits", req.keeping_units),
+        ("warrantyMonths", req.warranty_months),
+        ("loyaltyPoints", req.loyalty_points),
+    ] {
         if v.is_some_and(|n| n < 0) {
             return Err(unprocessable(field, "must not be negative"));
         }
@@ -217,7 +236,11 @@ async fn create_product(State(s): State<AppState>, user: AuthUser, Json(req): Js
     .await
     .map_err(db_problem)?;
     if tracking == "BULK" {
-        sqlx::query("insert into levels (product_id, shop_id) values ($1, $2)").bind(id).bind(shop).execute(&mut *tx).await?;
+        sqlx::query("insert into levels (product_id, shop_id) values ($1, $2)")
+            .bind(id)
+            .bind(shop)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     let row = load_product(&s, &user, id).await?;
@@ -244,7 +267,11 @@ pub struct ProductQuery {
 #[utoipa::path(get, path = "/products", tag = "products", params(ProductQuery), responses(
     (status = 200, body = Page<ProductView>), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
 ))]
-async fn list_products(State(s): State<AppState>, user: AuthUser, Query(q): Query<ProductQuery>) -> Result<Json<Page<ProductView>>, Problem> {
+async fn list_products(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<ProductQuery>,
+) -> Result<Json<Page<ProductView>>, Problem> {
     let shop = acting_shop(&user, q.shop_id)?;
     let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
     let status = match q.status.as_deref() {
@@ -259,18 +286,20 @@ async fn list_products(State(s): State<AppState>, user: AuthUser, Query(q): Quer
         and ($6::text is null or p.status = $6)
         and ($7::text is null or lower(p.name) like replace(replace($7, '%', '\\%'), '_', '\\_') || '%'
              or lower(p.sku) = $7 or lower(p.barcode) = $7)";
-    let rows: Vec<ProductRow> = sqlx::query_as(&format!("{PRODUCT_SELECT} where {filter} order by lower(p.name), p.product_id limit $8 offset $9"))
-        .bind(shop)
-        .bind(q.supplier_id)
-        .bind(q.category_id)
-        .bind(q.sub_category_id)
-        .bind(q.sub_sub_category_id)
-        .bind(&status)
-        .bind(&search)
-        .bind(page.limit)
-        .bind(page.offset())
-        .fetch_all(&s.pool)
-        .await?;
+    let rows: Vec<ProductRow> = sqlx::query_as(&format!(
+        "{PRODUCT_SELECT} where {filter} order by lower(p.name), p.product_id limit $8 offset $9"
+    ))
+    .bind(shop)
+    .bind(q.supplier_id)
+    .bind(q.category_id)
+    .bind(q.sub_category_id)
+    .bind(q.sub_sub_category_id)
+    .bind(&status)
+    .bind(&search)
+    .bind(page.limit)
+    .bind(page.offset())
+    .fetch_all(&s.pool)
+    .await?;
     let total: i64 = sqlx::query_scalar(&format!("select count(*) from products p where {filter}"))
         .bind(shop)
         .bind(q.supplier_id)
@@ -289,7 +318,11 @@ async fn list_products(State(s): State<AppState>, user: AuthUser, Query(q): Quer
 #[utoipa::path(get, path = "/products/{id}", tag = "products", params(("id" = Uuid, Path)), responses(
     (status = 200, body = ProductView), (status = 401, body = Problem), (status = 404, body = Problem),
 ))]
-async fn get_product(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<ProductView>, Problem> {
+async fn get_product(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<ProductView>, Problem> {
     let row = load_product(&s, &user, id).await?;
     let cur = currency(&s.pool, row.shop_id).await;
     Ok(Json(view(row, cur)))
@@ -299,7 +332,12 @@ async fn get_product(State(s): State<AppState>, user: AuthUser, Path(id): Path<U
 #[utoipa::path(put, path = "/products/{id}", tag = "products", params(("id" = Uuid, Path)), request_body = ProductInput, responses(
     (status = 200, body = ProductView), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
 ))]
-async fn update_product(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<ProductInput>) -> Result<Json<ProductView>, Problem> {
+async fn update_product(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(req): Json<ProductInput>,
+) -> Result<Json<ProductView>, Problem> {
     let row = load_product(&s, &user, id).await?;
     if req.tracking.as_deref().is_some_and(|t| t != row.tracking) {
         return Err(unprocessable("tracking", "cannot change once created"));
@@ -345,7 +383,11 @@ async fn update_product(State(s): State<AppState>, user: AuthUser, Path(id): Pat
 #[utoipa::path(delete, path = "/products/{id}", tag = "products", params(("id" = Uuid, Path)), responses(
     (status = 204), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
 ))]
-async fn delete_product(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<StatusCode, Problem> {
+async fn delete_product(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, Problem> {
     let row = load_product(&s, &user, id).await?;
     if row.reserved > 0 {
         return Err(Problem::conflict("PRODUCT_HAS_RESERVATIONS", "Units of this product are reserved right now."));
@@ -383,7 +425,12 @@ pub struct ReceiveInput {
 #[utoipa::path(post, path = "/products/{id}/receive", tag = "stock", params(("id" = Uuid, Path)), request_body = ReceiveInput, responses(
     (status = 200, body = Level), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem),
 ))]
-async fn receive(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<ReceiveInput>) -> Result<Json<Level>, Problem> {
+async fn receive(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(req): Json<ReceiveInput>,
+) -> Result<Json<Level>, Problem> {
     let row = load_product(&s, &user, id).await?;
     if !(1..=1_000_000).contains(&req.quantity) {
         return Err(unprocessable("quantity", "1 to 1000000"));
@@ -396,7 +443,14 @@ async fn receive(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>
         (Some(sup), None) => Some(format!("supplier {sup}")),
         (None, n) => n,
     };
-    let change = Adjustment { delta: req.quantity, kind: "RECEIPT", reason, actor_id: Some(user.user_id.0), unit_cost_minor: cost, source_id: None };
+    let change = Adjustment {
+        delta: req.quantity,
+        kind: "RECEIPT",
+        reason,
+        actor_id: Some(user.user_id.0),
+        unit_cost_minor: cost,
+        source_id: None,
+    };
     let level = s.registry.ask(id, |reply| Msg::Adjust { change: change.clone(), reply }).await?;
     Ok(Json(level))
 }
@@ -412,13 +466,25 @@ pub struct AdjustInput {
 #[utoipa::path(post, path = "/products/{id}/adjust", tag = "stock", params(("id" = Uuid, Path)), request_body = AdjustInput, responses(
     (status = 200, body = Level), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
 ))]
-async fn adjust(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<AdjustInput>) -> Result<Json<Level>, Problem> {
+async fn adjust(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(req): Json<AdjustInput>,
+) -> Result<Json<Level>, Problem> {
     load_product(&s, &user, id).await?;
     if req.delta == 0 || req.delta.abs() > 1_000_000 {
         return Err(unprocessable("delta", "non-zero, at most 1000000 either way"));
     }
     let reason = trimmed("reason", Some(&req.reason), 500)?.ok_or_else(|| unprocessable("reason", "required"))?;
-    let change = Adjustment { delta: req.delta, kind: "ADJUSTMENT", reason: Some(reason), actor_id: Some(user.user_id.0), unit_cost_minor: None, source_id: None };
+    let change = Adjustment {
+        delta: req.delta,
+        kind: "ADJUSTMENT",
+        reason: Some(reason),
+        actor_id: Some(user.user_id.0),
+        unit_cost_minor: None,
+        source_id: None,
+    };
     Ok(Json(s.registry.ask(id, |reply| Msg::Adjust { change: change.clone(), reply }).await?))
 }
 
@@ -449,7 +515,12 @@ pub struct PageOnly {
 #[utoipa::path(get, path = "/products/{id}/movements", tag = "stock", params(("id" = Uuid, Path), PageOnly), responses(
     (status = 200, body = Page<Movement>), (status = 401, body = Problem), (status = 404, body = Problem),
 ))]
-async fn movements(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Query(q): Query<PageOnly>) -> Result<Json<Page<Movement>>, Problem> {
+async fn movements(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+    Query(q): Query<PageOnly>,
+) -> Result<Json<Page<Movement>>, Problem> {
     load_product(&s, &user, id).await?;
     let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
     let rows: Vec<Movement> = sqlx::query_as(
@@ -461,7 +532,8 @@ async fn movements(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uui
     .bind(page.offset())
     .fetch_all(&s.pool)
     .await?;
-    let total: i64 = sqlx::query_scalar("select count(*) from movements where product_id = $1").bind(id).fetch_one(&s.pool).await?;
+    let total: i64 =
+        sqlx::query_scalar("select count(*) from movements where product_id = $1").bind(id).fetch_one(&s.pool).await?;
     Ok(Json(Page::new(rows, page, total)))
 }
 
@@ -480,7 +552,11 @@ pub struct LevelsQuery {
 #[utoipa::path(get, path = "/levels", tag = "stock", params(LevelsQuery), responses(
     (status = 200, body = Page<ProductView>), (status = 401, body = Problem), (status = 403, body = Problem),
 ))]
-async fn levels(State(s): State<AppState>, user: AuthUser, Query(q): Query<LevelsQuery>) -> Result<Json<Page<ProductView>>, Problem> {
+async fn levels(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<LevelsQuery>,
+) -> Result<Json<Page<ProductView>>, Problem> {
     let shop = acting_shop(&user, q.shop_id)?;
     let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
     let low = q.low_stock.unwrap_or(false);
@@ -495,7 +571,11 @@ async fn levels(State(s): State<AppState>, user: AuthUser, Query(q): Query<Level
     .bind(page.offset())
     .fetch_all(&s.pool)
     .await?;
-    let total: i64 = sqlx::query_scalar(&format!("select count(*) from ({inner}) x where {filter}")).bind(shop).bind(low).fetch_one(&s.pool).await?;
+    let total: i64 = sqlx::query_scalar(&format!("select count(*) from ({inner}) x where {filter}"))
+        .bind(shop)
+        .bind(low)
+        .fetch_one(&s.pool)
+        .await?;
     let cur = currency(&s.pool, shop).await;
     Ok(Json(Page::new(rows.into_iter().map(|r| view(r, cur)).collect(), page, total)))
 }
@@ -536,7 +616,8 @@ fn item_view(row: ItemRow, cur: Currency) -> ItemView {
     }
 }
 
-const ITEM_SELECT: &str = "select item_id, shop_id, product_id, barcode, brought_price_minor, sell_price_minor, warranty_months,
+const ITEM_SELECT: &str =
+    "select item_id, shop_id, product_id, barcode, brought_price_minor, sell_price_minor, warranty_months,
     status, order_id, sold_at, created_at from items";
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -554,16 +635,23 @@ pub struct ItemInput {
 #[utoipa::path(post, path = "/items", tag = "items", request_body = ItemInput, responses(
     (status = 201, body = ItemView), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
 ))]
-async fn create_item(State(s): State<AppState>, user: AuthUser, Json(req): Json<ItemInput>) -> Result<(StatusCode, Json<ItemView>), Problem> {
+async fn create_item(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Json(req): Json<ItemInput>,
+) -> Result<(StatusCode, Json<ItemView>), Problem> {
     let product = req.product_id.ok_or_else(|| unprocessable("productId", "required"))?;
     let row = load_product(&s, &user, product).await?;
     if row.tracking != "SERIALIZED" {
         return Err(unprocessable("productId", "units are for SERIALIZED products; receive BULK stock instead"));
     }
-    let barcode = trimmed("barcode", req.barcode.as_deref(), 64)?.ok_or_else(|| unprocessable("barcode", "required"))?;
+    let barcode =
+        trimmed("barcode", req.barcode.as_deref(), 64)?.ok_or_else(|| unprocessable("barcode", "required"))?;
     let cur = currency(&s.pool, row.shop_id).await;
-    let bought = parse_money("broughtPrice", req.brought_price.as_deref(), cur)?.ok_or_else(|| unprocessable("broughtPrice", "required"))?;
-    let sell = parse_money("sellPrice", req.sell_price.as_deref(), cur)?.ok_or_else(|| unprocessable("sellPrice", "required"))?;
+    let bought = parse_money("broughtPrice", req.brought_price.as_deref(), cur)?
+        .ok_or_else(|| unprocessable("broughtPrice", "required"))?;
+    let sell = parse_money("sellPrice", req.sell_price.as_deref(), cur)?
+        .ok_or_else(|| unprocessable("sellPrice", "required"))?;
     if req.warranty_period.is_some_and(|w| !(0..=240).contains(&w)) {
         return Err(unprocessable("warrantyPeriod", "0 to 240 months"));
     }
@@ -595,8 +683,12 @@ async fn create_item(State(s): State<AppState>, user: AuthUser, Json(req): Json<
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    s.registry.tell(product, Msg::UnitAdded { item_id: id, barcode, price_minor: sell, warranty_months: req.warranty_period });
-    let item: ItemRow = sqlx::query_as(&format!("{ITEM_SELECT} where item_id = $1")).bind(id).fetch_one(&s.pool).await?;
+    s.registry.tell(
+        product,
+        Msg::UnitAdded { item_id: id, barcode, price_minor: sell, warranty_months: req.warranty_period },
+    );
+    let item: ItemRow =
+        sqlx::query_as(&format!("{ITEM_SELECT} where item_id = $1")).bind(id).fetch_one(&s.pool).await?;
     Ok((StatusCode::CREATED, Json(item_view(item, cur))))
 }
 
@@ -609,16 +701,24 @@ pub struct ItemsQuery {
     limit: Option<i64>,
 }
 
-async fn list_units(s: &AppState, user: &AuthUser, product: Uuid, page: Option<i64>, limit: Option<i64>) -> Result<Page<ItemView>, Problem> {
+async fn list_units(
+    s: &AppState,
+    user: &AuthUser,
+    product: Uuid,
+    page: Option<i64>,
+    limit: Option<i64>,
+) -> Result<Page<ItemView>, Problem> {
     let row = load_product(s, user, product).await?;
     let page = PageQuery { page, limit }.parse()?;
-    let rows: Vec<ItemRow> = sqlx::query_as(&format!("{ITEM_SELECT} where product_id = $1 order by created_at, item_id limit $2 offset $3"))
-        .bind(product)
-        .bind(page.limit)
-        .bind(page.offset())
-        .fetch_all(&s.pool)
-        .await?;
-    let total: i64 = sqlx::query_scalar("select count(*) from items where product_id = $1").bind(product).fetch_one(&s.pool).await?;
+    let rows: Vec<ItemRow> =
+        sqlx::query_as(&format!("{ITEM_SELECT} where product_id = $1 order by created_at, item_id limit $2 offset $3"))
+            .bind(product)
+            .bind(page.limit)
+            .bind(page.offset())
+            .fetch_all(&s.pool)
+            .await?;
+    let total: i64 =
+        sqlx::query_scalar("select count(*) from items where product_id = $1").bind(product).fetch_one(&s.pool).await?;
     let cur = currency(&s.pool, row.shop_id).await;
     Ok(Page::new(rows.into_iter().map(|r| item_view(r, cur)).collect(), page, total))
 }
@@ -627,7 +727,11 @@ async fn list_units(s: &AppState, user: &AuthUser, product: Uuid, page: Option<i
 #[utoipa::path(get, path = "/items", tag = "items", params(ItemsQuery), responses(
     (status = 200, body = Page<ItemView>), (status = 401, body = Problem), (status = 404, body = Problem),
 ))]
-async fn list_items(State(s): State<AppState>, user: AuthUser, Query(q): Query<ItemsQuery>) -> Result<Json<Page<ItemView>>, Problem> {
+async fn list_items(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<ItemsQuery>,
+) -> Result<Json<Page<ItemView>>, Problem> {
     Ok(Json(list_units(&s, &user, q.product_id, q.page, q.limit).await?))
 }
 
@@ -635,16 +739,28 @@ async fn list_items(State(s): State<AppState>, user: AuthUser, Query(q): Query<I
 #[utoipa::path(get, path = "/products/{id}/items", tag = "items", params(("id" = Uuid, Path), PageOnly), responses(
     (status = 200, body = Page<ItemView>), (status = 401, body = Problem), (status = 404, body = Problem),
 ))]
-async fn product_items(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Query(q): Query<PageOnly>) -> Result<Json<Page<ItemView>>, Problem> {
+async fn product_items(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+    Query(q): Query<PageOnly>,
+) -> Result<Json<Page<ItemView>>, Problem> {
     Ok(Json(list_units(&s, &user, id, q.page, q.limit).await?))
 }
 
-async fn load_item(s: &AppState, user: &AuthUser, filter: &str, value: &str, shop: Option<Uuid>) -> Result<(ItemRow, Currency), Problem> {
-    let rows: Vec<ItemRow> = sqlx::query_as(&format!("{ITEM_SELECT} where {filter} = $1 and ($2::uuid is null or shop_id = $2)"))
-        .bind(value)
-        .bind(shop)
-        .fetch_all(&s.pool)
-        .await?;
+async fn load_item(
+    s: &AppState,
+    user: &AuthUser,
+    filter: &str,
+    value: &str,
+    shop: Option<Uuid>,
+) -> Result<(ItemRow, Currency), Problem> {
+    let rows: Vec<ItemRow> =
+        sqlx::query_as(&format!("{ITEM_SELECT} where {filter} = $1 and ($2::uuid is null or shop_id = $2)"))
+            .bind(value)
+            .bind(shop)
+            .fetch_all(&s.pool)
+            .await?;
     let row = rows
         .into_iter()
         .find(|r| user.require_shop_role(ShopId(r.shop_id), ShopRole::ShopStaff).is_ok())
@@ -664,7 +780,12 @@ pub struct ShopOnly {
 #[utoipa::path(get, path = "/items/barcode/{barcode}", tag = "items", params(("barcode" = String, Path), ShopOnly), responses(
     (status = 200, body = ItemView), (status = 401, body = Problem), (status = 404, body = Problem),
 ))]
-async fn item_by_barcode(State(s): State<AppState>, user: AuthUser, Path(barcode): Path<String>, Query(q): Query<ShopOnly>) -> Result<Json<ItemView>, Problem> {
+async fn item_by_barcode(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(barcode): Path<String>,
+    Query(q): Query<ShopOnly>,
+) -> Result<Json<ItemView>, Problem> {
     let (row, cur) = load_item(&s, &user, "barcode", &barcode, q.shop_id).await?;
     Ok(Json(item_view(row, cur)))
 }
@@ -682,9 +803,16 @@ async fn get_item(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid
 #[utoipa::path(put, path = "/items/{id}", tag = "items", params(("id" = Uuid, Path)), request_body = ItemInput, responses(
     (status = 200, body = ItemView), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem),
 ))]
-async fn update_item(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<ItemInput>) -> Result<Json<ItemView>, Problem> {
+async fn update_item(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(req): Json<ItemInput>,
+) -> Result<Json<ItemView>, Problem> {
     let (row, cur) = load_item(&s, &user, "item_id::text", &id.to_string(), None).await?;
-    if req.product_id.is_some_and(|p| p != row.product_id) || req.barcode.as_deref().is_some_and(|b| b.trim() != row.barcode) {
+    if req.product_id.is_some_and(|p| p != row.product_id)
+        || req.barcode.as_deref().is_some_and(|b| b.trim() != row.barcode)
+    {
         return Err(unprocessable("productId", "a unit keeps its product and barcode"));
     }
     sqlx::query(

@@ -55,7 +55,12 @@ async fn reserve(
         .reservation_id
         .or_else(|| key.map(|k| Uuid::new_v5(&IDEMPOTENCY_NS, format!("{}:{k}", body.shop_id).as_bytes())))
         .unwrap_or_else(Uuid::now_v7);
-    let req = ReserveRequest { reservation_id, shop_id: body.shop_id, lines: body.lines, ttl_seconds: body.ttl_seconds.unwrap_or(900) };
+    let req = ReserveRequest {
+        reservation_id,
+        shop_id: body.shop_id,
+        lines: body.lines,
+        ttl_seconds: body.ttl_seconds.unwrap_or(900),
+    };
     let view = s.coordinator.reserve(&req).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -72,7 +77,11 @@ async fn owned(s: &AppState, user: &AuthUser, id: Uuid) -> Result<(), Problem> {
 #[utoipa::path(get, path = "/reservations/{id}", tag = "reservations", params(("id" = Uuid, Path)), responses(
     (status = 200, body = ReservationView), (status = 401, body = Problem), (status = 404, body = Problem),
 ))]
-async fn get_reservation(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<ReservationView>, Problem> {
+async fn get_reservation(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<ReservationView>, Problem> {
     owned(&s, &user, id).await?;
     Ok(Json(s.coordinator.load(id).await?))
 }
@@ -88,7 +97,12 @@ pub struct CommitBody {
     request_body(content = CommitBody, description = "optional"), responses(
     (status = 200, body = ReservationView), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
 ))]
-async fn commit(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, body: axum::body::Bytes) -> Result<Json<ReservationView>, Problem> {
+async fn commit(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+    body: axum::body::Bytes,
+) -> Result<Json<ReservationView>, Problem> {
     owned(&s, &user, id).await?;
     let body: CommitBody = if body.is_empty() {
         CommitBody::default()
@@ -102,7 +116,11 @@ async fn commit(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>,
 #[utoipa::path(post, path = "/reservations/{id}/release", tag = "reservations", params(("id" = Uuid, Path)), responses(
     (status = 200, body = ReservationView), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
 ))]
-async fn release(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<ReservationView>, Problem> {
+async fn release(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<ReservationView>, Problem> {
     owned(&s, &user, id).await?;
     Ok(Json(s.coordinator.release(id).await?))
 }

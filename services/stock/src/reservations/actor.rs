@@ -24,21 +24,51 @@ pub type Reply<T> = RpcReplyPort<Result<T, StockError>>;
 
 /// What can change a product's stock.
 pub enum Msg {
-    Reserve { reservation_id: Uuid, shop_id: Uuid, expires_at: DateTime<Utc>, wants: Vec<Want>, reply: Reply<Vec<HeldLine>> },
+    Reserve {
+        reservation_id: Uuid,
+        shop_id: Uuid,
+        expires_at: DateTime<Utc>,
+        wants: Vec<Want>,
+        reply: Reply<Vec<HeldLine>>,
+    },
     /// Stops the expiry clock of a held reservation so a multi-product commit cannot be cut
     /// in half by an expiry between its parts.
-    Pin { reservation_id: Uuid, reply: Reply<()> },
-    Commit { reservation_id: Uuid, order_id: Option<Uuid>, reply: Reply<()> },
-    Release { reservation_id: Uuid, reply: Reply<()> },
-    Adjust { change: Adjustment, reply: Reply<Level> },
+    Pin {
+        reservation_id: Uuid,
+        reply: Reply<()>,
+    },
+    Commit {
+        reservation_id: Uuid,
+        order_id: Option<Uuid>,
+        reply: Reply<()>,
+    },
+    Release {
+        reservation_id: Uuid,
+        reply: Reply<()>,
+    },
+    Adjust {
+        change: Adjustment,
+        reply: Reply<Level>,
+    },
     /// A serialized unit was created (by the items endpoint); it is available now.
-    UnitAdded { item_id: Uuid, barcode: String, price_minor: i64, warranty_months: Option<i32> },
+    UnitAdded {
+        item_id: Uuid,
+        barcode: String,
+        price_minor: i64,
+        warranty_months: Option<i32>,
+    },
     /// A sold serialized unit comes back (a return with restock).
-    ReturnUnit { item_id: Uuid, return_id: Uuid, reply: Reply<()> },
+    ReturnUnit {
+        item_id: Uuid,
+        return_id: Uuid,
+        reply: Reply<()>,
+    },
     /// Product, prices or discounts changed: reload what they affect.
     Reload,
     Flush,
-    Expire { reservation_id: Uuid },
+    Expire {
+        reservation_id: Uuid,
+    },
     Tick,
 }
 
@@ -122,7 +152,9 @@ impl State {
 
     fn level(&self) -> Level {
         match self.tracking {
-            Tracking::Bulk => Level { on_hand: self.on_hand, reserved: self.reserved, available: self.on_hand - self.reserved },
+            Tracking::Bulk => {
+                Level { on_hand: self.on_hand, reserved: self.reserved, available: self.on_hand - self.reserved }
+            }
             Tracking::Serialized => {
                 let reserved = self.units.values().filter(|u| u.held_by.is_some()).count() as i64;
                 let on_hand = self.units.len() as i64;
@@ -134,7 +166,8 @@ impl State {
     /// The price after the best discount active now. Rounding happens here, once per unit.
     fn discounted(&self, list: i64) -> i64 {
         let now = Utc::now();
-        let best = self.discounts.iter().filter(|(_, from, until)| *from <= now && now < *until).map(|(bp, _, _)| *bp).max();
+        let best =
+            self.discounts.iter().filter(|(_, from, until)| *from <= now && now < *until).map(|(bp, _, _)| *bp).max();
         match best {
             None => list,
             Some(bp) => {
@@ -216,7 +249,11 @@ impl Actor for ProductActor {
                     return Ok(());
                 }
                 if let Some(status) = state.settled.get(&reservation_id) {
-                    let e = if *status == "COMMITTED" { StockError::ReservationCommitted } else { StockError::ReservationExpired };
+                    let e = if *status == "COMMITTED" {
+                        StockError::ReservationCommitted
+                    } else {
+                        StockError::ReservationExpired
+                    };
                     log_err(reply.send(Err(e)));
                     return Ok(());
                 }
@@ -232,10 +269,14 @@ impl Actor for ProductActor {
                 // Still being written: ask again after the batch that writes it.
                 let _ = myself.cast(Msg::Pin { reservation_id, reply });
             }
-            Msg::Commit { reservation_id, order_id, reply } if state.holds.get(&reservation_id).is_some_and(|h| !h.persisted) => {
+            Msg::Commit { reservation_id, order_id, reply }
+                if state.holds.get(&reservation_id).is_some_and(|h| !h.persisted) =>
+            {
                 let _ = myself.cast(Msg::Commit { reservation_id, order_id, reply });
             }
-            Msg::Release { reservation_id, reply } if state.holds.get(&reservation_id).is_some_and(|h| !h.persisted) => {
+            Msg::Release { reservation_id, reply }
+                if state.holds.get(&reservation_id).is_some_and(|h| !h.persisted) =>
+            {
                 let _ = myself.cast(Msg::Release { reservation_id, reply });
             }
             Msg::Pin { reservation_id, reply } => {
@@ -267,7 +308,13 @@ impl Actor for ProductActor {
                         }
                     }
                     state.settled.insert(reservation_id, "COMMITTED");
-                    state.pending.push(Op::Commit { reservation_id, quantity: h.quantity, items: h.items, order_id, reply });
+                    state.pending.push(Op::Commit {
+                        reservation_id,
+                        quantity: h.quantity,
+                        items: h.items,
+                        order_id,
+                        reply,
+                    });
                     schedule_flush(&myself, state);
                 }
                 None => {
@@ -295,7 +342,9 @@ impl Actor for ProductActor {
             }
             Msg::Adjust { change, reply } => {
                 if state.tracking != Tracking::Bulk {
-                    log_err(reply.send(Err(StockError::Invalid("serialized stock changes unit by unit (items)".into()))));
+                    log_err(
+                        reply.send(Err(StockError::Invalid("serialized stock changes unit by unit (items)".into()))),
+                    );
                     return Ok(());
                 }
                 if change.kind == "RETURN" {
@@ -317,7 +366,11 @@ impl Actor for ProductActor {
                 let next = state.on_hand + change.delta;
                 if next < state.reserved {
                     let available = state.on_hand - state.reserved;
-                    log_err(reply.send(Err(StockError::Insufficient { product_id: state.product_id, requested: -change.delta, available })));
+                    log_err(reply.send(Err(StockError::Insufficient {
+                        product_id: state.product_id,
+                        requested: -change.delta,
+                        available,
+                    })));
                     return Ok(());
                 }
                 state.on_hand = next;
@@ -345,7 +398,10 @@ impl Actor for ProductActor {
                 }
             }
             Msg::Tick => {
-                if state.pending.is_empty() && state.holds.is_empty() && state.last_activity.elapsed() >= self.idle_after {
+                if state.pending.is_empty()
+                    && state.holds.is_empty()
+                    && state.last_activity.elapsed() >= self.idle_after
+                {
                     tracing::debug!(product_id = %state.product_id, "idle; stopping");
                     myself.stop(Some("idle".into()));
                 }
@@ -373,7 +429,13 @@ fn schedule_expiry(myself: &ActorRef<Msg>, reservation_id: Uuid, at: DateTime<Ut
 }
 
 impl ProductActor {
-    fn apply_reserve(&self, state: &mut State, reservation_id: Uuid, expires_at: DateTime<Utc>, wants: &[Want]) -> Result<(), StockError> {
+    fn apply_reserve(
+        &self,
+        state: &mut State,
+        reservation_id: Uuid,
+        expires_at: DateTime<Utc>,
+        wants: &[Want],
+    ) -> Result<(), StockError> {
         let mut lines = Vec::with_capacity(wants.len());
         let mut quantity = 0i64;
         let mut items = Vec::new();
@@ -386,11 +448,16 @@ impl ProductActor {
                 quantity = wants.iter().map(|w| w.quantity).sum();
                 let available = state.on_hand - state.reserved;
                 if quantity > available {
-                    return Err(StockError::Insufficient { product_id: state.product_id, requested: quantity, available });
+                    return Err(StockError::Insufficient {
+                        product_id: state.product_id,
+                        requested: quantity,
+                        available,
+                    });
                 }
                 state.reserved += quantity;
                 let price = state.discounted(state.price_minor);
-                let warranty = (state.warranty_months > 0).then(|| now + chrono::Months::new(u32::try_from(state.warranty_months).unwrap_or(0)));
+                let warranty = (state.warranty_months > 0)
+                    .then(|| now + chrono::Months::new(u32::try_from(state.warranty_months).unwrap_or(0)));
                 for w in wants {
                     lines.push(HeldLine {
                         line_no: w.line_no,
@@ -412,7 +479,9 @@ impl ProductActor {
                 for w in wants.iter().filter(|w| w.item_id.is_some()) {
                     let id = w.item_id.unwrap_or_default();
                     match state.units.get(&id) {
-                        Some(u) if u.held_by.is_none() && !chosen.iter().any(|(_, c)| *c == id) => chosen.push((w.line_no, id)),
+                        Some(u) if u.held_by.is_none() && !chosen.iter().any(|(_, c)| *c == id) => {
+                            chosen.push((w.line_no, id))
+                        }
                         Some(u) => return Err(StockError::UnitUnavailable { barcode: u.barcode.clone() }),
                         None => return Err(StockError::UnitUnavailable { barcode: id.to_string() }),
                     }
@@ -428,7 +497,11 @@ impl ProductActor {
                     let n = usize::try_from(w.quantity).unwrap_or(usize::MAX);
                     if free.len() < n {
                         let available = state.units.values().filter(|u| u.held_by.is_none()).count() as i64;
-                        return Err(StockError::Insufficient { product_id: state.product_id, requested: w.quantity, available });
+                        return Err(StockError::Insufficient {
+                            product_id: state.product_id,
+                            requested: w.quantity,
+                            available,
+                        });
                     }
                     chosen.extend(free.into_iter().take(n).map(|id| (w.line_no, id)));
                 }
@@ -449,7 +522,8 @@ impl ProductActor {
                         list_price_minor: u.price_minor,
                         item_id: Some(*id),
                         barcode: Some(u.barcode.clone()),
-                        warranty_until: (months > 0).then(|| now + chrono::Months::new(u32::try_from(months).unwrap_or(0))),
+                        warranty_until: (months > 0)
+                            .then(|| now + chrono::Months::new(u32::try_from(months).unwrap_or(0))),
                     });
                     items.push(*id);
                     quantity += 1;
@@ -556,7 +630,9 @@ impl ProductActor {
                 for op in ops {
                     match op {
                         Op::Reserve { reply, .. } => log_err(reply.send(Err(StockError::Busy))),
-                        Op::Commit { reply, .. } | Op::ReturnUnit { reply, .. } => log_err(reply.send(Err(StockError::Busy))),
+                        Op::Commit { reply, .. } | Op::ReturnUnit { reply, .. } => {
+                            log_err(reply.send(Err(StockError::Busy)))
+                        }
                         Op::Release { reply, .. } => {
                             if let Some(r) = reply {
                                 log_err(r.send(Err(StockError::Busy)));
@@ -585,7 +661,15 @@ impl ProductActor {
         let mut m_resv: Vec<Option<Uuid>> = Vec::new();
         let mut m_order: Vec<Option<Uuid>> = Vec::new();
         let mut m_cost: Vec<Option<i64>> = Vec::new();
-        let mut push = |kind: &'static str, on: i64, res: i64, item: Option<Uuid>, reason: Option<String>, actor: Option<Uuid>, resv: Option<Uuid>, order: Option<Uuid>, cost: Option<i64>| {
+        let mut push = |kind: &'static str,
+                        on: i64,
+                        res: i64,
+                        item: Option<Uuid>,
+                        reason: Option<String>,
+                        actor: Option<Uuid>,
+                        resv: Option<Uuid>,
+                        order: Option<Uuid>,
+                        cost: Option<i64>| {
             m_kind.push(kind);
             m_on.push(i32::try_from(on).unwrap_or(i32::MAX));
             m_res.push(i32::try_from(res).unwrap_or(i32::MAX));
@@ -664,7 +748,11 @@ impl ProductActor {
                 }
                 Op::Release { reservation_id, quantity, items, expired: is_expiry, .. } => {
                     let kind = if *is_expiry { "EXPIRE" } else { "RELEASE" };
-                    if *is_expiry { expired.push(*reservation_id) } else { released.push(*reservation_id) }
+                    if *is_expiry {
+                        expired.push(*reservation_id)
+                    } else {
+                        released.push(*reservation_id)
+                    }
                     if state.tracking == Tracking::Bulk {
                         reserved_delta -= quantity;
                         push(kind, 0, -quantity, None, None, None, Some(*reservation_id), None, None);
@@ -677,7 +765,17 @@ impl ProductActor {
                 }
                 Op::Adjust { change, .. } => {
                     on_hand_delta += change.delta;
-                    push(change.kind, change.delta, 0, None, change.reason.clone(), change.actor_id, change.source_id, None, change.unit_cost_minor);
+                    push(
+                        change.kind,
+                        change.delta,
+                        0,
+                        None,
+                        change.reason.clone(),
+                        change.actor_id,
+                        change.source_id,
+                        None,
+                        change.unit_cost_minor,
+                    );
                 }
                 Op::ReturnUnit { item_id, return_id, .. } => {
                     returned_items.push(*item_id);
@@ -783,7 +881,11 @@ impl ProductActor {
             .await?;
         }
         for (r, o) in order_of.iter().filter(|(_, o)| o.is_some()) {
-            sqlx::query("update reservations set order_id = coalesce(order_id, $2) where reservation_id = $1").bind(r).bind(o).execute(&mut *tx).await?;
+            sqlx::query("update reservations set order_id = coalesce(order_id, $2) where reservation_id = $1")
+                .bind(r)
+                .bind(o)
+                .execute(&mut *tx)
+                .await?;
         }
         if !m_kind.is_empty() {
             sqlx::query(
@@ -824,7 +926,10 @@ impl ProductActor {
             &meta,
         )
         .await?;
-        if state.keeping_units > 0 && state.available_at_batch_start > state.keeping_units && level.available <= state.keeping_units {
+        if state.keeping_units > 0
+            && state.available_at_batch_start > state.keeping_units
+            && level.available <= state.keeping_units
+        {
             let shop: Option<(String, Option<String>, Option<String>, Option<String>)> =
                 sqlx::query_as("select name, owner_email, owner_name, logo_url from shops where shop_id = $1")
                     .bind(state.shop_id)
@@ -864,11 +969,16 @@ async fn load(pool: &PgPool, product_id: Uuid) -> anyhow::Result<State> {
     .bind(product_id)
     .fetch_optional(pool)
     .await?;
-    let (shop_id, name, tracking, price, warranty, keeping, currency) = row.ok_or_else(|| anyhow::anyhow!("product {product_id} not found"))?;
+    let (shop_id, name, tracking, price, warranty, keeping, currency) =
+        row.ok_or_else(|| anyhow::anyhow!("product {product_id} not found"))?;
     let tracking = if tracking == "SERIALIZED" { Tracking::Serialized } else { Tracking::Bulk };
     let currency: Currency = currency.parse().unwrap_or(Currency::LKR);
     let (on_hand, reserved): (i32, i32) = if tracking == Tracking::Bulk {
-        sqlx::query_as("select on_hand, reserved from levels where product_id = $1").bind(product_id).fetch_optional(pool).await?.unwrap_or((0, 0))
+        sqlx::query_as("select on_hand, reserved from levels where product_id = $1")
+            .bind(product_id)
+            .fetch_optional(pool)
+            .await?
+            .unwrap_or((0, 0))
     } else {
         (0, 0)
     };
@@ -895,7 +1005,14 @@ async fn load(pool: &PgPool, product_id: Uuid) -> anyhow::Result<State> {
     .await?;
     let mut holds: HashMap<Uuid, Hold> = HashMap::new();
     for (rid, line_no, unit_no, qty, item, lname, price_minor, expires_at) in lines {
-        let h = holds.entry(rid).or_insert(Hold { lines: Vec::new(), quantity: 0, items: Vec::new(), expires_at, timer: None, persisted: true });
+        let h = holds.entry(rid).or_insert(Hold {
+            lines: Vec::new(),
+            quantity: 0,
+            items: Vec::new(),
+            expires_at,
+            timer: None,
+            persisted: true,
+        });
         h.quantity += i64::from(qty);
         if let Some(i) = item {
             h.items.push(i);

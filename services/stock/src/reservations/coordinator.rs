@@ -62,8 +62,10 @@ impl Coordinator {
                     if line.quantity != 1 {
                         return Err(StockError::Invalid("a barcode line reserves exactly one unit".into()));
                     }
-                    let (_, item, product) =
-                        units.iter().find(|(b, _, _)| b == code).ok_or_else(|| StockError::UnitNotFound(code.clone()))?;
+                    let (_, item, product) = units
+                        .iter()
+                        .find(|(b, _, _)| b == code)
+                        .ok_or_else(|| StockError::UnitNotFound(code.clone()))?;
                     if line.product_id.is_some_and(|p| p != *product) {
                         return Err(StockError::Invalid(format!("barcode {code} is not a unit of that product")));
                     }
@@ -73,7 +75,11 @@ impl Coordinator {
                     if !(1..=100_000).contains(&line.quantity) {
                         return Err(StockError::Invalid("quantity must be 1 to 100000".into()));
                     }
-                    by_product.entry(*product).or_default().push(Want { line_no, quantity: line.quantity, item_id: None });
+                    by_product.entry(*product).or_default().push(Want {
+                        line_no,
+                        quantity: line.quantity,
+                        item_id: None,
+                    });
                 }
                 (None, None) => return Err(StockError::Invalid("each line needs productId or barcode".into())),
             }
@@ -84,7 +90,13 @@ impl Coordinator {
             let (rid, shop) = (req.reservation_id, req.shop_id);
             async move {
                 let answer = registry
-                    .ask(product, |reply| Msg::Reserve { reservation_id: rid, shop_id: shop, expires_at, wants: wants.clone(), reply })
+                    .ask(product, |reply| Msg::Reserve {
+                        reservation_id: rid,
+                        shop_id: shop,
+                        expires_at,
+                        wants: wants.clone(),
+                        reply,
+                    })
                     .await;
                 (product, answer)
             }
@@ -165,7 +177,8 @@ impl Coordinator {
                 r?;
             }
         }
-        let commits = products.iter().map(|p| self.registry.ask(*p, |reply| Msg::Commit { reservation_id, order_id, reply }));
+        let commits =
+            products.iter().map(|p| self.registry.ask(*p, |reply| Msg::Commit { reservation_id, order_id, reply }));
         for r in futures::future::join_all(commits).await {
             r?;
         }
@@ -220,7 +233,14 @@ impl Coordinator {
     }
 }
 
-fn view(reservation_id: Uuid, shop_id: Uuid, status: &str, currency: Currency, expires_at: DateTime<Utc>, held: &[HeldLine]) -> ReservationView {
+fn view(
+    reservation_id: Uuid,
+    shop_id: Uuid,
+    status: &str,
+    currency: Currency,
+    expires_at: DateTime<Utc>,
+    held: &[HeldLine],
+) -> ReservationView {
     ReservationView {
         reservation_id,
         shop_id,

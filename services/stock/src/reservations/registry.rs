@@ -42,7 +42,12 @@ impl Actor for Supervisor {
         Ok(registry)
     }
 
-    async fn handle_supervisor_evt(&self, _myself: ActorRef<()>, evt: SupervisionEvent, registry: &mut Registry) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<()>,
+        evt: SupervisionEvent,
+        registry: &mut Registry,
+    ) -> Result<(), ActorProcessingErr> {
         match evt {
             SupervisionEvent::ActorFailed(cell, err) => {
                 tracing::error!(actor = %cell.get_id(), error = %err, "stock actor failed; it restarts from the rows on its next message");
@@ -73,7 +78,8 @@ impl Registry {
                 spawn_lock: tokio::sync::Mutex::new(()),
             }),
         };
-        let (sup, _) = Actor::spawn(None, Supervisor, registry.clone()).await.map_err(|e| anyhow::anyhow!("supervisor: {e}"))?;
+        let (sup, _) =
+            Actor::spawn(None, Supervisor, registry.clone()).await.map_err(|e| anyhow::anyhow!("supervisor: {e}"))?;
         if let Ok(mut s) = registry.inner.supervisor.lock() {
             *s = Some(sup);
         }
@@ -141,11 +147,13 @@ impl Registry {
                 Ok(a)
             }
             Err(e) => {
-                let exists: bool = sqlx::query_scalar("select exists(select 1 from products where product_id = $1 and status <> 'DELETED')")
-                    .bind(product)
-                    .fetch_one(&self.inner.pool)
-                    .await
-                    .unwrap_or(true);
+                let exists: bool = sqlx::query_scalar(
+                    "select exists(select 1 from products where product_id = $1 and status <> 'DELETED')",
+                )
+                .bind(product)
+                .fetch_one(&self.inner.pool)
+                .await
+                .unwrap_or(true);
                 if exists {
                     tracing::error!(%product, error = %e, "stock actor could not start");
                     Err(StockError::Busy)
@@ -158,7 +166,11 @@ impl Registry {
 
     /// Asks the product's actor and waits (bounded) for the answer; a dead actor is
     /// restarted and asked once more.
-    pub async fn ask<T: Send + 'static>(&self, product: Uuid, build: impl Fn(RpcReplyPort<Result<T, StockError>>) -> Msg) -> Result<T, StockError> {
+    pub async fn ask<T: Send + 'static>(
+        &self,
+        product: Uuid,
+        build: impl Fn(RpcReplyPort<Result<T, StockError>>) -> Msg,
+    ) -> Result<T, StockError> {
         for _ in 0..3 {
             let actor = self.actor(product).await?;
             match actor.call(&build, Some(self.inner.call_timeout)).await {
@@ -186,7 +198,8 @@ impl Registry {
 
     /// Stops every actor (shutdown); their state is in the rows.
     pub fn stop_all(&self) {
-        let actors: Vec<ActorRef<Msg>> = self.inner.actors.lock().map(|a| a.values().cloned().collect()).unwrap_or_default();
+        let actors: Vec<ActorRef<Msg>> =
+            self.inner.actors.lock().map(|a| a.values().cloned().collect()).unwrap_or_default();
         for a in actors {
             a.stop(Some("shutdown".into()));
         }

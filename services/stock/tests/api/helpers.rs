@@ -1,8 +1,16 @@
-//! `spawn_app()`: the real service in-process on port 0, with a fresh database.
+//! `spawn_app()`: the real stock service in-process on port 0 with a fresh database, its
+//! own queues; helpers for tokens, products, reservations over HTTP and RPC, and the SQL
+//! invariants every test checks.
+
+use std::time::Duration;
 
 use cashvio_stock::{Application, Config};
-use testkit::jwt::{JwksServer, SigningKey};
+use platform::auth::{Role, ShopRole};
+use platform::ids::ShopId;
+use serde_json::{json, Value};
+use testkit::jwt::{claims, JwksServer, SigningKey};
 use testkit::TestDb;
+use uuid::Uuid;
 
 pub const PREFIX: &str = "STOCK";
 pub const ROLE: &str = "cashvio_stock";
@@ -11,20 +19,157 @@ pub struct TestApp {
     pub base_url: String,
     pub db: TestDb,
     pub jwks: JwksServer,
-    /// Signs access tokens the service accepts (the endpoint tests of each service use it).
-    #[allow(dead_code)]
     pub key: SigningKey,
     pub shutdown: platform::shutdown::CancellationToken,
+    pub rpc_queue: String,
+    pub rpc: bus::RpcClient,
+    pub http: reqwest::Client,
+}
+
+pub fn config(db: &TestDb, jwks: &JwksServer) -> Config {
+    Config {
+        common: testkit::service::common_config("stock", ROLE, "stock", db, jwks),
+        queue: testkit::unique("test_stock"),
+        rpc_queue: testkit::unique("test_stock_rpc"),
+        actor_idle: Duration::from_secs(2),
+        actor_call_timeout: Duration::from_secs(20),
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
     let db = TestDb::new().await.expect("test database");
     let key = SigningKey::generate("test-key");
     let jwks = JwksServer::start(&[&key]).await;
-    let config = Config { common: testkit::service::common_config("stock", ROLE, "stock", &db, &jwks) };
+    let config = config(&db, &jwks);
+    let rpc_queue = config.rpc_queue.clone();
+
     let app = Application::build(config).await.expect("service builds");
     let base_url = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();
     tokio::spawn(app.run_until_stopped());
-    TestApp { base_url, db, jwks, key, shutdown }
+    let rpc = bus::RpcClient::new(bus::Broker::new(&testkit::amqp_url(), "stock-test-rpc"));
+    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    TestApp { base_url, db, jwks, key, shutdown, rpc_queue, rpc, http }
+}
+
+impl TestApp {
+    pub fn staff(&self, shop: Uuid) -> String {
+        self.key.sign(&claims(Role::ShopStaff, &[(ShopId(shop), ShopRole::ShopStaff)], 3_600))
+    }
+
+    pub async fn seed_shop(&self) -> Uuid {
+        let shop = Uuid::now_v7();
+        sqlx::query("insert into stock.shops (shop_id, name, currency, owner_email, owner_name) values ($1, 'Test shop', 'LKR', 'owner@example.test', 'Owner')")
+            .bind(shop)
+            .execute(&self.db.admin)
+            .await
+            .unwrap();
+        shop
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>, token: Option<&str>) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(m, format!("{}{path}", self.base_url));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A bulk product with `units` received.
+    pub async fn bulk_product(&self, shop: Uuid, name: &str, price: &str, units: i64) -> Uuid {
+        let token = self.staff(shop);
+        let (status, p) = self
+            .call(
+                "POST",
+                "/products",
+                Some(json!({"shopId": shop, "name": name, "sellPrice": price, "tracking": "BULK"})),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(status, 201, "{p}");
+        let id: Uuid = serde_json::from_value(p["id"].clone()).unwrap();
+        if units > 0 {
+            let (status, level) = self
+                .call(
+                    "POST",
+                    &format!("/products/{id}/receive"),
+                    Some(json!({"quantity": units, "unitCost": "10.00"})),
+                    Some(&token),
+                )
+                .await;
+            assert_eq!(status, 200, "{level}");
+        }
+        id
+    }
+
+    /// Reserves over HTTP: (status, body).
+    pub async fn reserve_http(&self, shop: Uuid, lines: Value, ttl: u32) -> (u16, Value) {
+        let token = self.staff(shop);
+        self.call(
+            "POST",
+            "/reservations",
+            Some(json!({"shopId": shop, "lines": lines, "ttlSeconds": ttl})),
+            Some(&token),
+        )
+        .await
+    }
+
+    /// Reserves over `stock.rpc`: Ok(view) or Err(fault code).
+    pub async fn reserve_rpc(&self, shop: Uuid, lines: Value, ttl: u32) -> Result<Value, String> {
+        let req = json!({"reservationId": Uuid::now_v7(), "shopId": shop, "lines": lines, "ttlSeconds": ttl});
+        let raw = self
+            .rpc
+            .call_raw(
+                &self.rpc_queue,
+                "stock.reservation.reserve",
+                serde_json::to_vec(&req).unwrap(),
+                &bus::MessageMeta::default(),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|e| format!("rpc: {e}"))?;
+        let v: Value = serde_json::from_slice(&raw).unwrap();
+        match (v.get("ok"), v.get("err")) {
+            (Some(ok), _) => Ok(ok.clone()),
+            (_, Some(err)) => Err(err["code"].as_str().unwrap_or("?").to_owned()),
+            _ => Err("malformed reply".into()),
+        }
+    }
+
+    /// The SQL invariants: on_hand and reserved never negative, reserved <= on_hand (the
+    /// constraints), reserved equals the held lines, and the ledger adds up to the level.
+    pub async fn assert_consistent(&self, product: Uuid) -> (i64, i64) {
+        let (on_hand, reserved): (i32, i32) =
+            sqlx::query_as("select on_hand, reserved from stock.levels where product_id = $1")
+                .bind(product)
+                .fetch_one(&self.db.admin)
+                .await
+                .unwrap();
+        let held: i64 = sqlx::query_scalar("select coalesce(sum(quantity), 0)::bigint from stock.reservation_lines where product_id = $1 and status = 'HELD'")
+            .bind(product)
+            .fetch_one(&self.db.admin)
+            .await
+            .unwrap();
+        let (ledger_on, ledger_res): (i64, i64) = sqlx::query_as(
+            "select coalesce(sum(on_hand_delta), 0)::bigint, coalesce(sum(reserved_delta), 0)::bigint from stock.movements where product_id = $1",
+        )
+        .bind(product)
+        .fetch_one(&self.db.admin)
+        .await
+        .unwrap();
+        assert!(on_hand >= 0 && reserved >= 0 && reserved <= on_hand, "level {on_hand}/{reserved}");
+        assert_eq!(i64::from(reserved), held, "reserved equals the held reservation lines");
+        assert_eq!(
+            (ledger_on, ledger_res),
+            (i64::from(on_hand), i64::from(reserved)),
+            "the ledger adds up to the level"
+        );
+        (i64::from(on_hand), i64::from(reserved))
+    }
 }

@@ -1,4 +1,7 @@
-//! The stock service through HTTP against the real PostgreSQL and RabbitMQ.
+//! The stock service through HTTP and RPC against the real PostgreSQL and RabbitMQ.
 
+mod catalog;
+mod crash;
 mod helpers;
+mod oversell;
 mod shell;
