@@ -91,6 +91,8 @@ pub struct HeldLine {
     pub item_id: Option<Uuid>,
     pub barcode: Option<String>,
     pub warranty_until: Option<DateTime<Utc>>,
+    /// The shop's currency (the actor knows it; saves the coordinator a query).
+    pub currency: platform::Currency,
 }
 
 /// A line as a product's actor is asked for it.

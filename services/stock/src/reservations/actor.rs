@@ -470,6 +470,7 @@ impl ProductActor {
                         item_id: None,
                         barcode: None,
                         warranty_until: warranty,
+                        currency: state.currency,
                     });
                 }
             }
@@ -524,6 +525,7 @@ impl ProductActor {
                         barcode: Some(u.barcode.clone()),
                         warranty_until: (months > 0)
                             .then(|| now + chrono::Months::new(u32::try_from(months).unwrap_or(0))),
+                        currency: state.currency,
                     });
                     items.push(*id);
                     quantity += 1;
@@ -784,41 +786,58 @@ impl ProductActor {
             }
         }
 
-        if !h_id.is_empty() {
-            sqlx::query(
-                "insert into reservations (reservation_id, shop_id, expires_at)
-                 select r, $2, e from unnest($1::uuid[], $3::timestamptz[]) as t(r, e)
-                 on conflict (reservation_id) do nothing",
-            )
-            .bind(&h_id)
-            .bind(state.shop_id)
-            .bind(&h_exp)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "insert into reservation_lines (reservation_id, line_no, unit_no, product_id, item_id, quantity, name, unit_price_minor)
+        // Headers, lines, the ledger and the level in one statement: one round trip for the
+        // whole batch on the common path.
+        let (on_delta, res_delta) = if state.tracking == Tracking::Bulk {
+            (i32::try_from(on_hand_delta)?, i32::try_from(reserved_delta)?)
+        } else {
+            (0, 0)
+        };
+        sqlx::query(
+            "with h as (
+                 insert into reservations (reservation_id, shop_id, expires_at)
+                 select r, $2, e from unnest($3::uuid[], $4::timestamptz[]) as t(r, e)
+                 on conflict (reservation_id) do nothing),
+             l as (
+                 insert into reservation_lines (reservation_id, line_no, unit_no, product_id, item_id, quantity, name, unit_price_minor)
                  select r, n, u, $1, i, q, nm, pr
-                   from unnest($2::uuid[], $3::int[], $8::int[], $4::uuid[], $5::int[], $6::text[], $7::bigint[]) as t(r, n, u, i, q, nm, pr)",
-            )
-            .bind(p)
-            .bind(&l_res)
-            .bind(&l_no)
-            .bind(&l_item)
-            .bind(&l_qty)
-            .bind(&l_name)
-            .bind(&l_price)
-            .bind(&l_unit)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if state.tracking == Tracking::Bulk && (on_hand_delta != 0 || reserved_delta != 0) {
-            sqlx::query("update levels set on_hand = on_hand + $2, reserved = reserved + $3, updated_at = now() where product_id = $1")
-                .bind(p)
-                .bind(i32::try_from(on_hand_delta)?)
-                .bind(i32::try_from(reserved_delta)?)
-                .execute(&mut *tx)
-                .await?;
-        }
+                   from unnest($5::uuid[], $6::int[], $7::int[], $8::uuid[], $9::int[], $10::text[], $11::bigint[])
+                     as t(r, n, u, i, q, nm, pr)),
+             m as (
+                 insert into movements (shop_id, product_id, kind, on_hand_delta, reserved_delta, item_id, reason, actor_id,
+                                        reservation_id, order_id, unit_cost_minor)
+                 select $2, $1, k, o, rd, i, re, a, rv, od, c
+                   from unnest($12::text[], $13::int[], $14::int[], $15::uuid[], $16::text[], $17::uuid[], $18::uuid[],
+                               $19::uuid[], $20::bigint[]) as t(k, o, rd, i, re, a, rv, od, c)),
+             v as (
+                 update levels set on_hand = on_hand + $21, reserved = reserved + $22, updated_at = now()
+                  where product_id = $1 and ($21 <> 0 or $22 <> 0))
+             select 1",
+        )
+        .bind(p)
+        .bind(state.shop_id)
+        .bind(&h_id)
+        .bind(&h_exp)
+        .bind(&l_res)
+        .bind(&l_no)
+        .bind(&l_unit)
+        .bind(&l_item)
+        .bind(&l_qty)
+        .bind(&l_name)
+        .bind(&l_price)
+        .bind(&m_kind)
+        .bind(&m_on)
+        .bind(&m_res)
+        .bind(&m_item)
+        .bind(&m_reason)
+        .bind(&m_actor)
+        .bind(&m_resv)
+        .bind(&m_order)
+        .bind(&m_cost)
+        .bind(on_delta)
+        .bind(res_delta)
+        .execute(&mut *tx)
+        .await?;
         if !hold_items.is_empty() {
             let n = sqlx::query(
                 "update items i set status = 'RESERVED', reservation_id = t.r
@@ -886,28 +905,6 @@ impl ProductActor {
                 .bind(o)
                 .execute(&mut *tx)
                 .await?;
-        }
-        if !m_kind.is_empty() {
-            sqlx::query(
-                "insert into movements (shop_id, product_id, kind, on_hand_delta, reserved_delta, item_id, reason, actor_id,
-                                        reservation_id, order_id, unit_cost_minor)
-                 select $1, $2, k, o, r, i, re, a, rv, od, c
-                   from unnest($3::text[], $4::int[], $5::int[], $6::uuid[], $7::text[], $8::uuid[], $9::uuid[], $10::uuid[], $11::bigint[])
-                     as t(k, o, r, i, re, a, rv, od, c)",
-            )
-            .bind(state.shop_id)
-            .bind(p)
-            .bind(&m_kind)
-            .bind(&m_on)
-            .bind(&m_res)
-            .bind(&m_item)
-            .bind(&m_reason)
-            .bind(&m_actor)
-            .bind(&m_resv)
-            .bind(&m_order)
-            .bind(&m_cost)
-            .execute(&mut *tx)
-            .await?;
         }
         // Events: the new level, and a low-stock notice when availability crossed the
         // product's keepingUnits going down.
@@ -1029,6 +1026,7 @@ async fn load(pool: &PgPool, product_id: Uuid) -> anyhow::Result<State> {
             item_id: item,
             barcode,
             warranty_until: None,
+            currency,
         });
     }
     let discounts: Vec<(i32, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(

@@ -134,7 +134,10 @@ impl Coordinator {
             return Err(e);
         }
         held.sort_by_key(|l| (l.line_no, l.unit_no));
-        let currency = self.currency(req.shop_id).await;
+        let currency = match held.first() {
+            Some(l) => l.currency,
+            None => self.currency(req.shop_id).await,
+        };
         Ok(view(req.reservation_id, req.shop_id, "HELD", currency, expires_at, &held))
     }
 
@@ -213,6 +216,7 @@ impl Coordinator {
         .fetch_all(pool)
         .await
         .map_err(|_| StockError::Busy)?;
+        let currency = self.currency(shop).await;
         let held: Vec<HeldLine> = rows
             .into_iter()
             .map(|(line_no, unit_no, product_id, name, quantity, price, item_id, barcode)| HeldLine {
@@ -226,9 +230,9 @@ impl Coordinator {
                 item_id,
                 barcode,
                 warranty_until: None,
+                currency,
             })
             .collect();
-        let currency = self.currency(shop).await;
         Ok(view(reservation_id, shop, &status, currency, expires_at, &held))
     }
 }
