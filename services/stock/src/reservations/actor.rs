@@ -910,19 +910,26 @@ impl ProductActor {
         // product's keepingUnits going down.
         let level = state.level();
         let meta = MessageMeta::default();
-        bus::enqueue(
-            &mut tx,
-            &LevelChanged {
-                shop_id: state.shop_id,
-                product_id: p,
-                on_hand: level.on_hand,
-                reserved: level.reserved,
-                available: level.available,
-                occurred_at: Utc::now(),
-            },
-            &meta,
-        )
-        .await?;
+        // `stock.level.changed` when what is on hand changed (receipts, adjustments, sales,
+        // returns). Holds come and go by the thousand a second on a busy product; each event
+        // is an outbox row whose commit NOTIFYs the relay, and NOTIFY serialises commits
+        // across the database, so reservations alone do not announce themselves.
+        let on_hand_moved = on_hand_delta != 0 || !sold_items.is_empty() || !returned_items.is_empty();
+        if on_hand_moved {
+            bus::enqueue(
+                &mut tx,
+                &LevelChanged {
+                    shop_id: state.shop_id,
+                    product_id: p,
+                    on_hand: level.on_hand,
+                    reserved: level.reserved,
+                    available: level.available,
+                    occurred_at: Utc::now(),
+                },
+                &meta,
+            )
+            .await?;
+        }
         if state.keeping_units > 0
             && state.available_at_batch_start > state.keeping_units
             && level.available <= state.keeping_units
