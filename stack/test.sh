@@ -7,6 +7,7 @@ cd "$ROOT"
 
 bash "$ROOT/stack/deps.sh"
 bash "$ROOT/stack/standins.sh" start
+bash "$ROOT/stack/test-broker.sh"
 
 # Databases left by interrupted earlier runs.
 for db in $(psql -h 127.0.0.1 -U postgres -d postgres -Atc "select datname from pg_database where datname like 'cashvio_test_%'"); do

@@ -16,9 +16,29 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, ExchangeKind};
 
+/// Quorum queues (replicated, the production choice) or classic queues (light; tests make
+/// hundreds of queues and a single-node broker slows to a crawl with that many quorum ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueType {
+    Quorum,
+    Classic,
+}
+
+impl std::str::FromStr for QueueType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "quorum" => Ok(QueueType::Quorum),
+            "classic" => Ok(QueueType::Classic),
+            _ => Err("must be quorum or classic".into()),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct QueueSpec {
     pub name: String,
+    pub queue_type: QueueType,
     /// Routing-key patterns on the events exchange (`sales.order.*`).
     pub bindings: Vec<String>,
     /// Deliveries before a failing message goes to the DLQ (first try included).
@@ -30,11 +50,18 @@ impl QueueSpec {
     pub fn new(name: impl Into<String>, bindings: &[&str]) -> Self {
         Self {
             name: name.into(),
+            queue_type: QueueType::Quorum,
             bindings: bindings.iter().map(|b| (*b).to_owned()).collect(),
             max_attempts: 5,
             retry_delay: Duration::from_secs(5),
         }
     }
+    /// The queue type by its configured name (`AMQP_QUEUE_TYPE`); unknown names keep quorum.
+    pub fn with_queue_type(mut self, name: &str) -> Self {
+        self.queue_type = name.parse().unwrap_or(QueueType::Quorum);
+        self
+    }
+
     pub fn retry_queue(&self) -> String {
         format!("{}.retry", self.name)
     }
@@ -62,8 +89,12 @@ pub async fn declare_queue(ch: &Channel, exchange: &str, spec: &QueueSpec) -> an
     declare_exchange(ch, exchange).await?;
     let durable = QueueDeclareOptions { durable: true, ..Default::default() };
 
+    let kind = match spec.queue_type {
+        QueueType::Quorum => "quorum",
+        QueueType::Classic => "classic",
+    };
     let mut main = FieldTable::default();
-    main.insert("x-queue-type".into(), s("quorum"));
+    main.insert("x-queue-type".into(), s(kind));
     main.insert("x-dead-letter-exchange".into(), s(""));
     main.insert("x-dead-letter-routing-key".into(), s(&spec.retry_queue()));
     ch.queue_declare(&spec.name, durable, main).await.with_context(|| format!("declaring queue {}", spec.name))?;
@@ -76,7 +107,7 @@ pub async fn declare_queue(ch: &Channel, exchange: &str, spec: &QueueSpec) -> an
     ch.queue_declare(&spec.retry_queue(), durable, retry).await.context("declaring retry queue")?;
 
     let mut dlq = FieldTable::default();
-    dlq.insert("x-queue-type".into(), s("quorum"));
+    dlq.insert("x-queue-type".into(), s(kind));
     ch.queue_declare(&spec.dead_letter_queue(), durable, dlq).await.context("declaring dead-letter queue")?;
 
     for key in &spec.bindings {

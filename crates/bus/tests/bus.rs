@@ -247,7 +247,7 @@ async fn close_broker_connection(name: &str) {
 async fn dropped_broker_connection_loses_nothing_and_effects_happen_once() {
     let c = ctx().await;
     let obs = Observer::start(&c.exchange).await;
-    let spec = QueueSpec::new(testkit::unique("test_q"), &["test.#"]);
+    let spec = QueueSpec::new(testkit::unique("test_q"), &["test.#"]).with_queue_type("classic");
     let handler = Arc::new(RecordEffect { calls: AtomicUsize::new(0) });
     // The consumer has its own connection, so the close below cuts only the relay.
     let consumer_broker = Broker::new(&testkit::amqp_url(), "bus-test-consumer");
@@ -326,7 +326,7 @@ async fn delete_queues(spec: &QueueSpec) {
 #[tokio::test]
 async fn a_message_delivered_twice_has_one_effect() {
     let c = ctx().await;
-    let spec = QueueSpec::new(testkit::unique("test_q"), &["test.#"]);
+    let spec = QueueSpec::new(testkit::unique("test_q"), &["test.#"]).with_queue_type("classic");
     let handler = Arc::new(RecordEffect { calls: AtomicUsize::new(0) });
     let consumer = Consumer::new(c.pool.clone(), c.broker.clone(), &c.exchange, spec.clone(), handler.clone());
     consumer.declare().await.unwrap();
@@ -379,7 +379,7 @@ impl Handler for AlwaysFails {
 #[tokio::test]
 async fn an_always_failing_message_ends_in_the_dlq_after_the_configured_attempts() {
     let c = ctx().await;
-    let mut spec = QueueSpec::new(testkit::unique("test_q"), &["test.#"]);
+    let mut spec = QueueSpec::new(testkit::unique("test_q"), &["test.#"]).with_queue_type("classic");
     spec.max_attempts = 3;
     spec.retry_delay = Duration::from_millis(200);
     let handler = Arc::new(AlwaysFails { calls: AtomicUsize::new(0) });

@@ -144,6 +144,8 @@ pub struct CommonConfig {
     pub database_max_connections: u32,
     pub amqp_url: Secret,
     pub amqp_exchange: String,
+    /// `quorum` (default, production) or `classic` (tests, tiny brokers).
+    pub amqp_queue_type: String,
     pub jwt: crate::auth::JwtConfig,
     pub shutdown_grace_secs: u64,
 }
@@ -166,6 +168,13 @@ impl CommonConfig {
             database_max_connections: env.or(&v("DATABASE_MAX_CONNECTIONS"), 10)?,
             amqp_url: env.secret_url("AMQP_URL", &["amqp", "amqps"])?,
             amqp_exchange: env.or("AMQP_EXCHANGE", "cashvio.events".to_owned())?,
+            amqp_queue_type: {
+                let t: String = env.or("AMQP_QUEUE_TYPE", "quorum".to_owned())?;
+                if !matches!(t.as_str(), "quorum" | "classic") {
+                    return Err(ConfigError::Invalid { var: "AMQP_QUEUE_TYPE".into(), reason: "must be quorum or classic".into() });
+                }
+                t
+            },
             jwt: crate::auth::JwtConfig {
                 jwks_url: env.url("JWKS_URL", &["http", "https"])?,
                 issuer: env.required("JWT_ISSUER")?,

@@ -22,6 +22,7 @@ pub fn common_config(service: &'static str, role: &str, schema: &str, db: &TestD
         database_max_connections: 5,
         amqp_url: crate::amqp_url(),
         amqp_exchange: format!("{}.events", crate::unique("test")),
+        amqp_queue_type: "classic".to_owned(),
         jwt: jwks.config(),
         shutdown_grace_secs: 5,
     }
@@ -34,6 +35,7 @@ pub fn binary_env(prefix: &str, role: &str, db: &TestDb, jwks: &JwksServer) -> V
         (format!("{prefix}_DATABASE_URL"), db.url(role).expose().to_owned()),
         ("AMQP_URL".to_owned(), crate::amqp_url().expose().to_owned()),
         ("AMQP_EXCHANGE".to_owned(), format!("{}.events", crate::unique("test"))),
+        ("AMQP_QUEUE_TYPE".to_owned(), "classic".to_owned()),
         ("JWKS_URL".to_owned(), jwks.url().to_string()),
         ("JWT_ISSUER".to_owned(), crate::jwt::ISSUER.to_owned()),
         ("LOG_FORMAT".to_owned(), "json".to_owned()),

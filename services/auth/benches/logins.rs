@@ -31,6 +31,7 @@ fn main() {
                 database_max_connections: 10,
                 amqp_url: testkit::amqp_url(),
                 amqp_exchange: format!("{}.events", testkit::unique("bench")),
+                amqp_queue_type: "classic".into(),
                 jwt: JwtConfig {
                     jwks_url: url::Url::parse(&format!("{base}/.well-known/jwks.json")).expect("url"),
                     issuer: "http://bench/auth".into(),

@@ -1,5 +1,7 @@
 //! The stock service's HTTP API (paths as the service sees them; nginx adds `/stock`).
 
+pub mod catalog;
+pub mod discounts;
 pub mod products;
 pub mod reservations;
 
@@ -21,7 +23,12 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> OpenApiRouter {
-    OpenApiRouter::new().merge(products::router()).merge(reservations::router()).with_state(state)
+    OpenApiRouter::new()
+        .merge(products::router())
+        .merge(catalog::router())
+        .merge(discounts::router())
+        .merge(reservations::router())
+        .with_state(state)
 }
 
 /// The shop a request acts in: the one named (the caller must be its staff or owner), or the

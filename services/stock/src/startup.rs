@@ -31,7 +31,7 @@ impl Application {
             base.pool.clone(),
             base.broker.clone(),
             &base.config.amqp_exchange,
-            QueueSpec::new(config.queue.clone(), BINDINGS),
+            QueueSpec::new(config.queue.clone(), BINDINGS).with_queue_type(&base.config.amqp_queue_type),
             Arc::new(StockEvents { coordinator: coordinator.clone() }),
         );
         if let Err(e) = consumer.declare().await {

@@ -57,6 +57,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         database_max_connections: 10,
         amqp_url: testkit::amqp_url(),
         amqp_exchange: format!("{}.events", testkit::unique("test")),
+        amqp_queue_type: "classic".into(),
         jwt: JwtConfig {
             jwks_url: url::Url::parse(&format!("{base_url}/.well-known/jwks.json")).unwrap(),
             issuer: ISSUER.into(),

@@ -24,6 +24,7 @@ pub struct TestApp {
     pub rpc_queue: String,
     pub rpc: bus::RpcClient,
     pub http: reqwest::Client,
+    pub exchange: String,
 }
 
 pub fn config(db: &TestDb, jwks: &JwksServer) -> Config {
@@ -42,6 +43,7 @@ pub async fn spawn_app() -> TestApp {
     let jwks = JwksServer::start(&[&key]).await;
     let config = config(&db, &jwks);
     let rpc_queue = config.rpc_queue.clone();
+    let exchange = config.common.amqp_exchange.clone();
 
     let app = Application::build(config).await.expect("service builds");
     let base_url = format!("http://127.0.0.1:{}", app.port());
@@ -49,7 +51,7 @@ pub async fn spawn_app() -> TestApp {
     tokio::spawn(app.run_until_stopped());
     let rpc = bus::RpcClient::new(bus::Broker::new(&testkit::amqp_url(), "stock-test-rpc"));
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
-    TestApp { base_url, db, jwks, key, shutdown, rpc_queue, rpc, http }
+    TestApp { base_url, db, jwks, key, shutdown, rpc_queue, rpc, http, exchange }
 }
 
 impl TestApp {

@@ -2,6 +2,7 @@
 
 mod catalog;
 mod crash;
+mod events;
 mod helpers;
 mod oversell;
 mod shell;

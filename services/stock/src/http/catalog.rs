@@ -1,0 +1,406 @@
+//! Three-level categories and suppliers. A category with children or products is hidden
+//! (status HIDE) instead of deleted; a supplier still used by products cannot be deleted.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use platform::auth::{AuthUser, ShopRole};
+use platform::http::{Json, Path, Query};
+use platform::ids::ShopId;
+use platform::pagination::{Page, PageQuery};
+use platform::Problem;
+
+use super::{acting_shop, unprocessable, AppState};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_category, list_categories))
+        .routes(routes!(get_category, update_category, delete_category))
+        .routes(routes!(create_subcategory, list_subcategories))
+        .routes(routes!(get_subcategory, update_subcategory, delete_subcategory))
+        .routes(routes!(create_subsubcategory, list_subsubcategories))
+        .routes(routes!(get_subsubcategory, update_subsubcategory, delete_subsubcategory))
+        .routes(routes!(create_supplier, list_suppliers))
+        .routes(routes!(get_supplier, update_supplier, delete_supplier))
+}
+
+fn text(field: &str, raw: Option<&str>, max: usize) -> Result<Option<String>, Problem> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) if v.chars().count() > max || v.chars().any(char::is_control) => Err(unprocessable(field, &format!("at most {max} printable characters"))),
+        Some(v) => Ok(Some(v.to_owned())),
+    }
+}
+
+fn not_found(what: &str) -> Problem {
+    Problem::not_found(&format!("{}_NOT_FOUND", what.to_ascii_uppercase()), format!("No such {}.", what.to_lowercase()))
+}
+
+// ---------------------------------------------------------------- categories ---
+
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct CategoryView {
+    id: Uuid,
+    shop_id: Uuid,
+    level: i16,
+    parent_id: Option<Uuid>,
+    name: String,
+    description: Option<String>,
+    image_url: Option<String>,
+    status: String,
+    children_count: i64,
+    product_count: i64,
+    created_at: DateTime<Utc>,
+}
+
+const CATEGORY_SELECT: &str = "select c.category_id as id, c.shop_id, c.level, c.parent_id, c.name, c.description, c.image_url, c.status,
+        (select count(*) from categories k where k.parent_id = c.category_id) as children_count,
+        (select count(*) from products p where p.status <> 'DELETED' and
+            (p.category_id = c.category_id or p.sub_category_id = c.category_id or p.sub_sub_category_id = c.category_id)) as product_count,
+        c.created_at
+   from categories c";
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CategoryInput {
+    shop_id: Option<Uuid>,
+    /// The parent: a category for a subcategory, a subcategory for a sub-subcategory.
+    category_id: Option<Uuid>,
+    sub_category_id: Option<Uuid>,
+    name: Option<String>,
+    description: Option<String>,
+    image_url: Option<String>,
+    /// ACTIVE or HIDE
+    status: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CategoryQuery {
+    shop_id: Option<Uuid>,
+    /// The parent to list the children of.
+    category_id: Option<Uuid>,
+    sub_category_id: Option<Uuid>,
+    search: Option<String>,
+    page: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn load_category(s: &AppState, user: &AuthUser, id: Uuid, level: i16) -> Result<CategoryView, Problem> {
+    let row: Option<CategoryView> = sqlx::query_as(&format!("{CATEGORY_SELECT} where c.category_id = $1 and c.level = $2"))
+        .bind(id)
+        .bind(level)
+        .fetch_optional(&s.pool)
+        .await?;
+    let row = row.ok_or_else(|| not_found("category"))?;
+    user.require_shop_role(ShopId(row.shop_id), ShopRole::ShopStaff).map_err(|_| not_found("category"))?;
+    Ok(row)
+}
+
+async fn create(s: &AppState, user: &AuthUser, level: i16, req: CategoryInput) -> Result<(StatusCode, Json<CategoryView>), Problem> {
+    let name = text("name", req.name.as_deref(), 120)?.ok_or_else(|| unprocessable("name", "required"))?;
+    let (shop, parent) = match level {
+        1 => (acting_shop(user, req.shop_id)?, None),
+        _ => {
+            let (field, parent_id) = if level == 2 { ("categoryId", req.category_id) } else { ("subCategoryId", req.sub_category_id) };
+            let parent_id = parent_id.ok_or_else(|| unprocessable(field, "required"))?;
+            let parent = load_category(s, user, parent_id, level - 1).await.map_err(|_| unprocessable(field, "no such parent"))?;
+            (parent.shop_id, Some(parent_id))
+        }
+    };
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "insert into categories (category_id, shop_id, level, parent_id, name, description, image_url) values ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(shop)
+    .bind(level)
+    .bind(parent)
+    .bind(&name)
+    .bind(text("description", req.description.as_deref(), 1_000)?)
+    .bind(text("imageUrl", req.image_url.as_deref(), 500)?)
+    .execute(&s.pool)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.constraint() == Some("categories_name_key") => {
+            Problem::conflict("CATEGORY_NAME_TAKEN", "A category with this name already exists here.")
+        }
+        _ => Problem::from(e),
+    })?;
+    Ok((StatusCode::CREATED, Json(load_category(s, user, id, level).await?)))
+}
+
+async fn list(s: &AppState, user: &AuthUser, level: i16, q: CategoryQuery) -> Result<Json<Page<CategoryView>>, Problem> {
+    let shop = acting_shop(user, q.shop_id)?;
+    let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
+    let parent = if level == 2 { q.category_id } else { q.sub_category_id };
+    let search = q.search.map(|t| format!("%{}%", t.trim().to_lowercase().replace('%', "\\%").replace('_', "\\_")));
+    let filter = "c.shop_id = $1 and c.level = $2 and ($3::uuid is null or c.parent_id = $3) and ($4::text is null or lower(c.name) like $4)";
+    let rows: Vec<CategoryView> = sqlx::query_as(&format!("{CATEGORY_SELECT} where {filter} order by lower(c.name), c.category_id limit $5 offset $6"))
+        .bind(shop)
+        .bind(level)
+        .bind(parent)
+        .bind(&search)
+        .bind(page.limit)
+        .bind(page.offset())
+        .fetch_all(&s.pool)
+        .await?;
+    let total: i64 = sqlx::query_scalar(&format!("select count(*) from categories c where {filter}"))
+        .bind(shop)
+        .bind(level)
+        .bind(parent)
+        .bind(&search)
+        .fetch_one(&s.pool)
+        .await?;
+    Ok(Json(Page::new(rows, page, total)))
+}
+
+async fn update(s: &AppState, user: &AuthUser, level: i16, id: Uuid, req: CategoryInput) -> Result<Json<CategoryView>, Problem> {
+    load_category(s, user, id, level).await?;
+    let status = match req.status.as_deref() {
+        None => None,
+        Some(st @ ("ACTIVE" | "HIDE")) => Some(st.to_owned()),
+        Some(_) => return Err(unprocessable("status", "ACTIVE or HIDE")),
+    };
+    sqlx::query(
+        "update categories set name = coalesce($2, name), description = coalesce($3, description),
+                image_url = coalesce($4, image_url), status = coalesce($5, status) where category_id = $1",
+    )
+    .bind(id)
+    .bind(text("name", req.name.as_deref(), 120)?)
+    .bind(text("description", req.description.as_deref(), 1_000)?)
+    .bind(text("imageUrl", req.image_url.as_deref(), 500)?)
+    .bind(status)
+    .execute(&s.pool)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.constraint() == Some("categories_name_key") => {
+            Problem::conflict("CATEGORY_NAME_TAKEN", "A category with this name already exists here.")
+        }
+        _ => Problem::from(e),
+    })?;
+    Ok(Json(load_category(s, user, id, level).await?))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deleted {
+    /// DELETED, or HIDDEN when children or products still use it.
+    outcome: &'static str,
+}
+
+async fn delete(s: &AppState, user: &AuthUser, level: i16, id: Uuid) -> Result<Json<Deleted>, Problem> {
+    let c = load_category(s, user, id, level).await?;
+    if c.children_count > 0 || c.product_count > 0 {
+        sqlx::query("update categories set status = 'HIDE' where category_id = $1").bind(id).execute(&s.pool).await?;
+        return Ok(Json(Deleted { outcome: "HIDDEN" }));
+    }
+    let gone = sqlx::query("delete from categories where category_id = $1").bind(id).execute(&s.pool).await;
+    match gone {
+        Ok(_) => Ok(Json(Deleted { outcome: "DELETED" })),
+        // A product or child arrived in between: hide instead.
+        Err(sqlx::Error::Database(d)) if d.constraint().is_some_and(|c| c.ends_with("_fkey")) => {
+            sqlx::query("update categories set status = 'HIDE' where category_id = $1").bind(id).execute(&s.pool).await?;
+            Ok(Json(Deleted { outcome: "HIDDEN" }))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A top-level category.
+#[utoipa::path(post, path = "/categories", tag = "categories", request_body = CategoryInput, responses((status = 201, body = CategoryView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_category(State(s): State<AppState>, user: AuthUser, Json(req): Json<CategoryInput>) -> Result<(StatusCode, Json<CategoryView>), Problem> {
+    create(&s, &user, 1, req).await
+}
+/// Top-level categories with child and product counts.
+#[utoipa::path(get, path = "/categories", tag = "categories", params(CategoryQuery), responses((status = 200, body = Page<CategoryView>)))]
+async fn list_categories(State(s): State<AppState>, user: AuthUser, Query(q): Query<CategoryQuery>) -> Result<Json<Page<CategoryView>>, Problem> {
+    list(&s, &user, 1, q).await
+}
+#[utoipa::path(get, path = "/categories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = CategoryView), (status = 404, body = Problem)))]
+async fn get_category(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<CategoryView>, Problem> {
+    Ok(Json(load_category(&s, &user, id, 1).await?))
+}
+#[utoipa::path(put, path = "/categories/{id}", tag = "categories", params(("id" = Uuid, Path)), request_body = CategoryInput, responses((status = 200, body = CategoryView)))]
+async fn update_category(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<CategoryInput>) -> Result<Json<CategoryView>, Problem> {
+    update(&s, &user, 1, id, req).await
+}
+#[utoipa::path(delete, path = "/categories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = Deleted)))]
+async fn delete_category(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<Deleted>, Problem> {
+    delete(&s, &user, 1, id).await
+}
+/// A subcategory (body: categoryId).
+#[utoipa::path(post, path = "/categories/subcategories", tag = "categories", request_body = CategoryInput, responses((status = 201, body = CategoryView)))]
+async fn create_subcategory(State(s): State<AppState>, user: AuthUser, Json(req): Json<CategoryInput>) -> Result<(StatusCode, Json<CategoryView>), Problem> {
+    create(&s, &user, 2, req).await
+}
+#[utoipa::path(get, path = "/categories/subcategories", tag = "categories", params(CategoryQuery), responses((status = 200, body = Page<CategoryView>)))]
+async fn list_subcategories(State(s): State<AppState>, user: AuthUser, Query(q): Query<CategoryQuery>) -> Result<Json<Page<CategoryView>>, Problem> {
+    list(&s, &user, 2, q).await
+}
+#[utoipa::path(get, path = "/categories/subcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = CategoryView)))]
+async fn get_subcategory(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<CategoryView>, Problem> {
+    Ok(Json(load_category(&s, &user, id, 2).await?))
+}
+#[utoipa::path(put, path = "/categories/subcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), request_body = CategoryInput, responses((status = 200, body = CategoryView)))]
+async fn update_subcategory(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<CategoryInput>) -> Result<Json<CategoryView>, Problem> {
+    update(&s, &user, 2, id, req).await
+}
+#[utoipa::path(delete, path = "/categories/subcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = Deleted)))]
+async fn delete_subcategory(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<Deleted>, Problem> {
+    delete(&s, &user, 2, id).await
+}
+/// A sub-subcategory (body: subCategoryId).
+#[utoipa::path(post, path = "/categories/subsubcategories", tag = "categories", request_body = CategoryInput, responses((status = 201, body = CategoryView)))]
+async fn create_subsubcategory(State(s): State<AppState>, user: AuthUser, Json(req): Json<CategoryInput>) -> Result<(StatusCode, Json<CategoryView>), Problem> {
+    create(&s, &user, 3, req).await
+}
+#[utoipa::path(get, path = "/categories/subsubcategories", tag = "categories", params(CategoryQuery), responses((status = 200, body = Page<CategoryView>)))]
+async fn list_subsubcategories(State(s): State<AppState>, user: AuthUser, Query(q): Query<CategoryQuery>) -> Result<Json<Page<CategoryView>>, Problem> {
+    list(&s, &user, 3, q).await
+}
+#[utoipa::path(get, path = "/categories/subsubcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = CategoryView)))]
+async fn get_subsubcategory(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<CategoryView>, Problem> {
+    Ok(Json(load_category(&s, &user, id, 3).await?))
+}
+#[utoipa::path(put, path = "/categories/subsubcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), request_body = CategoryInput, responses((status = 200, body = CategoryView)))]
+async fn update_subsubcategory(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<CategoryInput>) -> Result<Json<CategoryView>, Problem> {
+    update(&s, &user, 3, id, req).await
+}
+#[utoipa::path(delete, path = "/categories/subsubcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = Deleted)))]
+async fn delete_subsubcategory(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<Deleted>, Problem> {
+    delete(&s, &user, 3, id).await
+}
+
+// ---------------------------------------------------------------- suppliers ---
+
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct SupplierView {
+    id: Uuid,
+    shop_id: Uuid,
+    name: String,
+    contact_number: String,
+    email: Option<String>,
+    #[serde(rename = "haveWhatsApp")]
+    have_whatsapp: bool,
+    product_count: i64,
+    created_at: DateTime<Utc>,
+}
+
+const SUPPLIER_SELECT: &str = "select s.supplier_id as id, s.shop_id, s.name, s.contact_number, s.email, s.have_whatsapp,
+        (select count(*) from products p where p.supplier_id = s.supplier_id and p.status <> 'DELETED') as product_count, s.created_at
+   from suppliers s";
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SupplierInput {
+    shop_id: Option<Uuid>,
+    name: Option<String>,
+    contact_number: Option<String>,
+    email: Option<String>,
+    #[serde(rename = "haveWhatsApp")]
+    have_whatsapp: Option<bool>,
+}
+
+async fn load_supplier(s: &AppState, user: &AuthUser, id: Uuid) -> Result<SupplierView, Problem> {
+    let row: Option<SupplierView> =
+        sqlx::query_as(&format!("{SUPPLIER_SELECT} where s.supplier_id = $1")).bind(id).fetch_optional(&s.pool).await?;
+    let row = row.ok_or_else(|| not_found("supplier"))?;
+    user.require_shop_role(ShopId(row.shop_id), ShopRole::ShopStaff).map_err(|_| not_found("supplier"))?;
+    Ok(row)
+}
+
+/// A supplier of the shop.
+#[utoipa::path(post, path = "/suppliers", tag = "suppliers", request_body = SupplierInput, responses((status = 201, body = SupplierView), (status = 422, body = Problem)))]
+async fn create_supplier(State(s): State<AppState>, user: AuthUser, Json(req): Json<SupplierInput>) -> Result<(StatusCode, Json<SupplierView>), Problem> {
+    let shop = acting_shop(&user, req.shop_id)?;
+    let name = text("name", req.name.as_deref(), 120)?.ok_or_else(|| unprocessable("name", "required"))?;
+    let contact = text("contactNumber", req.contact_number.as_deref(), 40)?.ok_or_else(|| unprocessable("contactNumber", "required"))?;
+    let email = text("email", req.email.as_deref(), 254)?;
+    if email.as_deref().is_some_and(|e| !e.contains('@')) {
+        return Err(unprocessable("email", "not an e-mail address"));
+    }
+    let id = Uuid::now_v7();
+    sqlx::query("insert into suppliers (supplier_id, shop_id, name, contact_number, email, have_whatsapp) values ($1, $2, $3, $4, $5, $6)")
+        .bind(id)
+        .bind(shop)
+        .bind(&name)
+        .bind(&contact)
+        .bind(&email)
+        .bind(req.have_whatsapp.unwrap_or(false))
+        .execute(&s.pool)
+        .await?;
+    Ok((StatusCode::CREATED, Json(load_supplier(&s, &user, id).await?)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SupplierQuery {
+    shop_id: Option<Uuid>,
+    search: Option<String>,
+    page: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// The shop's suppliers.
+#[utoipa::path(get, path = "/suppliers", tag = "suppliers", params(SupplierQuery), responses((status = 200, body = Page<SupplierView>)))]
+async fn list_suppliers(State(s): State<AppState>, user: AuthUser, Query(q): Query<SupplierQuery>) -> Result<Json<Page<SupplierView>>, Problem> {
+    let shop = acting_shop(&user, q.shop_id)?;
+    let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
+    let search = q.search.map(|t| format!("%{}%", t.trim().to_lowercase().replace('%', "\\%").replace('_', "\\_")));
+    let filter = "s.shop_id = $1 and ($2::text is null or lower(s.name) like $2 or s.contact_number like $2)";
+    let rows: Vec<SupplierView> = sqlx::query_as(&format!("{SUPPLIER_SELECT} where {filter} order by lower(s.name), s.supplier_id limit $3 offset $4"))
+        .bind(shop)
+        .bind(&search)
+        .bind(page.limit)
+        .bind(page.offset())
+        .fetch_all(&s.pool)
+        .await?;
+    let total: i64 = sqlx::query_scalar(&format!("select count(*) from suppliers s where {filter}")).bind(shop).bind(&search).fetch_one(&s.pool).await?;
+    Ok(Json(Page::new(rows, page, total)))
+}
+
+#[utoipa::path(get, path = "/suppliers/{id}", tag = "suppliers", params(("id" = Uuid, Path)), responses((status = 200, body = SupplierView), (status = 404, body = Problem)))]
+async fn get_supplier(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<SupplierView>, Problem> {
+    Ok(Json(load_supplier(&s, &user, id).await?))
+}
+
+#[utoipa::path(put, path = "/suppliers/{id}", tag = "suppliers", params(("id" = Uuid, Path)), request_body = SupplierInput, responses((status = 200, body = SupplierView)))]
+async fn update_supplier(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<SupplierInput>) -> Result<Json<SupplierView>, Problem> {
+    load_supplier(&s, &user, id).await?;
+    sqlx::query(
+        "update suppliers set name = coalesce($2, name), contact_number = coalesce($3, contact_number),
+                email = coalesce($4, email), have_whatsapp = coalesce($5, have_whatsapp) where supplier_id = $1",
+    )
+    .bind(id)
+    .bind(text("name", req.name.as_deref(), 120)?)
+    .bind(text("contactNumber", req.contact_number.as_deref(), 40)?)
+    .bind(text("email", req.email.as_deref(), 254)?)
+    .bind(req.have_whatsapp)
+    .execute(&s.pool)
+    .await?;
+    Ok(Json(load_supplier(&s, &user, id).await?))
+}
+
+/// Deletes a supplier no product uses (409 otherwise).
+#[utoipa::path(delete, path = "/suppliers/{id}", tag = "suppliers", params(("id" = Uuid, Path)), responses((status = 204), (status = 409, body = Problem)))]
+async fn delete_supplier(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<StatusCode, Problem> {
+    load_supplier(&s, &user, id).await?;
+    match sqlx::query("delete from suppliers where supplier_id = $1").bind(id).execute(&s.pool).await {
+        Ok(_) => Ok(StatusCode::NO_CONTENT),
+        // The foreign key decides, not a check-then-delete race.
+        Err(sqlx::Error::Database(d)) if d.constraint() == Some("products_supplier_id_fkey") => {
+            Err(Problem::conflict("SUPPLIER_IN_USE", "Products still use this supplier."))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,328 @@
+//! Discounts belong to a shop and apply, while active, to the products attached to them; the
+//! reservation core prices lines with the best active discount (the actors reload when a
+//! discount changes).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use platform::auth::{AuthUser, ShopRole};
+use platform::http::{Json, Path, Query};
+use platform::ids::ShopId;
+use platform::pagination::{Page, PageQuery};
+use platform::Problem;
+
+use super::{acting_shop, unprocessable, AppState};
+use crate::reservations::actor::Msg;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_discount, list_discounts))
+        .routes(routes!(get_discount, update_discount, delete_discount))
+        .routes(routes!(attach_products))
+        .routes(routes!(detach_product))
+        .routes(routes!(active_for_product))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscountProduct {
+    product_id: Uuid,
+    /// Percent off, e.g. "12.5".
+    percentage: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscountView {
+    id: Uuid,
+    shop_id: Uuid,
+    name: String,
+    description: Option<String>,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    status: String,
+    active_now: bool,
+    products: Vec<DiscountProduct>,
+}
+
+fn percentage(bp: i32) -> String {
+    let whole = bp / 100;
+    let frac = bp % 100;
+    if frac == 0 { whole.to_string() } else { format!("{whole}.{frac:02}").trim_end_matches('0').to_owned() }
+}
+
+/// "12.5" → 1250 basis points; between 0.01 and 100.
+fn basis_points(raw: &str) -> Option<i32> {
+    let money = platform::Money::parse(raw, platform::Currency::USD).ok()?;
+    i32::try_from(money.minor()).ok().filter(|bp| (1..=10_000).contains(bp))
+}
+
+async fn load(s: &AppState, user: &AuthUser, id: Uuid) -> Result<DiscountView, Problem> {
+    let row: Option<(Uuid, String, Option<String>, DateTime<Utc>, DateTime<Utc>, String, bool)> = sqlx::query_as(
+        "select shop_id, name, description, starts_at, ends_at, status, (status = 'ACTIVE' and starts_at <= now() and now() < ends_at)
+           from discounts where discount_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&s.pool)
+    .await?;
+    let (shop_id, name, description, starts_at, ends_at, status, active_now) =
+        row.ok_or_else(|| Problem::not_found("DISCOUNT_NOT_FOUND", "No such discount."))?;
+    user.require_shop_role(ShopId(shop_id), ShopRole::ShopStaff).map_err(|_| Problem::not_found("DISCOUNT_NOT_FOUND", "No such discount."))?;
+    let products: Vec<(Uuid, i32)> = sqlx::query_as("select product_id, basis_points from discount_products where discount_id = $1 order by product_id")
+        .bind(id)
+        .fetch_all(&s.pool)
+        .await?;
+    Ok(DiscountView {
+        id,
+        shop_id,
+        name,
+        description,
+        starts_at,
+        ends_at,
+        status,
+        active_now,
+        products: products.into_iter().map(|(product_id, bp)| DiscountProduct { product_id, percentage: percentage(bp) }).collect(),
+    })
+}
+
+async fn reload_products(s: &AppState, discount: Uuid) -> Result<(), Problem> {
+    let products: Vec<Uuid> =
+        sqlx::query_scalar("select product_id from discount_products where discount_id = $1").bind(discount).fetch_all(&s.pool).await?;
+    for p in products {
+        s.registry.tell(p, Msg::Reload);
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DiscountInput {
+    shop_id: Option<Uuid>,
+    name: Option<String>,
+    description: Option<String>,
+    starts_at: Option<DateTime<Utc>>,
+    ends_at: Option<DateTime<Utc>>,
+    /// ACTIVE or INACTIVE
+    status: Option<String>,
+}
+
+fn status(raw: Option<&str>) -> Result<Option<String>, Problem> {
+    match raw {
+        None => Ok(None),
+        Some(st @ ("ACTIVE" | "INACTIVE")) => Ok(Some(st.to_owned())),
+        Some(_) => Err(unprocessable("status", "ACTIVE or INACTIVE")),
+    }
+}
+
+/// A discount of the shop (attach products to it next).
+#[utoipa::path(post, path = "/discounts", tag = "discounts", request_body = DiscountInput, responses((status = 201, body = DiscountView), (status = 422, body = Problem)))]
+async fn create_discount(State(s): State<AppState>, user: AuthUser, Json(req): Json<DiscountInput>) -> Result<(StatusCode, Json<DiscountView>), Problem> {
+    let shop = acting_shop(&user, req.shop_id)?;
+    let name = req.name.as_deref().map(str::trim).filter(|n| !n.is_empty() && n.len() <= 120).ok_or_else(|| unprocessable("name", "1 to 120 characters"))?;
+    let starts = req.starts_at.unwrap_or_else(Utc::now);
+    let ends = req.ends_at.ok_or_else(|| unprocessable("endsAt", "required"))?;
+    if ends <= starts {
+        return Err(unprocessable("endsAt", "must be after startsAt"));
+    }
+    let id = Uuid::now_v7();
+    sqlx::query("insert into discounts (discount_id, shop_id, name, description, starts_at, ends_at, status) values ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(id)
+        .bind(shop)
+        .bind(name)
+        .bind(req.description.as_deref().map(str::trim))
+        .bind(starts)
+        .bind(ends)
+        .bind(status(req.status.as_deref())?.unwrap_or_else(|| "ACTIVE".into()))
+        .execute(&s.pool)
+        .await?;
+    Ok((StatusCode::CREATED, Json(load(&s, &user, id).await?)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DiscountQuery {
+    shop_id: Option<Uuid>,
+    /// Only those active now.
+    active: Option<bool>,
+    page: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// The shop's discounts.
+#[utoipa::path(get, path = "/discounts", tag = "discounts", params(DiscountQuery), responses((status = 200, body = Page<DiscountView>)))]
+async fn list_discounts(State(s): State<AppState>, user: AuthUser, Query(q): Query<DiscountQuery>) -> Result<Json<Page<DiscountView>>, Problem> {
+    let shop = acting_shop(&user, q.shop_id)?;
+    let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
+    let active = q.active.unwrap_or(false);
+    let filter = "shop_id = $1 and ($2 = false or (status = 'ACTIVE' and starts_at <= now() and now() < ends_at))";
+    let ids: Vec<Uuid> = sqlx::query_scalar(&format!("select discount_id from discounts where {filter} order by starts_at desc, discount_id limit $3 offset $4"))
+        .bind(shop)
+        .bind(active)
+        .bind(page.limit)
+        .bind(page.offset())
+        .fetch_all(&s.pool)
+        .await?;
+    let total: i64 = sqlx::query_scalar(&format!("select count(*) from discounts where {filter}")).bind(shop).bind(active).fetch_one(&s.pool).await?;
+    let mut rows = Vec::with_capacity(ids.len());
+    for id in ids {
+        rows.push(load(&s, &user, id).await?);
+    }
+    Ok(Json(Page::new(rows, page, total)))
+}
+
+#[utoipa::path(get, path = "/discounts/{id}", tag = "discounts", params(("id" = Uuid, Path)), responses((status = 200, body = DiscountView), (status = 404, body = Problem)))]
+async fn get_discount(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<DiscountView>, Problem> {
+    Ok(Json(load(&s, &user, id).await?))
+}
+
+#[utoipa::path(put, path = "/discounts/{id}", tag = "discounts", params(("id" = Uuid, Path)), request_body = DiscountInput, responses((status = 200, body = DiscountView), (status = 422, body = Problem)))]
+async fn update_discount(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<DiscountInput>) -> Result<Json<DiscountView>, Problem> {
+    let current = load(&s, &user, id).await?;
+    let starts = req.starts_at.unwrap_or(current.starts_at);
+    let ends = req.ends_at.unwrap_or(current.ends_at);
+    if ends <= starts {
+        return Err(unprocessable("endsAt", "must be after startsAt"));
+    }
+    sqlx::query(
+        "update discounts set name = coalesce($2, name), description = coalesce($3, description), starts_at = $4, ends_at = $5,
+                status = coalesce($6, status) where discount_id = $1",
+    )
+    .bind(id)
+    .bind(req.name.as_deref().map(str::trim).filter(|n| !n.is_empty()))
+    .bind(req.description.as_deref())
+    .bind(starts)
+    .bind(ends)
+    .bind(status(req.status.as_deref())?)
+    .execute(&s.pool)
+    .await?;
+    reload_products(&s, id).await?;
+    Ok(Json(load(&s, &user, id).await?))
+}
+
+#[utoipa::path(delete, path = "/discounts/{id}", tag = "discounts", params(("id" = Uuid, Path)), responses((status = 204), (status = 404, body = Problem)))]
+async fn delete_discount(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<StatusCode, Problem> {
+    load(&s, &user, id).await?;
+    let products: Vec<Uuid> = sqlx::query_scalar("select product_id from discount_products where discount_id = $1").bind(id).fetch_all(&s.pool).await?;
+    sqlx::query("delete from discounts where discount_id = $1").bind(id).execute(&s.pool).await?;
+    for p in products {
+        s.registry.tell(p, Msg::Reload);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AttachLine {
+    product_id: Uuid,
+    /// Percent off: "10", "12.5".
+    percentage: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttachInput {
+    products: Vec<AttachLine>,
+}
+
+/// Attaches products (with their percentage) to a discount.
+#[utoipa::path(post, path = "/discounts/products/{id}", tag = "discounts", params(("id" = Uuid, Path)), request_body = AttachInput, responses(
+    (status = 200, body = DiscountView), (status = 404, body = Problem), (status = 422, body = Problem),
+))]
+async fn attach_products(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<AttachInput>) -> Result<Json<DiscountView>, Problem> {
+    let d = load(&s, &user, id).await?;
+    if req.products.is_empty() || req.products.len() > 500 {
+        return Err(unprocessable("products", "1 to 500 products"));
+    }
+    let mut tx = s.pool.begin().await?;
+    for line in &req.products {
+        let raw = match &line.percentage {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => String::new(),
+        };
+        let bp = basis_points(&raw).ok_or_else(|| unprocessable("percentage", "between 0.01 and 100"))?;
+        let same_shop: bool = sqlx::query_scalar("select exists(select 1 from products where product_id = $1 and shop_id = $2 and status <> 'DELETED')")
+            .bind(line.product_id)
+            .bind(d.shop_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !same_shop {
+            return Err(unprocessable("productId", "no such product in this shop"));
+        }
+        sqlx::query(
+            "insert into discount_products (discount_id, product_id, basis_points) values ($1, $2, $3)
+             on conflict (discount_id, product_id) do update set basis_points = excluded.basis_points",
+        )
+        .bind(id)
+        .bind(line.product_id)
+        .bind(bp)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    reload_products(&s, id).await?;
+    Ok(Json(load(&s, &user, id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DetachInput {
+    product_id: Uuid,
+}
+
+/// Takes a product off a discount.
+#[utoipa::path(delete, path = "/discounts/{id}/products", tag = "discounts", params(("id" = Uuid, Path)), request_body = DetachInput, responses(
+    (status = 200, body = DiscountView), (status = 404, body = Problem),
+))]
+async fn detach_product(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<DetachInput>) -> Result<Json<DiscountView>, Problem> {
+    load(&s, &user, id).await?;
+    sqlx::query("delete from discount_products where discount_id = $1 and product_id = $2").bind(id).bind(req.product_id).execute(&s.pool).await?;
+    s.registry.tell(req.product_id, Msg::Reload);
+    Ok(Json(load(&s, &user, id).await?))
+}
+
+/// The discounts active now on a product.
+#[utoipa::path(get, path = "/discounts/products/{product_id}", tag = "discounts", params(("product_id" = Uuid, Path)), responses(
+    (status = 200, body = [DiscountView]), (status = 404, body = Problem),
+))]
+async fn active_for_product(State(s): State<AppState>, user: AuthUser, Path(product_id): Path<Uuid>) -> Result<Json<Vec<DiscountView>>, Problem> {
+    let shop: Option<Uuid> = sqlx::query_scalar("select shop_id from products where product_id = $1").bind(product_id).fetch_optional(&s.pool).await?;
+    let shop = shop.ok_or_else(|| Problem::not_found("PRODUCT_NOT_FOUND", "No such product."))?;
+    user.require_shop_role(ShopId(shop), ShopRole::ShopStaff).map_err(|_| Problem::not_found("PRODUCT_NOT_FOUND", "No such product."))?;
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "select d.discount_id from discounts d join discount_products dp using (discount_id)
+          where dp.product_id = $1 and d.status = 'ACTIVE' and d.starts_at <= now() and now() < d.ends_at order by dp.basis_points desc",
+    )
+    .bind(product_id)
+    .fetch_all(&s.pool)
+    .await?;
+    let mut out = Vec::new();
+    for id in ids {
+        out.push(load(&s, &user, id).await?);
+    }
+    Ok(Json(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_round_trip() {
+        assert_eq!(basis_points("12.5"), Some(1250));
+        assert_eq!(basis_points("100"), Some(10_000));
+        assert_eq!(basis_points("0"), None);
+        assert_eq!(basis_points("100.01"), None);
+        assert_eq!(basis_points("12.345"), None);
+        assert_eq!(percentage(1250), "12.5");
+        assert_eq!(percentage(1000), "10");
+        assert_eq!(percentage(5), "0.05");
+    }
+}

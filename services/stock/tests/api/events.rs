@@ -1,0 +1,139 @@
+//! Stock follows events: shops from auth, sales, cancellations and returns from orders
+//! (idempotent through the inbox and the reservation ids); it announces low stock.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::json;
+use uuid::Uuid;
+
+use contracts::common::{Recipient, ShopBrand};
+use contracts::sales::{OrderCancelled, OrderCompleted, ReceiptLine, ReturnCompleted};
+
+use crate::helpers::spawn_app;
+
+fn order(shop: Uuid, reservation: Uuid) -> OrderCompleted {
+    OrderCompleted {
+        order_id: Uuid::new_v4(),
+        reservation_id: Some(reservation),
+        order_number: 7,
+        shop: ShopBrand { id: shop, name: "Test shop".into(), logo_url: None, address: None, contact_phone: None },
+        currency: "LKR".into(),
+        customer_id: None,
+        customer: Some(Recipient { email: "c@example.test".into(), name: None }),
+        lines: vec![],
+        subtotal: "0.00".into(),
+        discount_total: "0.00".into(),
+        total: "0.00".into(),
+        payments: vec![],
+        change: "0.00".into(),
+        wallet_balance_after: None,
+        cashier_name: None,
+        completed_at: Utc::now(),
+    }
+}
+
+async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_events_commit_release_and_restock_once_and_low_stock_is_announced() {
+    let app = spawn_app().await;
+    let shop = app.seed_shop().await;
+    sqlx::query("update stock.products set keeping_units = 0").execute(&app.db.admin).await.unwrap();
+    let product = app.bulk_product(shop, "Cable", "500.00", 10).await;
+    sqlx::query("update stock.products set keeping_units = 5 where product_id = $1").bind(product).execute(&app.db.admin).await.unwrap();
+    let t = app.staff(shop);
+    // Reload the actor so it sees the new threshold.
+    let (s, _) = app.call("PUT", &format!("/products/{product}"), Some(json!({"keepingUnits": 5})), Some(&t)).await;
+    assert_eq!(s, 200);
+    let broker = bus::Broker::new(&testkit::amqp_url(), "stock-events-test");
+
+    // A sale: the reservation is committed from the event (delivered twice: one effect).
+    let (_, r1) = app.reserve_http(shop, json!([{"productId": product, "quantity": 6}]), 600).await;
+    let rid1: Uuid = serde_json::from_value(r1["reservationId"].clone()).unwrap();
+    let sale = order(shop, rid1);
+    let mid = Uuid::now_v7();
+    testkit::events::publish(&broker, &app.exchange, &sale, mid).await;
+    testkit::events::publish(&broker, &app.exchange, &sale, mid).await;
+    assert!(
+        eventually(async || {
+            sqlx::query_scalar::<_, String>("select status from stock.reservations where reservation_id = $1").bind(rid1).fetch_one(&app.db.admin).await.unwrap() == "COMMITTED"
+        })
+        .await
+    );
+    assert_eq!(app.assert_consistent(product).await, (4, 0));
+    // 10 available went to 4, crossing the threshold of 5: one low-stock notice for the owner.
+    let low: Vec<serde_json::Value> = sqlx::query_scalar("select payload from stock.outbox where message_type = 'stock.level.low'").fetch_all(&app.db.admin).await.unwrap();
+    assert_eq!(low.len(), 1, "{low:?}");
+    assert_eq!(low[0]["owner"]["email"], "owner@example.test");
+    assert_eq!(low[0]["available"], 4);
+
+    // A cancelled order releases its hold.
+    let (_, r2) = app.reserve_http(shop, json!([{"productId": product, "quantity": 2}]), 600).await;
+    let rid2: Uuid = serde_json::from_value(r2["reservationId"].clone()).unwrap();
+    let cancel = OrderCancelled { order_id: Uuid::new_v4(), shop_id: shop, reservation_id: Some(rid2), cancelled_at: Utc::now() };
+    testkit::events::publish(&broker, &app.exchange, &cancel, Uuid::now_v7()).await;
+    assert!(
+        eventually(async || {
+            sqlx::query_scalar::<_, String>("select status from stock.reservations where reservation_id = $1").bind(rid2).fetch_one(&app.db.admin).await.unwrap() == "RELEASED"
+        })
+        .await
+    );
+
+    // A return with restock puts units back, once even if the event comes twice.
+    let ret = ReturnCompleted {
+        return_id: Uuid::new_v4(),
+        order_id: sale.order_id,
+        order_number: 7,
+        shop: sale.shop.clone(),
+        currency: "LKR".into(),
+        customer_id: None,
+        customer: None,
+        lines: vec![ReceiptLine {
+            name: "Cable".into(),
+            product_id: Some(product),
+            barcode: None,
+            quantity: 2,
+            unit_price: "500.00".into(),
+            discount: "0.00".into(),
+            line_total: "1000.00".into(),
+            warranty_until: None,
+        }],
+        refunds: vec![],
+        total_refund: "1000.00".into(),
+        restocked: true,
+        wallet_balance_after: None,
+        completed_at: Utc::now(),
+    };
+    testkit::events::publish(&broker, &app.exchange, &ret, Uuid::now_v7()).await;
+    testkit::events::publish(&broker, &app.exchange, &ret, Uuid::now_v7()).await; // a second copy with a new message id
+    assert!(eventually(async || app.assert_consistent(product).await == (6, 0)).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.assert_consistent(product).await, (6, 0), "restocked once");
+    let returns: i64 = sqlx::query_scalar("select count(*) from stock.movements where kind = 'RETURN'").fetch_one(&app.db.admin).await.unwrap();
+    assert_eq!(returns, 1);
+}
+
+#[tokio::test]
+async fn idle_actors_stop_and_come_back_from_the_rows() {
+    let app = spawn_app().await;
+    let shop = app.seed_shop().await;
+    let product = app.bulk_product(shop, "Adapter", "900.00", 5).await;
+    let (s, _) = app.reserve_http(shop, json!([{"productId": product, "quantity": 1}]), 1).await;
+    assert_eq!(s, 201);
+    // The hold expires after 1 s; then nothing happens for the idle time (2 s in tests).
+    tokio::time::sleep(Duration::from_millis(4_000)).await;
+    let expired: String = sqlx::query_scalar("select status from stock.reservations").fetch_one(&app.db.admin).await.unwrap();
+    assert_eq!(expired, "EXPIRED");
+    let (s, r) = app.reserve_http(shop, json!([{"productId": product, "quantity": 5}]), 600).await;
+    assert_eq!(s, 201, "a restarted actor rebuilds from the rows: {r}");
+    app.assert_consistent(product).await;
+}
