@@ -171,7 +171,10 @@ impl CommonConfig {
             amqp_queue_type: {
                 let t: String = env.or("AMQP_QUEUE_TYPE", "quorum".to_owned())?;
                 if !matches!(t.as_str(), "quorum" | "classic") {
-                    return Err(ConfigError::Invalid { var: "AMQP_QUEUE_TYPE".into(), reason: "must be quorum or classic".into() });
+                    return Err(ConfigError::Invalid {
+                        var: "AMQP_QUEUE_TYPE".into(),
+                        reason: "must be quorum or classic".into(),
+                    });
                 }
                 t
             },

@@ -22,7 +22,9 @@ pub fn pg_server_url() -> String {
 /// and recreates before every run: tests leave queues behind, and a wiped vhost is one
 /// command where deleting queues one by one is minutes.
 pub fn amqp_url() -> Secret {
-    Secret::new(std::env::var("TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/cashvio_test".to_owned()))
+    Secret::new(
+        std::env::var("TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/cashvio_test".to_owned()),
+    )
 }
 
 /// A unique suffix for names of this test's broker objects and databases.

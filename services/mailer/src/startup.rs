@@ -32,7 +32,8 @@ impl Application {
         let templates = Arc::new(Templates::new()?);
         let smtp = Arc::new(Smtp::new(config.smtp));
 
-        let mut spec = QueueSpec::new(config.delivery.queue.clone(), BINDINGS).with_queue_type(&base.config.amqp_queue_type);
+        let mut spec =
+            QueueSpec::new(config.delivery.queue.clone(), BINDINGS).with_queue_type(&base.config.amqp_queue_type);
         spec.max_attempts = config.delivery.event_max_attempts;
         spec.retry_delay = config.delivery.event_retry_delay;
         let handler = Arc::new(EventMailer { templates, storage: storage.clone() });

@@ -46,13 +46,15 @@ async fn products(pool: &PgPool, shop: Uuid, n: usize) -> Vec<Uuid> {
     .execute(pool)
     .await
     .expect("products");
-    sqlx::query("insert into stock.levels (product_id, shop_id, on_hand) select id, $2, $3 from unnest($1::uuid[]) as id")
-        .bind(&ids)
-        .bind(shop)
-        .bind(STOCK)
-        .execute(pool)
-        .await
-        .expect("levels");
+    sqlx::query(
+        "insert into stock.levels (product_id, shop_id, on_hand) select id, $2, $3 from unnest($1::uuid[]) as id",
+    )
+    .bind(&ids)
+    .bind(shop)
+    .bind(STOCK)
+    .execute(pool)
+    .await
+    .expect("levels");
     sqlx::query(
         "insert into stock.movements (shop_id, product_id, kind, on_hand_delta) select $2, id, 'RECEIPT', $3 from unnest($1::uuid[]) as id",
     )
@@ -70,25 +72,32 @@ async fn baseline(pool: &PgPool, way: Way, shop: Uuid, product: Uuid) -> bool {
     let Ok(mut tx) = pool.begin().await else { return false };
     let granted = match way {
         Way::RowLock => {
-            let (on_hand, reserved): (i32, i32) = match sqlx::query_as("select on_hand, reserved from stock.levels where product_id = $1 for update")
-                .bind(product)
-                .fetch_one(&mut *tx)
-                .await
-            {
-                Ok(r) => r,
-                Err(_) => return false,
-            };
+            let (on_hand, reserved): (i32, i32) =
+                match sqlx::query_as("select on_hand, reserved from stock.levels where product_id = $1 for update")
+                    .bind(product)
+                    .fetch_one(&mut *tx)
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => return false,
+                };
             if on_hand - reserved < 1 {
                 false
             } else {
-                sqlx::query("update stock.levels set reserved = reserved + 1 where product_id = $1").bind(product).execute(&mut *tx).await.is_ok()
+                sqlx::query("update stock.levels set reserved = reserved + 1 where product_id = $1")
+                    .bind(product)
+                    .execute(&mut *tx)
+                    .await
+                    .is_ok()
             }
         }
-        _ => sqlx::query("update stock.levels set reserved = reserved + 1 where product_id = $1 and on_hand - reserved >= 1")
-            .bind(product)
-            .execute(&mut *tx)
-            .await
-            .is_ok_and(|r| r.rows_affected() == 1),
+        _ => sqlx::query(
+            "update stock.levels set reserved = reserved + 1 where product_id = $1 and on_hand - reserved >= 1",
+        )
+        .bind(product)
+        .execute(&mut *tx)
+        .await
+        .is_ok_and(|r| r.rows_affected() == 1),
     };
     if !granted {
         return false;
@@ -119,7 +128,14 @@ async fn baseline(pool: &PgPool, way: Way, shop: Uuid, product: Uuid) -> bool {
     ok && tx.commit().await.is_ok()
 }
 
-async fn run(pool: &PgPool, coordinator: &Coordinator, way: Way, shop: Uuid, targets: Arc<Vec<Uuid>>, clients: usize) -> Outcome {
+async fn run(
+    pool: &PgPool,
+    coordinator: &Coordinator,
+    way: Way,
+    shop: Uuid,
+    targets: Arc<Vec<Uuid>>,
+    clients: usize,
+) -> Outcome {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
@@ -155,7 +171,9 @@ async fn run(pool: &PgPool, coordinator: &Coordinator, way: Way, shop: Uuid, tar
     }
     let secs = start.elapsed().as_secs_f64();
     all.sort();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default()
+    };
     Outcome { ops: all.len(), secs, p50: pct(0.50), p99: pct(0.99) }
 }
 
@@ -184,13 +202,23 @@ fn main() {
         let url = db.url("cashvio_stock");
         let opts = platform::db::connect_options(&url, "stock").expect("options");
         let pool = PgPoolOptions::new().max_connections(80).connect_with(opts).await.expect("pool");
-        let registry = Registry::start(pool.clone(), Duration::from_secs(600), Duration::from_secs(60)).await.expect("registry");
+        let registry =
+            Registry::start(pool.clone(), Duration::from_secs(600), Duration::from_secs(60)).await.expect("registry");
         let coordinator = Coordinator::new(registry);
         let shop = Uuid::now_v7();
-        sqlx::query("insert into stock.shops (shop_id, name, currency) values ($1, 'Bench', 'LKR')").bind(shop).execute(&pool).await.expect("shop");
+        sqlx::query("insert into stock.shops (shop_id, name, currency) values ($1, 'Bench', 'LKR')")
+            .bind(shop)
+            .execute(&pool)
+            .await
+            .expect("shop");
 
-        println!("stock reservations, 1 unit each, {RUN:?} per run; reservations/s, p50, p99; ratio = actors / baseline");
-        println!("{:<10} {:>7}  {:>24}  {:>24}  {:>24}  {:>7} {:>7}", "layout", "clients", "(a) actors", "(b) row lock", "(c) guarded update", "a/b", "a/c");
+        println!(
+            "stock reservations, 1 unit each, {RUN:?} per run; reservations/s, p50, p99; ratio = actors / baseline"
+        );
+        println!(
+            "{:<10} {:>7}  {:>24}  {:>24}  {:>24}  {:>7} {:>7}",
+            "layout", "clients", "(a) actors", "(b) row lock", "(c) guarded update", "a/b", "a/c"
+        );
         for (layout, n) in [("hot", 1usize), ("1000", 1_000)] {
             for clients in [1usize, 16, 64, 256] {
                 let mut cells = Vec::new();
@@ -216,7 +244,11 @@ fn main() {
                     check(&pool, &targets, out.ops + n).await;
                     let rate = out.ops as f64 / out.secs;
                     rates.push(rate);
-                    cells.push(format!("{rate:>8.0}/s {:>5.1}ms {:>6.1}ms", out.p50.as_secs_f64() * 1e3, out.p99.as_secs_f64() * 1e3));
+                    cells.push(format!(
+                        "{rate:>8.0}/s {:>5.1}ms {:>6.1}ms",
+                        out.p50.as_secs_f64() * 1e3,
+                        out.p99.as_secs_f64() * 1e3
+                    ));
                 }
                 println!(
                     "{layout:<10} {clients:>7}  {:>24}  {:>24}  {:>24}  {:>6.1}x {:>6.1}x",

@@ -33,7 +33,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 fn text(field: &str, raw: Option<&str>, max: usize) -> Result<Option<String>, Problem> {
     match raw.map(str::trim) {
         None | Some("") => Ok(None),
-        Some(v) if v.chars().count() > max || v.chars().any(char::is_control) => Err(unprocessable(field, &format!("at most {max} printable characters"))),
+        Some(v) if v.chars().count() > max || v.chars().any(char::is_control) => {
+            Err(unprocessable(field, &format!("at most {max} printable characters")))
+        }
         Some(v) => Ok(Some(v.to_owned())),
     }
 }
@@ -95,24 +97,33 @@ pub struct CategoryQuery {
 }
 
 async fn load_category(s: &AppState, user: &AuthUser, id: Uuid, level: i16) -> Result<CategoryView, Problem> {
-    let row: Option<CategoryView> = sqlx::query_as(&format!("{CATEGORY_SELECT} where c.category_id = $1 and c.level = $2"))
-        .bind(id)
-        .bind(level)
-        .fetch_optional(&s.pool)
-        .await?;
+    let row: Option<CategoryView> =
+        sqlx::query_as(&format!("{CATEGORY_SELECT} where c.category_id = $1 and c.level = $2"))
+            .bind(id)
+            .bind(level)
+            .fetch_optional(&s.pool)
+            .await?;
     let row = row.ok_or_else(|| not_found("category"))?;
     user.require_shop_role(ShopId(row.shop_id), ShopRole::ShopStaff).map_err(|_| not_found("category"))?;
     Ok(row)
 }
 
-async fn create(s: &AppState, user: &AuthUser, level: i16, req: CategoryInput) -> Result<(StatusCode, Json<CategoryView>), Problem> {
+async fn create(
+    s: &AppState,
+    user: &AuthUser,
+    level: i16,
+    req: CategoryInput,
+) -> Result<(StatusCode, Json<CategoryView>), Problem> {
     let name = text("name", req.name.as_deref(), 120)?.ok_or_else(|| unprocessable("name", "required"))?;
     let (shop, parent) = match level {
         1 => (acting_shop(user, req.shop_id)?, None),
         _ => {
-            let (field, parent_id) = if level == 2 { ("categoryId", req.category_id) } else { ("subCategoryId", req.sub_category_id) };
+            let (field, parent_id) =
+                if level == 2 { ("categoryId", req.category_id) } else { ("subCategoryId", req.sub_category_id) };
             let parent_id = parent_id.ok_or_else(|| unprocessable(field, "required"))?;
-            let parent = load_category(s, user, parent_id, level - 1).await.map_err(|_| unprocessable(field, "no such parent"))?;
+            let parent = load_category(s, user, parent_id, level - 1)
+                .await
+                .map_err(|_| unprocessable(field, "no such parent"))?;
             (parent.shop_id, Some(parent_id))
         }
     };
@@ -138,21 +149,28 @@ async fn create(s: &AppState, user: &AuthUser, level: i16, req: CategoryInput) -
     Ok((StatusCode::CREATED, Json(load_category(s, user, id, level).await?)))
 }
 
-async fn list(s: &AppState, user: &AuthUser, level: i16, q: CategoryQuery) -> Result<Json<Page<CategoryView>>, Problem> {
+async fn list(
+    s: &AppState,
+    user: &AuthUser,
+    level: i16,
+    q: CategoryQuery,
+) -> Result<Json<Page<CategoryView>>, Problem> {
     let shop = acting_shop(user, q.shop_id)?;
     let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
     let parent = if level == 2 { q.category_id } else { q.sub_category_id };
     let search = q.search.map(|t| format!("%{}%", t.trim().to_lowercase().replace('%', "\\%").replace('_', "\\_")));
     let filter = "c.shop_id = $1 and c.level = $2 and ($3::uuid is null or c.parent_id = $3) and ($4::text is null or lower(c.name) like $4)";
-    let rows: Vec<CategoryView> = sqlx::query_as(&format!("{CATEGORY_SELECT} where {filter} order by lower(c.name), c.category_id limit $5 offset $6"))
-        .bind(shop)
-        .bind(level)
-        .bind(parent)
-        .bind(&search)
-        .bind(page.limit)
-        .bind(page.offset())
-        .fetch_all(&s.pool)
-        .await?;
+    let rows: Vec<CategoryView> = sqlx::query_as(&format!(
+        "{CATEGORY_SELECT} where {filter} order by lower(c.name), c.category_id limit $5 offset $6"
+    ))
+    .bind(shop)
+    .bind(level)
+    .bind(parent)
+    .bind(&search)
+    .bind(page.limit)
+    .bind(page.offset())
+    .fetch_all(&s.pool)
+    .await?;
     let total: i64 = sqlx::query_scalar(&format!("select count(*) from categories c where {filter}"))
         .bind(shop)
         .bind(level)
@@ -163,7 +181,13 @@ async fn list(s: &AppState, user: &AuthUser, level: i16, q: CategoryQuery) -> Re
     Ok(Json(Page::new(rows, page, total)))
 }
 
-async fn update(s: &AppState, user: &AuthUser, level: i16, id: Uuid, req: CategoryInput) -> Result<Json<CategoryView>, Problem> {
+async fn update(
+    s: &AppState,
+    user: &AuthUser,
+    level: i16,
+    id: Uuid,
+    req: CategoryInput,
+) -> Result<Json<CategoryView>, Problem> {
     load_category(s, user, id, level).await?;
     let status = match req.status.as_deref() {
         None => None,
@@ -207,7 +231,10 @@ async fn delete(s: &AppState, user: &AuthUser, level: i16, id: Uuid) -> Result<J
         Ok(_) => Ok(Json(Deleted { outcome: "DELETED" })),
         // A product or child arrived in between: hide instead.
         Err(sqlx::Error::Database(d)) if d.constraint().is_some_and(|c| c.ends_with("_fkey")) => {
-            sqlx::query("update categories set status = 'HIDE' where category_id = $1").bind(id).execute(&s.pool).await?;
+            sqlx::query("update categories set status = 'HIDE' where category_id = $1")
+                .bind(id)
+                .execute(&s.pool)
+                .await?;
             Ok(Json(Deleted { outcome: "HIDDEN" }))
         }
         Err(e) => Err(e.into()),
@@ -216,66 +243,129 @@ async fn delete(s: &AppState, user: &AuthUser, level: i16, id: Uuid) -> Result<J
 
 /// A top-level category.
 #[utoipa::path(post, path = "/categories", tag = "categories", request_body = CategoryInput, responses((status = 201, body = CategoryView), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn create_category(State(s): State<AppState>, user: AuthUser, Json(req): Json<CategoryInput>) -> Result<(StatusCode, Json<CategoryView>), Problem> {
+async fn create_category(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Json(req): Json<CategoryInput>,
+) -> Result<(StatusCode, Json<CategoryView>), Problem> {
     create(&s, &user, 1, req).await
 }
 /// Top-level categories with child and product counts.
 #[utoipa::path(get, path = "/categories", tag = "categories", params(CategoryQuery), responses((status = 200, body = Page<CategoryView>)))]
-async fn list_categories(State(s): State<AppState>, user: AuthUser, Query(q): Query<CategoryQuery>) -> Result<Json<Page<CategoryView>>, Problem> {
+async fn list_categories(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<CategoryQuery>,
+) -> Result<Json<Page<CategoryView>>, Problem> {
     list(&s, &user, 1, q).await
 }
 #[utoipa::path(get, path = "/categories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = CategoryView), (status = 404, body = Problem)))]
-async fn get_category(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<CategoryView>, Problem> {
+async fn get_category(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<CategoryView>, Problem> {
     Ok(Json(load_category(&s, &user, id, 1).await?))
 }
 #[utoipa::path(put, path = "/categories/{id}", tag = "categories", params(("id" = Uuid, Path)), request_body = CategoryInput, responses((status = 200, body = CategoryView)))]
-async fn update_category(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<CategoryInput>) -> Result<Json<CategoryView>, Problem> {
+async fn update_category(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(req): Json<CategoryInput>,
+) -> Result<Json<CategoryView>, Problem> {
     update(&s, &user, 1, id, req).await
 }
 #[utoipa::path(delete, path = "/categories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = Deleted)))]
-async fn delete_category(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<Deleted>, Problem> {
+async fn delete_category(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Deleted>, Problem> {
     delete(&s, &user, 1, id).await
 }
 /// A subcategory (body: categoryId).
 #[utoipa::path(post, path = "/categories/subcategories", tag = "categories", request_body = CategoryInput, responses((status = 201, body = CategoryView)))]
-async fn create_subcategory(State(s): State<AppState>, user: AuthUser, Json(req): Json<CategoryInput>) -> Result<(StatusCode, Json<CategoryView>), Problem> {
+async fn create_subcategory(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Json(req): Json<CategoryInput>,
+) -> Result<(StatusCode, Json<CategoryView>), Problem> {
     create(&s, &user, 2, req).await
 }
 #[utoipa::path(get, path = "/categories/subcategories", tag = "categories", params(CategoryQuery), responses((status = 200, body = Page<CategoryView>)))]
-async fn list_subcategories(State(s): State<AppState>, user: AuthUser, Query(q): Query<CategoryQuery>) -> Result<Json<Page<CategoryView>>, Problem> {
+async fn list_subcategories(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<CategoryQuery>,
+) -> Result<Json<Page<CategoryView>>, Problem> {
     list(&s, &user, 2, q).await
 }
 #[utoipa::path(get, path = "/categories/subcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = CategoryView)))]
-async fn get_subcategory(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<CategoryView>, Problem> {
+async fn get_subcategory(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<CategoryView>, Problem> {
     Ok(Json(load_category(&s, &user, id, 2).await?))
 }
 #[utoipa::path(put, path = "/categories/subcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), request_body = CategoryInput, responses((status = 200, body = CategoryView)))]
-async fn update_subcategory(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<CategoryInput>) -> Result<Json<CategoryView>, Problem> {
+async fn update_subcategory(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(req): Json<CategoryInput>,
+) -> Result<Json<CategoryView>, Problem> {
     update(&s, &user, 2, id, req).await
 }
 #[utoipa::path(delete, path = "/categories/subcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = Deleted)))]
-async fn delete_subcategory(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<Deleted>, Problem> {
+async fn delete_subcategory(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Deleted>, Problem> {
     delete(&s, &user, 2, id).await
 }
 /// A sub-subcategory (body: subCategoryId).
 #[utoipa::path(post, path = "/categories/subsubcategories", tag = "categories", request_body = CategoryInput, responses((status = 201, body = CategoryView)))]
-async fn create_subsubcategory(State(s): State<AppState>, user: AuthUser, Json(req): Json<CategoryInput>) -> Result<(StatusCode, Json<CategoryView>), Problem> {
+async fn create_subsubcategory(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Json(req): Json<CategoryInput>,
+) -> Result<(StatusCode, Json<CategoryView>), Problem> {
     create(&s, &user, 3, req).await
 }
 #[utoipa::path(get, path = "/categories/subsubcategories", tag = "categories", params(CategoryQuery), responses((status = 200, body = Page<CategoryView>)))]
-async fn list_subsubcategories(State(s): State<AppState>, user: AuthUser, Query(q): Query<CategoryQuery>) -> Result<Json<Page<CategoryView>>, Problem> {
+async fn list_subsubcategories(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<CategoryQuery>,
+) -> Result<Json<Page<CategoryView>>, Problem> {
     list(&s, &user, 3, q).await
 }
 #[utoipa::path(get, path = "/categories/subsubcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = CategoryView)))]
-async fn get_subsubcategory(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<CategoryView>, Problem> {
+async fn get_subsubcategory(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<CategoryView>, Problem> {
     Ok(Json(load_category(&s, &user, id, 3).await?))
 }
 #[utoipa::path(put, path = "/categories/subsubcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), request_body = CategoryInput, responses((status = 200, body = CategoryView)))]
-async fn update_subsubcategory(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<CategoryInput>) -> Result<Json<CategoryView>, Problem> {
+async fn update_subsubcategory(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(req): Json<CategoryInput>,
+) -> Result<Json<CategoryView>, Problem> {
     update(&s, &user, 3, id, req).await
 }
 #[utoipa::path(delete, path = "/categories/subsubcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = Deleted)))]
-async fn delete_subsubcategory(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<Deleted>, Problem> {
+async fn delete_subsubcategory(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Deleted>, Problem> {
     delete(&s, &user, 3, id).await
 }
 
@@ -320,10 +410,15 @@ async fn load_supplier(s: &AppState, user: &AuthUser, id: Uuid) -> Result<Suppli
 
 /// A supplier of the shop.
 #[utoipa::path(post, path = "/suppliers", tag = "suppliers", request_body = SupplierInput, responses((status = 201, body = SupplierView), (status = 422, body = Problem)))]
-async fn create_supplier(State(s): State<AppState>, user: AuthUser, Json(req): Json<SupplierInput>) -> Result<(StatusCode, Json<SupplierView>), Problem> {
+async fn create_supplier(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Json(req): Json<SupplierInput>,
+) -> Result<(StatusCode, Json<SupplierView>), Problem> {
     let shop = acting_shop(&user, req.shop_id)?;
     let name = text("name", req.name.as_deref(), 120)?.ok_or_else(|| unprocessable("name", "required"))?;
-    let contact = text("contactNumber", req.contact_number.as_deref(), 40)?.ok_or_else(|| unprocessable("contactNumber", "required"))?;
+    let contact = text("contactNumber", req.contact_number.as_deref(), 40)?
+        .ok_or_else(|| unprocessable("contactNumber", "required"))?;
     let email = text("email", req.email.as_deref(), 254)?;
     if email.as_deref().is_some_and(|e| !e.contains('@')) {
         return Err(unprocessable("email", "not an e-mail address"));
@@ -353,29 +448,48 @@ pub struct SupplierQuery {
 
 /// The shop's suppliers.
 #[utoipa::path(get, path = "/suppliers", tag = "suppliers", params(SupplierQuery), responses((status = 200, body = Page<SupplierView>)))]
-async fn list_suppliers(State(s): State<AppState>, user: AuthUser, Query(q): Query<SupplierQuery>) -> Result<Json<Page<SupplierView>>, Problem> {
+async fn list_suppliers(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<SupplierQuery>,
+) -> Result<Json<Page<SupplierView>>, Problem> {
     let shop = acting_shop(&user, q.shop_id)?;
     let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
     let search = q.search.map(|t| format!("%{}%", t.trim().to_lowercase().replace('%', "\\%").replace('_', "\\_")));
     let filter = "s.shop_id = $1 and ($2::text is null or lower(s.name) like $2 or s.contact_number like $2)";
-    let rows: Vec<SupplierView> = sqlx::query_as(&format!("{SUPPLIER_SELECT} where {filter} order by lower(s.name), s.supplier_id limit $3 offset $4"))
+    let rows: Vec<SupplierView> = sqlx::query_as(&format!(
+        "{SUPPLIER_SELECT} where {filter} order by lower(s.name), s.supplier_id limit $3 offset $4"
+    ))
+    .bind(shop)
+    .bind(&search)
+    .bind(page.limit)
+    .bind(page.offset())
+    .fetch_all(&s.pool)
+    .await?;
+    let total: i64 = sqlx::query_scalar(&format!("select count(*) from suppliers s where {filter}"))
         .bind(shop)
         .bind(&search)
-        .bind(page.limit)
-        .bind(page.offset())
-        .fetch_all(&s.pool)
+        .fetch_one(&s.pool)
         .await?;
-    let total: i64 = sqlx::query_scalar(&format!("select count(*) from suppliers s where {filter}")).bind(shop).bind(&search).fetch_one(&s.pool).await?;
     Ok(Json(Page::new(rows, page, total)))
 }
 
 #[utoipa::path(get, path = "/suppliers/{id}", tag = "suppliers", params(("id" = Uuid, Path)), responses((status = 200, body = SupplierView), (status = 404, body = Problem)))]
-async fn get_supplier(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<SupplierView>, Problem> {
+async fn get_supplier(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<SupplierView>, Problem> {
     Ok(Json(load_supplier(&s, &user, id).await?))
 }
 
 #[utoipa::path(put, path = "/suppliers/{id}", tag = "suppliers", params(("id" = Uuid, Path)), request_body = SupplierInput, responses((status = 200, body = SupplierView)))]
-async fn update_supplier(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<SupplierInput>) -> Result<Json<SupplierView>, Problem> {
+async fn update_supplier(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(req): Json<SupplierInput>,
+) -> Result<Json<SupplierView>, Problem> {
     load_supplier(&s, &user, id).await?;
     sqlx::query(
         "update suppliers set name = coalesce($2, name), contact_number = coalesce($3, contact_number),
@@ -393,7 +507,11 @@ async fn update_supplier(State(s): State<AppState>, user: AuthUser, Path(id): Pa
 
 /// Deletes a supplier no product uses (409 otherwise).
 #[utoipa::path(delete, path = "/suppliers/{id}", tag = "suppliers", params(("id" = Uuid, Path)), responses((status = 204), (status = 409, body = Problem)))]
-async fn delete_supplier(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<StatusCode, Problem> {
+async fn delete_supplier(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, Problem> {
     load_supplier(&s, &user, id).await?;
     match sqlx::query("delete from suppliers where supplier_id = $1").bind(id).execute(&s.pool).await {
         Ok(_) => Ok(StatusCode::NO_CONTENT),

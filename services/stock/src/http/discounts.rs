@@ -24,9 +24,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_discount, list_discounts))
         .routes(routes!(get_discount, update_discount, delete_discount))
-        .routes(routes!(attach_products))
+        .routes(routes!(attach_products, active_for_product))
         .routes(routes!(detach_product))
-        .routes(routes!(active_for_product))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -54,7 +53,11 @@ pub struct DiscountView {
 fn percentage(bp: i32) -> String {
     let whole = bp / 100;
     let frac = bp % 100;
-    if frac == 0 { whole.to_string() } else { format!("{whole}.{frac:02}").trim_end_matches('0').to_owned() }
+    if frac == 0 {
+        whole.to_string()
+    } else {
+        format!("{whole}.{frac:02}").trim_end_matches('0').to_owned()
+    }
 }
 
 /// "12.5" → 1250 basis points; between 0.01 and 100.
@@ -73,11 +76,14 @@ async fn load(s: &AppState, user: &AuthUser, id: Uuid) -> Result<DiscountView, P
     .await?;
     let (shop_id, name, description, starts_at, ends_at, status, active_now) =
         row.ok_or_else(|| Problem::not_found("DISCOUNT_NOT_FOUND", "No such discount."))?;
-    user.require_shop_role(ShopId(shop_id), ShopRole::ShopStaff).map_err(|_| Problem::not_found("DISCOUNT_NOT_FOUND", "No such discount."))?;
-    let products: Vec<(Uuid, i32)> = sqlx::query_as("select product_id, basis_points from discount_products where discount_id = $1 order by product_id")
-        .bind(id)
-        .fetch_all(&s.pool)
-        .await?;
+    user.require_shop_role(ShopId(shop_id), ShopRole::ShopStaff)
+        .map_err(|_| Problem::not_found("DISCOUNT_NOT_FOUND", "No such discount."))?;
+    let products: Vec<(Uuid, i32)> = sqlx::query_as(
+        "select product_id, basis_points from discount_products where discount_id = $1 order by product_id",
+    )
+    .bind(id)
+    .fetch_all(&s.pool)
+    .await?;
     Ok(DiscountView {
         id,
         shop_id,
@@ -87,13 +93,18 @@ async fn load(s: &AppState, user: &AuthUser, id: Uuid) -> Result<DiscountView, P
         ends_at,
         status,
         active_now,
-        products: products.into_iter().map(|(product_id, bp)| DiscountProduct { product_id, percentage: percentage(bp) }).collect(),
+        products: products
+            .into_iter()
+            .map(|(product_id, bp)| DiscountProduct { product_id, percentage: percentage(bp) })
+            .collect(),
     })
 }
 
 async fn reload_products(s: &AppState, discount: Uuid) -> Result<(), Problem> {
-    let products: Vec<Uuid> =
-        sqlx::query_scalar("select product_id from discount_products where discount_id = $1").bind(discount).fetch_all(&s.pool).await?;
+    let products: Vec<Uuid> = sqlx::query_scalar("select product_id from discount_products where discount_id = $1")
+        .bind(discount)
+        .fetch_all(&s.pool)
+        .await?;
     for p in products {
         s.registry.tell(p, Msg::Reload);
     }
@@ -122,9 +133,18 @@ fn status(raw: Option<&str>) -> Result<Option<String>, Problem> {
 
 /// A discount of the shop (attach products to it next).
 #[utoipa::path(post, path = "/discounts", tag = "discounts", request_body = DiscountInput, responses((status = 201, body = DiscountView), (status = 422, body = Problem)))]
-async fn create_discount(State(s): State<AppState>, user: AuthUser, Json(req): Json<DiscountInput>) -> Result<(StatusCode, Json<DiscountView>), Problem> {
+async fn create_discount(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Json(req): Json<DiscountInput>,
+) -> Result<(StatusCode, Json<DiscountView>), Problem> {
     let shop = acting_shop(&user, req.shop_id)?;
-    let name = req.name.as_deref().map(str::trim).filter(|n| !n.is_empty() && n.len() <= 120).ok_or_else(|| unprocessable("name", "1 to 120 characters"))?;
+    let name = req
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && n.len() <= 120)
+        .ok_or_else(|| unprocessable("name", "1 to 120 characters"))?;
     let starts = req.starts_at.unwrap_or_else(Utc::now);
     let ends = req.ends_at.ok_or_else(|| unprocessable("endsAt", "required"))?;
     if ends <= starts {
@@ -157,19 +177,29 @@ pub struct DiscountQuery {
 
 /// The shop's discounts.
 #[utoipa::path(get, path = "/discounts", tag = "discounts", params(DiscountQuery), responses((status = 200, body = Page<DiscountView>)))]
-async fn list_discounts(State(s): State<AppState>, user: AuthUser, Query(q): Query<DiscountQuery>) -> Result<Json<Page<DiscountView>>, Problem> {
+async fn list_discounts(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<DiscountQuery>,
+) -> Result<Json<Page<DiscountView>>, Problem> {
     let shop = acting_shop(&user, q.shop_id)?;
     let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
     let active = q.active.unwrap_or(false);
     let filter = "shop_id = $1 and ($2 = false or (status = 'ACTIVE' and starts_at <= now() and now() < ends_at))";
-    let ids: Vec<Uuid> = sqlx::query_scalar(&format!("select discount_id from discounts where {filter} order by starts_at desc, discount_id limit $3 offset $4"))
+    let ids: Vec<Uuid> = sqlx::query_scalar(&format!(
+        "select discount_id from discounts where {filter} order by starts_at desc, discount_id limit $3 offset $4"
+    ))
+    .bind(shop)
+    .bind(active)
+    .bind(page.limit)
+    .bind(page.offset())
+    .fetch_all(&s.pool)
+    .await?;
+    let total: i64 = sqlx::query_scalar(&format!("select count(*) from discounts where {filter}"))
         .bind(shop)
         .bind(active)
-        .bind(page.limit)
-        .bind(page.offset())
-        .fetch_all(&s.pool)
+        .fetch_one(&s.pool)
         .await?;
-    let total: i64 = sqlx::query_scalar(&format!("select count(*) from discounts where {filter}")).bind(shop).bind(active).fetch_one(&s.pool).await?;
     let mut rows = Vec::with_capacity(ids.len());
     for id in ids {
         rows.push(load(&s, &user, id).await?);
@@ -178,12 +208,21 @@ async fn list_discounts(State(s): State<AppState>, user: AuthUser, Query(q): Que
 }
 
 #[utoipa::path(get, path = "/discounts/{id}", tag = "discounts", params(("id" = Uuid, Path)), responses((status = 200, body = DiscountView), (status = 404, body = Problem)))]
-async fn get_discount(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<DiscountView>, Problem> {
+async fn get_discount(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<DiscountView>, Problem> {
     Ok(Json(load(&s, &user, id).await?))
 }
 
 #[utoipa::path(put, path = "/discounts/{id}", tag = "discounts", params(("id" = Uuid, Path)), request_body = DiscountInput, responses((status = 200, body = DiscountView), (status = 422, body = Problem)))]
-async fn update_discount(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<DiscountInput>) -> Result<Json<DiscountView>, Problem> {
+async fn update_discount(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(req): Json<DiscountInput>,
+) -> Result<Json<DiscountView>, Problem> {
     let current = load(&s, &user, id).await?;
     let starts = req.starts_at.unwrap_or(current.starts_at);
     let ends = req.ends_at.unwrap_or(current.ends_at);
@@ -207,9 +246,16 @@ async fn update_discount(State(s): State<AppState>, user: AuthUser, Path(id): Pa
 }
 
 #[utoipa::path(delete, path = "/discounts/{id}", tag = "discounts", params(("id" = Uuid, Path)), responses((status = 204), (status = 404, body = Problem)))]
-async fn delete_discount(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<StatusCode, Problem> {
+async fn delete_discount(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, Problem> {
     load(&s, &user, id).await?;
-    let products: Vec<Uuid> = sqlx::query_scalar("select product_id from discount_products where discount_id = $1").bind(id).fetch_all(&s.pool).await?;
+    let products: Vec<Uuid> = sqlx::query_scalar("select product_id from discount_products where discount_id = $1")
+        .bind(id)
+        .fetch_all(&s.pool)
+        .await?;
     sqlx::query("delete from discounts where discount_id = $1").bind(id).execute(&s.pool).await?;
     for p in products {
         s.registry.tell(p, Msg::Reload);
@@ -235,7 +281,12 @@ pub struct AttachInput {
 #[utoipa::path(post, path = "/discounts/products/{id}", tag = "discounts", params(("id" = Uuid, Path)), request_body = AttachInput, responses(
     (status = 200, body = DiscountView), (status = 404, body = Problem), (status = 422, body = Problem),
 ))]
-async fn attach_products(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<AttachInput>) -> Result<Json<DiscountView>, Problem> {
+async fn attach_products(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(req): Json<AttachInput>,
+) -> Result<Json<DiscountView>, Problem> {
     let d = load(&s, &user, id).await?;
     if req.products.is_empty() || req.products.len() > 500 {
         return Err(unprocessable("products", "1 to 500 products"));
@@ -248,11 +299,13 @@ async fn attach_products(State(s): State<AppState>, user: AuthUser, Path(id): Pa
             _ => String::new(),
         };
         let bp = basis_points(&raw).ok_or_else(|| unprocessable("percentage", "between 0.01 and 100"))?;
-        let same_shop: bool = sqlx::query_scalar("select exists(select 1 from products where product_id = $1 and shop_id = $2 and status <> 'DELETED')")
-            .bind(line.product_id)
-            .bind(d.shop_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let same_shop: bool = sqlx::query_scalar(
+            "select exists(select 1 from products where product_id = $1 and shop_id = $2 and status <> 'DELETED')",
+        )
+        .bind(line.product_id)
+        .bind(d.shop_id)
+        .fetch_one(&mut *tx)
+        .await?;
         if !same_shop {
             return Err(unprocessable("productId", "no such product in this shop"));
         }
@@ -281,21 +334,38 @@ pub struct DetachInput {
 #[utoipa::path(delete, path = "/discounts/{id}/products", tag = "discounts", params(("id" = Uuid, Path)), request_body = DetachInput, responses(
     (status = 200, body = DiscountView), (status = 404, body = Problem),
 ))]
-async fn detach_product(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>, Json(req): Json<DetachInput>) -> Result<Json<DiscountView>, Problem> {
+async fn detach_product(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(req): Json<DetachInput>,
+) -> Result<Json<DiscountView>, Problem> {
     load(&s, &user, id).await?;
-    sqlx::query("delete from discount_products where discount_id = $1 and product_id = $2").bind(id).bind(req.product_id).execute(&s.pool).await?;
+    sqlx::query("delete from discount_products where discount_id = $1 and product_id = $2")
+        .bind(id)
+        .bind(req.product_id)
+        .execute(&s.pool)
+        .await?;
     s.registry.tell(req.product_id, Msg::Reload);
     Ok(Json(load(&s, &user, id).await?))
 }
 
-/// The discounts active now on a product.
-#[utoipa::path(get, path = "/discounts/products/{product_id}", tag = "discounts", params(("product_id" = Uuid, Path)), responses(
+/// The discounts active now on a product (`id` is the product's id here).
+#[utoipa::path(get, path = "/discounts/products/{id}", tag = "discounts", params(("id" = Uuid, Path)), responses(
     (status = 200, body = [DiscountView]), (status = 404, body = Problem),
 ))]
-async fn active_for_product(State(s): State<AppState>, user: AuthUser, Path(product_id): Path<Uuid>) -> Result<Json<Vec<DiscountView>>, Problem> {
-    let shop: Option<Uuid> = sqlx::query_scalar("select shop_id from products where product_id = $1").bind(product_id).fetch_optional(&s.pool).await?;
+async fn active_for_product(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(product_id): Path<Uuid>,
+) -> Result<Json<Vec<DiscountView>>, Problem> {
+    let shop: Option<Uuid> = sqlx::query_scalar("select shop_id from products where product_id = $1")
+        .bind(product_id)
+        .fetch_optional(&s.pool)
+        .await?;
     let shop = shop.ok_or_else(|| Problem::not_found("PRODUCT_NOT_FOUND", "No such product."))?;
-    user.require_shop_role(ShopId(shop), ShopRole::ShopStaff).map_err(|_| Problem::not_found("PRODUCT_NOT_FOUND", "No such product."))?;
+    user.require_shop_role(ShopId(shop), ShopRole::ShopStaff)
+        .map_err(|_| Problem::not_found("PRODUCT_NOT_FOUND", "No such product."))?;
     let ids: Vec<Uuid> = sqlx::query_scalar(
         "select d.discount_id from discounts d join discount_products dp using (discount_id)
           where dp.product_id = $1 and d.status = 'ACTIVE' and d.starts_at <= now() and now() < d.ends_at order by dp.basis_points desc",

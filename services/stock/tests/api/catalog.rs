@@ -101,22 +101,37 @@ async fn categories_hide_when_used_and_suppliers_in_use_cannot_go() {
     let (s, cat) = app.call("POST", "/categories", Some(json!({"shopId": shop, "name": "Phones"})), Some(&t)).await;
     assert_eq!(s, 201, "{cat}");
     let cat_id = cat["id"].as_str().unwrap().to_owned();
-    let (s, sub) = app.call("POST", "/categories/subcategories", Some(json!({"categoryId": cat_id, "name": "Android"})), Some(&t)).await;
+    let (s, sub) = app
+        .call("POST", "/categories/subcategories", Some(json!({"categoryId": cat_id, "name": "Android"})), Some(&t))
+        .await;
     assert_eq!(s, 201, "{sub}");
     let sub_id = sub["id"].as_str().unwrap().to_owned();
-    let (s, subsub) = app.call("POST", "/categories/subsubcategories", Some(json!({"subCategoryId": sub_id, "name": "Samsung"})), Some(&t)).await;
+    let (s, subsub) = app
+        .call(
+            "POST",
+            "/categories/subsubcategories",
+            Some(json!({"subCategoryId": sub_id, "name": "Samsung"})),
+            Some(&t),
+        )
+        .await;
     assert_eq!(s, 201, "{subsub}");
     let (s, dup) = app.call("POST", "/categories", Some(json!({"shopId": shop, "name": "PHONES"})), Some(&t)).await;
     assert_eq!((s, dup["code"].as_str()), (409, Some("CATEGORY_NAME_TAKEN")));
-    let (s, bad) = app.call("POST", "/categories/subcategories", Some(json!({"categoryId": sub_id, "name": "x"})), Some(&t)).await;
+    let (s, bad) =
+        app.call("POST", "/categories/subcategories", Some(json!({"categoryId": sub_id, "name": "x"})), Some(&t)).await;
     assert_eq!(s, 422, "a subcategory's parent is a top-level category: {bad}");
 
     let (s, sup) = app.call("POST", "/suppliers", Some(json!({"shopId": shop, "name": "Dialog Distributors", "contactNumber": "+94 11 555 0000", "haveWhatsApp": true})), Some(&t)).await;
     assert_eq!(s, 201, "{sup}");
     assert_eq!(sup["haveWhatsApp"], true);
     let (s, p) = app
-        .call("POST", "/products", Some(json!({"shopId": shop, "name": "Galaxy", "tracking": "SERIALIZED", "categoryId": cat_id,
-            "subCategoryId": sub_id, "supplierId": sup["id"]})), Some(&t))
+        .call(
+            "POST",
+            "/products",
+            Some(json!({"shopId": shop, "name": "Galaxy", "tracking": "SERIALIZED", "categoryId": cat_id,
+            "subCategoryId": sub_id, "supplierId": sup["id"]})),
+            Some(&t),
+        )
         .await;
     assert_eq!(s, 201, "{p}");
     let (s, list) = app.call("GET", "/categories", None, Some(&t)).await;
@@ -128,7 +143,9 @@ async fn categories_hide_when_used_and_suppliers_in_use_cannot_go() {
 
     let (s, del) = app.call("DELETE", &format!("/categories/{cat_id}"), None, Some(&t)).await;
     assert_eq!((s, del["outcome"].as_str()), (200, Some("HIDDEN")), "used categories hide");
-    let (s, del) = app.call("DELETE", &format!("/categories/subsubcategories/{}", subsub["id"].as_str().unwrap()), None, Some(&t)).await;
+    let (s, del) = app
+        .call("DELETE", &format!("/categories/subsubcategories/{}", subsub["id"].as_str().unwrap()), None, Some(&t))
+        .await;
     assert_eq!((s, del["outcome"].as_str()), (200, Some("DELETED")), "unused ones go");
     let (s, del) = app.call("DELETE", &format!("/suppliers/{}", sup["id"].as_str().unwrap()), None, Some(&t)).await;
     assert_eq!((s, del["code"].as_str()), (409, Some("SUPPLIER_IN_USE")));
@@ -145,11 +162,23 @@ async fn active_discounts_price_reservations() {
     let t = app.staff(shop);
     let product = app.bulk_product(shop, "Case", "1999.00", 50).await;
     let (s, d) = app
-        .call("POST", "/discounts", Some(json!({"shopId": shop, "name": "Avurudu sale", "endsAt": "2099-01-01T00:00:00Z"})), Some(&t))
+        .call(
+            "POST",
+            "/discounts",
+            Some(json!({"shopId": shop, "name": "Avurudu sale", "endsAt": "2099-01-01T00:00:00Z"})),
+            Some(&t),
+        )
         .await;
     assert_eq!(s, 201, "{d}");
     let id = d["id"].as_str().unwrap().to_owned();
-    let (s, d) = app.call("POST", &format!("/discounts/products/{id}"), Some(json!({"products": [{"productId": product, "percentage": "12.5"}]})), Some(&t)).await;
+    let (s, d) = app
+        .call(
+            "POST",
+            &format!("/discounts/products/{id}"),
+            Some(json!({"products": [{"productId": product, "percentage": "12.5"}]})),
+            Some(&t),
+        )
+        .await;
     assert_eq!(s, 200, "{d}");
     assert_eq!(d["products"][0]["percentage"], "12.5");
     let (s, r) = app.reserve_http(shop, json!([{"productId": product, "quantity": 2}]), 600).await;
@@ -159,7 +188,8 @@ async fn active_discounts_price_reservations() {
     assert_eq!(r["lines"][0]["listPrice"], "1999.00");
     let (s, active) = app.call("GET", &format!("/discounts/products/{product}"), None, Some(&t)).await;
     assert_eq!((s, active.as_array().map(Vec::len)), (200, Some(1)));
-    let (s, _) = app.call("DELETE", &format!("/discounts/{id}/products"), Some(json!({"productId": product})), Some(&t)).await;
+    let (s, _) =
+        app.call("DELETE", &format!("/discounts/{id}/products"), Some(json!({"productId": product})), Some(&t)).await;
     assert_eq!(s, 200);
     let (s, r) = app.reserve_http(shop, json!([{"productId": product, "quantity": 1}]), 600).await;
     assert_eq!((s, r["lines"][0]["unitPrice"].as_str()), (201, Some("1999.00")), "detached: list price again");

@@ -49,7 +49,11 @@ async fn order_events_commit_release_and_restock_once_and_low_stock_is_announced
     let shop = app.seed_shop().await;
     sqlx::query("update stock.products set keeping_units = 0").execute(&app.db.admin).await.unwrap();
     let product = app.bulk_product(shop, "Cable", "500.00", 10).await;
-    sqlx::query("update stock.products set keeping_units = 5 where product_id = $1").bind(product).execute(&app.db.admin).await.unwrap();
+    sqlx::query("update stock.products set keeping_units = 5 where product_id = $1")
+        .bind(product)
+        .execute(&app.db.admin)
+        .await
+        .unwrap();
     let t = app.staff(shop);
     // Reload the actor so it sees the new threshold.
     let (s, _) = app.call("PUT", &format!("/products/{product}"), Some(json!({"keepingUnits": 5})), Some(&t)).await;
@@ -65,13 +69,22 @@ async fn order_events_commit_release_and_restock_once_and_low_stock_is_announced
     testkit::events::publish(&broker, &app.exchange, &sale, mid).await;
     assert!(
         eventually(async || {
-            sqlx::query_scalar::<_, String>("select status from stock.reservations where reservation_id = $1").bind(rid1).fetch_one(&app.db.admin).await.unwrap() == "COMMITTED"
+            sqlx::query_scalar::<_, String>("select status from stock.reservations where reservation_id = $1")
+                .bind(rid1)
+                .fetch_one(&app.db.admin)
+                .await
+                .unwrap()
+                == "COMMITTED"
         })
         .await
     );
     assert_eq!(app.assert_consistent(product).await, (4, 0));
     // 10 available went to 4, crossing the threshold of 5: one low-stock notice for the owner.
-    let low: Vec<serde_json::Value> = sqlx::query_scalar("select payload from stock.outbox where message_type = 'stock.level.low'").fetch_all(&app.db.admin).await.unwrap();
+    let low: Vec<serde_json::Value> =
+        sqlx::query_scalar("select payload from stock.outbox where message_type = 'stock.level.low'")
+            .fetch_all(&app.db.admin)
+            .await
+            .unwrap();
     assert_eq!(low.len(), 1, "{low:?}");
     assert_eq!(low[0]["owner"]["email"], "owner@example.test");
     assert_eq!(low[0]["available"], 4);
@@ -79,11 +92,21 @@ async fn order_events_commit_release_and_restock_once_and_low_stock_is_announced
     // A cancelled order releases its hold.
     let (_, r2) = app.reserve_http(shop, json!([{"productId": product, "quantity": 2}]), 600).await;
     let rid2: Uuid = serde_json::from_value(r2["reservationId"].clone()).unwrap();
-    let cancel = OrderCancelled { order_id: Uuid::new_v4(), shop_id: shop, reservation_id: Some(rid2), cancelled_at: Utc::now() };
+    let cancel = OrderCancelled {
+        order_id: Uuid::new_v4(),
+        shop_id: shop,
+        reservation_id: Some(rid2),
+        cancelled_at: Utc::now(),
+    };
     testkit::events::publish(&broker, &app.exchange, &cancel, Uuid::now_v7()).await;
     assert!(
         eventually(async || {
-            sqlx::query_scalar::<_, String>("select status from stock.reservations where reservation_id = $1").bind(rid2).fetch_one(&app.db.admin).await.unwrap() == "RELEASED"
+            sqlx::query_scalar::<_, String>("select status from stock.reservations where reservation_id = $1")
+                .bind(rid2)
+                .fetch_one(&app.db.admin)
+                .await
+                .unwrap()
+                == "RELEASED"
         })
         .await
     );
@@ -118,7 +141,10 @@ async fn order_events_commit_release_and_restock_once_and_low_stock_is_announced
     assert!(eventually(async || app.assert_consistent(product).await == (6, 0)).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(app.assert_consistent(product).await, (6, 0), "restocked once");
-    let returns: i64 = sqlx::query_scalar("select count(*) from stock.movements where kind = 'RETURN'").fetch_one(&app.db.admin).await.unwrap();
+    let returns: i64 = sqlx::query_scalar("select count(*) from stock.movements where kind = 'RETURN'")
+        .fetch_one(&app.db.admin)
+        .await
+        .unwrap();
     assert_eq!(returns, 1);
 }
 
@@ -131,7 +157,8 @@ async fn idle_actors_stop_and_come_back_from_the_rows() {
     assert_eq!(s, 201);
     // The hold expires after 1 s; then nothing happens for the idle time (2 s in tests).
     tokio::time::sleep(Duration::from_millis(4_000)).await;
-    let expired: String = sqlx::query_scalar("select status from stock.reservations").fetch_one(&app.db.admin).await.unwrap();
+    let expired: String =
+        sqlx::query_scalar("select status from stock.reservations").fetch_one(&app.db.admin).await.unwrap();
     assert_eq!(expired, "EXPIRED");
     let (s, r) = app.reserve_http(shop, json!([{"productId": product, "quantity": 5}]), 600).await;
     assert_eq!(s, 201, "a restarted actor rebuilds from the rows: {r}");
