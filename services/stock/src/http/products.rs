@@ -31,7 +31,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(levels))
         .routes(routes!(create_item, list_items))
         .routes(routes!(item_by_barcode))
-        .routes(routes!(get_item, update_item))
+        .routes(routes!(get_item, update_item, remove_item))
+        .routes(routes!(products_with_items))
         .routes(routes!(product_items))
 }
 
@@ -109,7 +110,7 @@ const PRODUCT_SELECT: &str = "select p.product_id, p.shop_id, p.name, p.display_
         p.keeping_units, p.warranty_months, p.loyalty_points, p.supplier_id, p.category_id, p.sub_category_id,
         p.sub_sub_category_id, p.status, p.sku, p.barcode, p.tracking, p.sell_price_minor, p.created_at,
         case when p.tracking = 'BULK' then coalesce(l.on_hand, 0)::bigint
-             else (select count(*) from items i where i.product_id = p.product_id and i.status <> 'SOLD') end as on_hand,
+             else (select count(*) from items i where i.product_id = p.product_id and i.status in ('AVAILABLE', 'RESERVED')) end as on_hand,
         case when p.tracking = 'BULK' then coalesce(l.reserved, 0)::bigint
              else (select count(*) from items i where i.product_id = p.product_id and i.status = 'RESERVED') end as reserved
    from products p left join levels l using (product_id)";
@@ -829,4 +830,81 @@ async fn update_item(
     s.registry.tell(row.product_id, Msg::Reload);
     let (row, cur) = load_item(&s, &user, "item_id::text", &id.to_string(), None).await?;
     Ok(Json(item_view(row, cur)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveInput {
+    reason: String,
+}
+
+/// Takes an available unit out of stock (damaged, lost, entered by mistake): it is marked
+/// REMOVED with the reason in the ledger, never deleted. Reserved and sold units cannot be.
+#[utoipa::path(delete, path = "/items/{id}", tag = "items", params(("id" = Uuid, Path)), request_body = RemoveInput, responses(
+    (status = 204), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
+))]
+async fn remove_item(
+    State(s): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(req): Json<RemoveInput>,
+) -> Result<StatusCode, Problem> {
+    let (row, _) = load_item(&s, &user, "item_id::text", &id.to_string(), None).await?;
+    let reason = trimmed("reason", Some(&req.reason), 500)?.ok_or_else(|| unprocessable("reason", "required"))?;
+    if row.status == "SOLD" {
+        return Err(Problem::conflict("ITEM_SOLD", "A sold unit stays on record; return it instead."));
+    }
+    if row.status == "REMOVED" {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let actor = Some(user.user_id.0);
+    s.registry
+        .ask(row.product_id, |reply| Msg::RemoveUnit { item_id: id, reason: reason.clone(), actor_id: actor, reply })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductWithItems {
+    #[serde(flatten)]
+    product: ProductView,
+    /// The units in stock (available or reserved) of serialized products.
+    items: Vec<ItemView>,
+}
+
+/// Products with their units in stock (serialized products' available and reserved units).
+#[utoipa::path(get, path = "/products/with-items", tag = "products", params(ProductQuery), responses(
+    (status = 200, body = Page<ProductWithItems>), (status = 401, body = Problem), (status = 403, body = Problem),
+))]
+async fn products_with_items(
+    State(s): State<AppState>,
+    user: AuthUser,
+    q: Query<ProductQuery>,
+) -> Result<Json<Page<ProductWithItems>>, Problem> {
+    let Json(page) = list_products(State(s.clone()), user, q).await?;
+    let ids: Vec<Uuid> = page.data.iter().map(|p| p.row.id).collect();
+    let items: Vec<ItemRow> = sqlx::query_as(&format!(
+        "{ITEM_SELECT} where product_id = any($1) and status in ('AVAILABLE', 'RESERVED') order by created_at"
+    ))
+    .bind(&ids)
+    .fetch_all(&s.pool)
+    .await?;
+    let cur = match page.data.first() {
+        Some(p) => currency(&s.pool, p.row.shop_id).await,
+        None => Currency::LKR,
+    };
+    let mut by_product: std::collections::HashMap<Uuid, Vec<ItemView>> = std::collections::HashMap::new();
+    for item in items {
+        by_product.entry(item.product_id).or_default().push(item_view(item, cur));
+    }
+    let data = page
+        .data
+        .into_iter()
+        .map(|p| {
+            let items = by_product.remove(&p.row.id).unwrap_or_default();
+            ProductWithItems { product: p, items }
+        })
+        .collect();
+    Ok(Json(Page { data, meta: page.meta }))
 }

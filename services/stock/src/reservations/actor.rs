@@ -57,6 +57,13 @@ pub enum Msg {
         price_minor: i64,
         warranty_months: Option<i32>,
     },
+    /// A serialized unit leaves stock by hand (damaged, lost); only an available one can.
+    RemoveUnit {
+        item_id: Uuid,
+        reason: String,
+        actor_id: Option<Uuid>,
+        reply: Reply<()>,
+    },
     /// A sold serialized unit comes back (a return with restock).
     ReturnUnit {
         item_id: Uuid,
@@ -115,6 +122,7 @@ enum Op {
     Release { reservation_id: Uuid, quantity: i64, items: Vec<Uuid>, expired: bool, reply: Option<Reply<()>> },
     Adjust { change: Adjustment, reply: Reply<Level> },
     ReturnUnit { item_id: Uuid, return_id: Uuid, reply: Reply<()> },
+    RemoveUnit { item_id: Uuid, reason: String, actor_id: Option<Uuid>, reply: Reply<()> },
 }
 
 pub struct State {
@@ -380,6 +388,15 @@ impl Actor for ProductActor {
             Msg::UnitAdded { item_id, barcode, price_minor, warranty_months } => {
                 state.units.entry(item_id).or_insert(Unit { barcode, price_minor, warranty_months, held_by: None });
             }
+            Msg::RemoveUnit { item_id, reason, actor_id, reply } => match state.units.get(&item_id) {
+                Some(u) if u.held_by.is_none() => {
+                    state.units.remove(&item_id);
+                    state.pending.push(Op::RemoveUnit { item_id, reason, actor_id, reply });
+                    schedule_flush(&myself, state);
+                }
+                Some(u) => log_err(reply.send(Err(StockError::UnitUnavailable { barcode: u.barcode.clone() }))),
+                None => log_err(reply.send(Err(StockError::UnitNotFound(item_id.to_string())))),
+            },
             Msg::ReturnUnit { item_id, return_id, reply } => {
                 state.pending.push(Op::ReturnUnit { item_id, return_id, reply });
                 schedule_flush(&myself, state);
@@ -616,7 +633,9 @@ impl ProductActor {
                             };
                             log_err(reply.send(Ok(lines)));
                         }
-                        Op::Commit { reply, .. } | Op::ReturnUnit { reply, .. } => log_err(reply.send(Ok(()))),
+                        Op::Commit { reply, .. } | Op::ReturnUnit { reply, .. } | Op::RemoveUnit { reply, .. } => {
+                            log_err(reply.send(Ok(())))
+                        }
                         Op::Release { reply, .. } => {
                             if let Some(r) = reply {
                                 log_err(r.send(Ok(())));
@@ -632,7 +651,7 @@ impl ProductActor {
                 for op in ops {
                     match op {
                         Op::Reserve { reply, .. } => log_err(reply.send(Err(StockError::Busy))),
-                        Op::Commit { reply, .. } | Op::ReturnUnit { reply, .. } => {
+                        Op::Commit { reply, .. } | Op::ReturnUnit { reply, .. } | Op::RemoveUnit { reply, .. } => {
                             log_err(reply.send(Err(StockError::Busy)))
                         }
                         Op::Release { reply, .. } => {
@@ -703,6 +722,7 @@ impl ProductActor {
         let mut sold_items: Vec<Uuid> = Vec::new();
         let mut sold_orders: Vec<Option<Uuid>> = Vec::new();
         let mut returned_items: Vec<Uuid> = Vec::new();
+        let mut removed_items: Vec<Uuid> = Vec::new();
         let mut order_of: Vec<(Uuid, Option<Uuid>)> = Vec::new();
 
         for op in ops {
@@ -782,6 +802,10 @@ impl ProductActor {
                 Op::ReturnUnit { item_id, return_id, .. } => {
                     returned_items.push(*item_id);
                     push("RETURN", 1, 0, Some(*item_id), None, None, Some(*return_id), None, None);
+                }
+                Op::RemoveUnit { item_id, reason, actor_id, .. } => {
+                    removed_items.push(*item_id);
+                    push("ADJUSTMENT", -1, 0, Some(*item_id), Some(reason.clone()), *actor_id, None, None, None);
                 }
             }
         }
@@ -867,6 +891,14 @@ impl ProductActor {
             .execute(&mut *tx)
             .await?;
         }
+        if !removed_items.is_empty() {
+            let n = sqlx::query("update items set status = 'REMOVED' where item_id = any($1) and status = 'AVAILABLE'")
+                .bind(&removed_items)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            anyhow::ensure!(n == removed_items.len() as u64, "a unit to remove was not available in the database");
+        }
         if !returned_items.is_empty() {
             sqlx::query("update items set status = 'AVAILABLE', order_id = null, sold_at = null where item_id = any($1) and status = 'SOLD'")
                 .bind(&returned_items)
@@ -914,7 +946,8 @@ impl ProductActor {
         // returns). Holds come and go by the thousand a second on a busy product; each event
         // is an outbox row whose commit NOTIFYs the relay, and NOTIFY serialises commits
         // across the database, so reservations alone do not announce themselves.
-        let on_hand_moved = on_hand_delta != 0 || !sold_items.is_empty() || !returned_items.is_empty();
+        let on_hand_moved =
+            on_hand_delta != 0 || !sold_items.is_empty() || !returned_items.is_empty() || !removed_items.is_empty();
         if on_hand_moved {
             bus::enqueue(
                 &mut tx,

@@ -197,3 +197,59 @@ async fn active_discounts_price_reservations() {
     let (s, _) = app.call("GET", &format!("/discounts/{id}"), None, Some(&other)).await;
     assert_eq!(s, 404, "discounts belong to a shop");
 }
+
+#[tokio::test]
+async fn units_are_removed_not_deleted_and_listed_with_their_products() {
+    let app = spawn_app().await;
+    let shop = app.seed_shop().await;
+    let t = app.staff(shop);
+    let (_, p) = app
+        .call("POST", "/products", Some(json!({"shopId": shop, "name": "Laptop", "tracking": "SERIALIZED"})), Some(&t))
+        .await;
+    let product = p["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for sn in ["SN-1", "SN-2", "SN-3"] {
+        let (s, item) = app
+            .call(
+                "POST",
+                "/items",
+                Some(json!({"productId": product, "barcode": sn, "broughtPrice": "900.00", "sellPrice": "1200.00"})),
+                Some(&t),
+            )
+            .await;
+        assert_eq!(s, 201, "{item}");
+        ids.push(item["id"].as_str().unwrap().to_owned());
+    }
+    let (s, _) = app.reserve_http(shop, json!([{"barcode": "SN-1"}]), 600).await;
+    assert_eq!(s, 201);
+    let (s, b) = app.call("DELETE", &format!("/items/{}", ids[0]), Some(json!({"reason": "dropped"})), Some(&t)).await;
+    assert_eq!((s, b["code"].as_str()), (409, Some("STOCK_UNIT_UNAVAILABLE")), "a reserved unit cannot be removed");
+    let (s, _) =
+        app.call("DELETE", &format!("/items/{}", ids[1]), Some(json!({"reason": "screen cracked"})), Some(&t)).await;
+    assert_eq!(s, 204);
+    let (status, row): (String, i64) = sqlx::query_as(
+        "select i.status, (select count(*) from stock.movements m where m.item_id = i.item_id and m.kind = 'ADJUSTMENT' and m.reason = 'screen cracked')
+           from stock.items i where i.barcode = 'SN-2'",
+    )
+    .fetch_one(&app.db.admin)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), row), ("REMOVED", 1), "kept on record, with the reason in the ledger");
+    let (s, page) = app.call("GET", "/products/with-items", None, Some(&t)).await;
+    assert_eq!(s, 200, "{page}");
+    let items: Vec<&str> =
+        page["data"][0]["items"].as_array().unwrap().iter().map(|i| i["barcode"].as_str().unwrap()).collect();
+    assert_eq!(items, ["SN-1", "SN-3"]);
+    assert_eq!(page["data"][0]["available"], 1);
+    let on_hand: i64 = sqlx::query_scalar(
+        "select coalesce(sum(on_hand_delta), 0)::bigint from stock.movements where product_id = $1::uuid",
+    )
+    .bind(&product)
+    .fetch_one(&app.db.admin)
+    .await
+    .unwrap();
+    assert_eq!(on_hand, 2, "the ledger counts two units in stock");
+    // The removed unit cannot be reserved.
+    let (s, b) = app.reserve_http(shop, json!([{"barcode": "SN-2"}]), 600).await;
+    assert_eq!((s, b["code"].as_str()), (409, Some("STOCK_UNIT_UNAVAILABLE")));
+}
