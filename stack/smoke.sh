@@ -21,6 +21,9 @@ for s in "${SERVICES[@]}"; do
     fi
   done
 done
+# The README walkthrough, end to end through nginx.
+if bash "$ROOT/stack/walkthrough.sh"; then echo "ok: walkthrough"; else echo "FAILED: walkthrough"; failed=1; fi
+
 # A service that is down answers a problem+json 502 through nginx; `make up` again is
 # harmless and brings it back.
 stop_pidfile "$RUN/order.pid" order
@@ -44,5 +47,5 @@ if [[ $was_up -eq 0 ]]; then
   done
   [[ $failed -eq 0 ]] && echo "ok: nothing of the stack listens after make down"
 fi
-total=$((2 * ${#SERVICES[@]} + 4))
+total=$((2 * ${#SERVICES[@]} + 5))
 if [[ $failed -eq 0 ]]; then echo "smoke: $total passed, 0 failed"; else echo "smoke: failed"; exit 1; fi

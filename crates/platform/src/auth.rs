@@ -229,6 +229,22 @@ impl AuthUser {
         self.require_shop_role(shop, min).map(|_| ())
     }
 
+    /// The shop a request acts in: the one named (the caller must be at least its staff), or
+    /// the caller's only shop when none is named.
+    pub fn acting_shop(&self, named: Option<ShopId>) -> Result<ShopId, Problem> {
+        match named {
+            Some(shop) => self.require_shop_role(shop, ShopRole::ShopStaff).map(|_| shop),
+            None => {
+                let mut shops = self.shops.keys();
+                match (shops.next(), shops.next()) {
+                    (Some(only), None) => Ok(*only),
+                    (None, _) => Err(Problem::forbidden("SHOP_ACCESS_DENIED", "You are not a member of any shop.")),
+                    (Some(_), Some(_)) => Err(Problem::field("shopId", "required: you belong to several shops")),
+                }
+            }
+        }
+    }
+
     pub fn require_platform_admin(&self) -> Result<(), Problem> {
         if self.is_platform_admin() {
             Ok(())

@@ -63,6 +63,10 @@ impl Problem {
         p.errors = errors;
         p
     }
+    /// A 422 about one field.
+    pub fn field(field: &str, message: &str) -> Self {
+        Self::validation(vec![FieldError { field: field.to_owned(), message: message.to_owned() }])
+    }
     pub fn too_many_requests(code: &str, retry_after_secs: u64) -> Self {
         let mut p = Self::new(StatusCode::TOO_MANY_REQUESTS, code, "Too many requests; try again later.");
         p.retry_after_secs = Some(retry_after_secs);

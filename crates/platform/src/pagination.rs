@@ -50,6 +50,14 @@ impl PageQuery {
     }
 }
 
+/// A `like`/`ilike` pattern matching `term` anywhere, with the user's `%`, `_` and `\` taken
+/// literally. `None` for a blank term.
+pub fn contains_pattern(term: Option<&str>) -> Option<String> {
+    let t = term.map(str::trim).filter(|t| !t.is_empty())?;
+    let escaped = t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    Some(format!("%{escaped}%"))
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PageMeta {
@@ -85,6 +93,13 @@ mod tests {
             let err = PageQuery { page, limit }.parse().unwrap_err();
             assert_eq!(err.status, 422, "{page:?} {limit:?}");
         }
+    }
+
+    #[test]
+    fn search_patterns_take_wildcards_literally() {
+        assert_eq!(contains_pattern(Some(" 50%_off\\ ")).as_deref(), Some("%50\\%\\_off\\\\%"));
+        assert_eq!(contains_pattern(Some("  ")), None);
+        assert_eq!(contains_pattern(None), None);
     }
 
     #[test]

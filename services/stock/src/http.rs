@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
-use platform::auth::{AuthUser, ShopRole};
+use platform::auth::AuthUser;
 use platform::ids::ShopId;
 use platform::{Currency, Problem};
 
@@ -31,22 +31,9 @@ pub fn router(state: AppState) -> OpenApiRouter {
         .with_state(state)
 }
 
-/// The shop a request acts in: the one named (the caller must be its staff or owner), or the
-/// caller's only shop.
+/// The shop a request acts in (see `AuthUser::acting_shop`).
 pub fn acting_shop(user: &AuthUser, named: Option<Uuid>) -> Result<Uuid, Problem> {
-    match named {
-        Some(shop) => user.require_shop_role(ShopId(shop), ShopRole::ShopStaff).map(|_| shop),
-        None => {
-            let mut shops = user.shops.keys();
-            match (shops.next(), shops.next()) {
-                (Some(only), None) => Ok(only.0),
-                (None, _) => Err(Problem::forbidden("SHOP_ACCESS_DENIED", "You are not a member of any shop.")),
-                (Some(_), Some(_)) => {
-                    Err(Problem::validation(vec![]).with_field("shopId", "required: you belong to several shops"))
-                }
-            }
-        }
-    }
+    user.acting_shop(named.map(ShopId)).map(|s| s.0)
 }
 
 /// The shop's currency as stock knows it (from auth's shop events); LKR until known.
@@ -62,5 +49,5 @@ pub async fn currency(pool: &PgPool, shop: Uuid) -> Currency {
 }
 
 pub fn unprocessable(field: &str, message: &str) -> Problem {
-    Problem::validation(vec![]).with_field(field, message)
+    Problem::field(field, message)
 }

@@ -209,7 +209,7 @@ async fn list_employees(
 ) -> Result<Json<Page<EmployeeView>>, AuthError> {
     let owner = standing(&user, q.shop_id, ShopRole::ShopStaff)?;
     let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
-    let search = q.search.map(|t| format!("%{}%", t.trim().replace('%', "\\%").replace('_', "\\_")));
+    let search = platform::pagination::contains_pattern(q.search.as_deref());
     let filter = "e.shop_id = $1 and ($2::text is null or e.status = $2) and ($3::text is null or e.department = $3)
                   and ($4::text is null or e.name ilike $4 or e.email ilike $4 or e.position ilike $4)";
     let rows: Vec<Row> = sqlx::query_as(&format!(

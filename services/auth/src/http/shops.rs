@@ -308,7 +308,7 @@ async fn shop_customers(
 ) -> Result<Json<Page<ShopCustomer>>, AuthError> {
     shop_role(&s, &user, id, ShopRole::ShopStaff, true).await?;
     let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
-    let search = q.search.map(|t| format!("%{}%", t.trim().replace('%', "\\%").replace('_', "\\_")));
+    let search = platform::pagination::contains_pattern(q.search.as_deref());
     let rows: Vec<ShopCustomer> = sqlx::query_as(
         "select customer_id, name, email, order_count, last_order_at from shop_customers
           where shop_id = $1 and ($2::text is null or name ilike $2 or email ilike $2)

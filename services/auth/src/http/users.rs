@@ -65,7 +65,7 @@ async fn list_users(
 ) -> Result<Json<Page<UserView>>, AuthError> {
     user.require_platform_admin()?;
     let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
-    let search = q.search.map(|t| format!("%{}%", t.trim().replace('%', "\\%").replace('_', "\\_")));
+    let search = platform::pagination::contains_pattern(q.search.as_deref());
     let filter = "($1::text is null or role = $1) and ($2::text is null or status = $2)
                   and ($3::text is null or name ilike $3 or email ilike $3)";
     let rows: Vec<UserView> = sqlx::query_as(&format!(

@@ -57,25 +57,6 @@ pub struct UploadResponse {
     files: Vec<StoredFile>,
 }
 
-/// The shop the caller acts in: the one named, or their only shop.
-fn acting_shop(user: &AuthUser, named: Option<ShopId>) -> Result<ShopId, Problem> {
-    match named {
-        Some(shop) => user.require_shop_role(shop, ShopRole::ShopStaff).map(|_| shop),
-        None => {
-            let mut shops = user.shops.keys();
-            match (shops.next(), shops.next()) {
-                (Some(only), None) => Ok(*only),
-                (None, _) => {
-                    Err(Problem::forbidden("SHOP_ACCESS_DENIED", "Uploads belong to a shop; you are in none."))
-                }
-                (Some(_), Some(_)) => {
-                    Err(Problem::validation(vec![]).with_field("shopId", "required: you belong to several shops"))
-                }
-            }
-        }
-    }
-}
-
 fn multipart_problem(status: StatusCode, text: String) -> Problem {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         Problem::new(status, "PAYLOAD_TOO_LARGE", "The upload is larger than allowed.")
@@ -93,7 +74,7 @@ fn too_large() -> Problem {
 }
 
 fn unprocessable(code: &str, field: &str, message: &str) -> Problem {
-    let mut p = Problem::validation(vec![]).with_field(field, message);
+    let mut p = Problem::field(field, message);
     p.code = code.to_owned();
     p.detail = message.to_owned();
     p
@@ -113,7 +94,7 @@ async fn upload(
     Query(q): Query<UploadQuery>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<UploadResponse>, Problem> {
-    let shop = acting_shop(&user, q.shop_id)?;
+    let shop = user.acting_shop(q.shop_id)?;
     let sub = SubFolder::parse(q.sub_folder.as_deref().unwrap_or(""))
         .map_err(|m| unprocessable("INVALID_SUB_FOLDER", "subFolder", m))?;
     let mut multipart = multipart.map_err(|r| multipart_problem(r.status(), r.body_text()))?;
@@ -277,7 +258,7 @@ async fn presign(
     user: AuthUser,
     Json(req): Json<PresignRequest>,
 ) -> Result<Json<PresignResponse>, Problem> {
-    let shop = acting_shop(&user, req.shop_id)?;
+    let shop = user.acting_shop(req.shop_id)?;
     let sub = SubFolder::parse(req.sub_folder.as_deref().unwrap_or(""))
         .map_err(|m| unprocessable("INVALID_SUB_FOLDER", "subFolder", m))?;
     let kind = FileKind::from_content_type(&req.content_type).ok_or_else(|| {

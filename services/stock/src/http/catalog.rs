@@ -158,7 +158,7 @@ async fn list(
     let shop = acting_shop(user, q.shop_id)?;
     let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
     let parent = if level == 2 { q.category_id } else { q.sub_category_id };
-    let search = q.search.map(|t| format!("%{}%", t.trim().to_lowercase().replace('%', "\\%").replace('_', "\\_")));
+    let search = platform::pagination::contains_pattern(q.search.as_deref()).map(|p| p.to_lowercase());
     let filter = "c.shop_id = $1 and c.level = $2 and ($3::uuid is null or c.parent_id = $3) and ($4::text is null or lower(c.name) like $4)";
     let rows: Vec<CategoryView> = sqlx::query_as(&format!(
         "{CATEGORY_SELECT} where {filter} order by lower(c.name), c.category_id limit $5 offset $6"
@@ -455,7 +455,7 @@ async fn list_suppliers(
 ) -> Result<Json<Page<SupplierView>>, Problem> {
     let shop = acting_shop(&user, q.shop_id)?;
     let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
-    let search = q.search.map(|t| format!("%{}%", t.trim().to_lowercase().replace('%', "\\%").replace('_', "\\_")));
+    let search = platform::pagination::contains_pattern(q.search.as_deref()).map(|p| p.to_lowercase());
     let filter = "s.shop_id = $1 and ($2::text is null or lower(s.name) like $2 or s.contact_number like $2)";
     let rows: Vec<SupplierView> = sqlx::query_as(&format!(
         "{SUPPLIER_SELECT} where {filter} order by lower(s.name), s.supplier_id limit $3 offset $4"
