@@ -159,6 +159,38 @@ pub struct RegisterRequest {
     remember_me: Option<bool>,
 }
 
+/// A user who proved their e-mail with a sign-up code.
+struct NewUser<'a> {
+    email: &'a Email,
+    name: &'a str,
+    hash: &'a str,
+    role: &'static str,
+    image: Option<String>,
+    contact: Option<String>,
+    dob: Option<NaiveDate>,
+}
+
+/// Inserts the user; an e-mail taken meanwhile is a 409 from the unique index, not a race.
+async fn insert_user(conn: &mut PgConnection, u: &NewUser<'_>) -> Result<Uuid, AuthError> {
+    let user_id = Uuid::now_v7();
+    sqlx::query(
+        "insert into users (user_id, email, name, password_hash, role, email_verified, profile_image, contact_number, dob)
+         values ($1, $2, $3, $4, $5, true, $6, $7, $8)",
+    )
+    .bind(user_id)
+    .bind(u.email.as_str())
+    .bind(u.name)
+    .bind(u.hash)
+    .bind(u.role)
+    .bind(&u.image)
+    .bind(&u.contact)
+    .bind(u.dob)
+    .execute(conn)
+    .await
+    .map_err(unique_email)?;
+    Ok(user_id)
+}
+
 fn unique_email(e: sqlx::Error) -> AuthError {
     match &e {
         sqlx::Error::Database(d) if d.constraint() == Some("users_email_key") => AuthError::EmailTaken,
@@ -194,22 +226,12 @@ async fn register(
         tx.commit().await?; // keep the counted attempt
         return Err(e);
     }
-    let user_id = Uuid::now_v7();
-    let shop_id = Uuid::now_v7();
-    sqlx::query(
-        "insert into users (user_id, email, name, password_hash, role, email_verified, profile_image, contact_number, dob)
-         values ($1, $2, $3, $4, 'SHOP_OWNER', true, $5, $6, $7)",
+    let user_id = insert_user(
+        &mut tx,
+        &NewUser { email: &email, name: &name, hash: &hash, role: "SHOP_OWNER", image, contact, dob: req.dob },
     )
-    .bind(user_id)
-    .bind(email.as_str())
-    .bind(&name)
-    .bind(&hash)
-    .bind(&image)
-    .bind(&contact)
-    .bind(req.dob)
-    .execute(&mut *tx)
-    .await
-    .map_err(unique_email)?;
+    .await?;
+    let shop_id = Uuid::now_v7();
     sqlx::query(
         "insert into shops (shop_id, business_name, address, contact_phone, shop_logo, shop_banner, owner_id)
          values ($1, $2, $3, $4, $5, $6, $7)",
@@ -295,21 +317,11 @@ async fn register_customer(
         tx.commit().await?;
         return Err(e);
     }
-    let user_id = Uuid::now_v7();
-    sqlx::query(
-        "insert into users (user_id, email, name, password_hash, role, email_verified, profile_image, contact_number, dob)
-         values ($1, $2, $3, $4, 'CUSTOMER', true, $5, $6, $7)",
+    let user_id = insert_user(
+        &mut tx,
+        &NewUser { email: &email, name: &name, hash: &hash, role: "CUSTOMER", image, contact, dob: req.dob },
     )
-    .bind(user_id)
-    .bind(email.as_str())
-    .bind(&name)
-    .bind(&hash)
-    .bind(&image)
-    .bind(&contact)
-    .bind(req.dob)
-    .execute(&mut *tx)
-    .await
-    .map_err(unique_email)?;
+    .await?;
     let event = UserRegistered {
         user_id,
         email: email.as_str().into(),
