@@ -6,6 +6,16 @@ set -euo pipefail
 cd "$ROOT"
 
 bash "$ROOT/stack/deps.sh"
+# Stop on every exit (a failed test included) the stand-ins this run started, and only those:
+# a developer's `make up` keeps its own.
+started=()
+for name in moto smtp oidc; do
+  if bash "$ROOT/stack/standins.sh" status "$name" | grep -q ' down '; then started+=("$name"); fi
+done
+stop_started() {
+  if ((${#started[@]})); then bash "$ROOT/stack/standins.sh" stop "${started[@]}" >/dev/null 2>&1 || true; fi
+}
+trap stop_started EXIT
 bash "$ROOT/stack/standins.sh" start
 bash "$ROOT/stack/test-broker.sh"
 

@@ -51,7 +51,7 @@ say "waiting for every service to be ready through nginx"
 base="http://127.0.0.1:${NGINX_PORT}"
 deadline=$((SECONDS + 90))
 for s in "${SERVICES[@]}"; do
-  until curl -fsS -o /dev/null "$base/$s/ready"; do
+  until curl -fs -o /dev/null "$base/$s/ready" 2>/dev/null; do
     if ((SECONDS > deadline)); then
       say "$s is not ready; last log lines:"
       tail -n 20 "$LOGS/$s.log" >&2 || true

@@ -1,5 +1,6 @@
 //! Operator commands: migrations isolate the services' roles; the nginx template renders
 //! into a config nginx accepts; compose.yaml agrees with the template and `.env.example`.
+#![allow(clippy::unwrap_used, reason = "helpers of a test crate panic with the failure, like its tests")]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -90,3 +90,31 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
     let ms = 100u64.saturating_mul(1u64 << attempt.min(6));
     Duration::from_millis(ms.min(5_000))
 }
+
+/// The one reconnect loop of every long-lived broker session (event consumers, RPC servers):
+/// runs `session` until `shutdown`; when it fails (connection or channel lost) logs why and
+/// runs it again after a growing backoff. `session` returns `Ok` only on shutdown.
+pub(crate) async fn reconnecting<F, Fut>(
+    what: &str,
+    queue: &str,
+    shutdown: &tokio_util::sync::CancellationToken,
+    mut session: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut failures = 0u32;
+    while !shutdown.is_cancelled() {
+        match session().await {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(%queue, error = %format!("{e:#}"), "{what} interrupted; reconnecting");
+            }
+        }
+        if !shutdown.is_cancelled() {
+            crate::outbox::sleep_or_stop(shutdown, backoff(failures)).await;
+        }
+    }
+    tracing::info!(%queue, "{what} stopped");
+}

@@ -86,20 +86,7 @@ impl Consumer {
     /// Consumes until `shutdown`, reconnecting after broker failures. On shutdown it stops
     /// taking deliveries, finishes those in hand, and returns.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut failures = 0u32;
-        while !shutdown.is_cancelled() {
-            match self.consume(&shutdown).await {
-                Ok(()) => failures = 0,
-                Err(e) => {
-                    failures += 1;
-                    tracing::warn!(queue = %self.spec.name, error = %format!("{e:#}"), "consumer interrupted; reconnecting");
-                }
-            }
-            if !shutdown.is_cancelled() {
-                crate::outbox::sleep_or_stop(&shutdown, crate::broker::backoff(failures)).await;
-            }
-        }
-        tracing::info!(queue = %self.spec.name, "consumer stopped");
+        crate::broker::reconnecting("consumer", &self.spec.name, &shutdown, || self.consume(&shutdown)).await;
     }
 
     async fn consume(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
@@ -178,13 +165,15 @@ impl Consumer {
     /// message was already applied.
     async fn apply(&self, msg: &Incoming) -> Result<bool, HandlerError> {
         let mut tx = self.pool.begin().await?;
-        let inserted =
-            sqlx::query("insert into inbox (message_id, message_type) values ($1, $2) on conflict do nothing")
-                .bind(msg.message_id)
-                .bind(&msg.message_type)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        // Unqualified on purpose: the inbox of the service's own schema (its search_path).
+        let inserted = sqlx::query!(
+            "insert into inbox (message_id, message_type) values ($1, $2) on conflict do nothing",
+            msg.message_id,
+            msg.message_type
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if inserted == 0 {
             return Ok(false);
         }

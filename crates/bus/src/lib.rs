@@ -17,7 +17,6 @@ pub mod consumer;
 pub mod message;
 pub mod outbox;
 pub mod rpc;
-pub mod runtime;
 pub mod topology;
 
 pub use broker::Broker;

@@ -7,6 +7,8 @@ use lapin::protocol::basic::AMQPProperties;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use uuid::Uuid;
 
+use crate::consumer::HandlerError;
+
 pub const H_OCCURRED_AT: &str = "occurred_at";
 pub const H_VERSION: &str = "version";
 pub const H_REQUEST_ID: &str = "x-request-id";
@@ -105,6 +107,31 @@ impl Incoming {
     /// Decodes the JSON body.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_slice(&self.body)
+    }
+
+    /// Decodes the event `E` this message carries, the one way every consumer reads events.
+    /// Fields `E` does not know are ignored (a newer producer may add optional ones); a message
+    /// of another type, a version newer than `E::VERSION`, or a body that does not parse can
+    /// never succeed, so it is a permanent failure: dead-lettered at once with the reason.
+    pub fn event<E: contracts::Event>(&self) -> Result<E, HandlerError> {
+        if self.message_type != E::TYPE {
+            return Err(HandlerError::Permanent(anyhow::anyhow!(
+                "expected a {} message, got {}",
+                E::TYPE,
+                self.message_type
+            )));
+        }
+        if self.version > E::VERSION {
+            return Err(HandlerError::Permanent(anyhow::anyhow!(
+                "{} version {} is newer than this consumer understands ({})",
+                self.message_type,
+                self.version,
+                E::VERSION
+            )));
+        }
+        self.json().map_err(|e| {
+            HandlerError::Permanent(anyhow::anyhow!("undecodable {} v{}: {e}", self.message_type, self.version))
+        })
     }
 }
 

@@ -36,23 +36,25 @@ pub async fn enqueue_raw(
     meta: &MessageMeta,
 ) -> anyhow::Result<Uuid> {
     let message_id = Uuid::now_v7();
-    sqlx::query(
+    let version = i16::try_from(version).context("message version out of range")?;
+    // Unqualified on purpose: the outbox of the schema the caller's connection works in
+    // (compile-checked against `bus_template.outbox`, see stack/sqlx.sh).
+    sqlx::query!(
         "insert into outbox (message_id, message_type, version, payload, request_id, traceparent)
          values ($1, $2, $3, $4, $5, $6)",
+        message_id,
+        message_type,
+        version,
+        payload,
+        meta.request_id,
+        meta.traceparent
     )
-    .bind(message_id)
-    .bind(message_type)
-    .bind(i16::try_from(version).unwrap_or(i16::MAX))
-    .bind(payload)
-    .bind(&meta.request_id)
-    .bind(&meta.traceparent)
     .execute(conn)
     .await
     .context("writing outbox row")?;
     Ok(message_id)
 }
 
-#[derive(sqlx::FromRow)]
 struct Row {
     outbox_id: i64,
     message_id: Uuid,
@@ -164,12 +166,13 @@ impl OutboxRelay {
     /// Returns how many rows were published.
     async fn publish_batch(&self, ch: &lapin::Channel) -> anyhow::Result<usize> {
         let mut tx = self.pool.begin().await?;
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows = sqlx::query_as!(
+            Row,
             "select outbox_id, message_id, message_type, version, payload, request_id, traceparent, occurred_at
                from outbox where published_at is null
               order by outbox_id limit $1 for update skip locked",
+            self.batch_size
         )
-        .bind(self.batch_size)
         .fetch_all(&mut *tx)
         .await?;
         if rows.is_empty() {
@@ -218,17 +221,21 @@ impl OutboxRelay {
         }
         // Mark what the broker confirmed even when the rest failed, so only the
         // unconfirmed rows are sent again.
-        sqlx::query("update outbox set published_at = now(), attempts = attempts + 1 where outbox_id = any($1)")
-            .bind(&confirmed)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "update outbox set published_at = now(), attempts = attempts + 1 where outbox_id = any($1)",
+            &confirmed
+        )
+        .execute(&mut *tx)
+        .await?;
         if let Some(e) = &failure {
             let unconfirmed: Vec<i64> = rows.iter().map(|r| r.outbox_id).filter(|id| !confirmed.contains(id)).collect();
-            sqlx::query("update outbox set attempts = attempts + 1, last_error = $2 where outbox_id = any($1)")
-                .bind(&unconfirmed)
-                .bind(format!("{e:#}"))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query!(
+                "update outbox set attempts = attempts + 1, last_error = $2 where outbox_id = any($1)",
+                &unconfirmed,
+                format!("{e:#}")
+            )
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         match failure {

@@ -193,19 +193,7 @@ impl RpcServer {
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut failures = 0u32;
-        while !shutdown.is_cancelled() {
-            match self.serve(&shutdown).await {
-                Ok(()) => failures = 0,
-                Err(e) => {
-                    failures += 1;
-                    tracing::warn!(queue = %self.queue, error = %format!("{e:#}"), "rpc server interrupted; reconnecting");
-                }
-            }
-            if !shutdown.is_cancelled() {
-                crate::outbox::sleep_or_stop(&shutdown, crate::broker::backoff(failures)).await;
-            }
-        }
+        crate::broker::reconnecting("rpc server", &self.queue, &shutdown, || self.serve(&shutdown)).await;
     }
 
     async fn serve(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {

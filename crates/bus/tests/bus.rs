@@ -1,6 +1,7 @@
 //! The bus against the real RabbitMQ and PostgreSQL: the outbox publishes committed events
 //! only, exactly once through stops and dropped connections; the inbox gives a redelivered
 //! message one effect; failing messages end in the DLQ; RPC times out cleanly.
+#![allow(clippy::unwrap_used, reason = "helpers of a test crate panic with the failure, like its tests")]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -68,9 +69,12 @@ async fn enqueue(pool: &PgPool, n: u32, commit: bool) -> Uuid {
     id
 }
 
+/// (message id, request id) of each message seen.
+type Seen = Vec<(Uuid, Option<String>)>;
+
 /// Watches everything published on the exchange, on its own connection.
 struct Observer {
-    seen: Arc<Mutex<Vec<(Uuid, Option<String>)>>>,
+    seen: Arc<Mutex<Seen>>,
     _broker: Broker,
 }
 
@@ -222,7 +226,7 @@ struct RecordEffect {
 impl Handler for RecordEffect {
     async fn handle(&self, conn: &mut PgConnection, msg: &Incoming) -> Result<(), HandlerError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        let ping: Ping = msg.json().map_err(|e| HandlerError::Permanent(e.into()))?;
+        let ping: Ping = msg.event()?;
         sqlx::query("insert into test_effects (message_id, n) values ($1, $2)")
             .bind(msg.message_id)
             .bind(i32::try_from(ping.n).unwrap_or(-1))
@@ -311,14 +315,19 @@ async fn dropped_broker_connection_loses_nothing_and_effects_happen_once() {
 }
 
 async fn publish_raw(broker: &Broker, exchange: &str, id: Uuid, n: u32) {
+    publish_body(broker, exchange, id, 1, serde_json::to_vec(&Ping { n }).unwrap()).await;
+}
+
+/// Publishes a `test.ping.sent` of any version with any body, as another producer might.
+async fn publish_body(broker: &Broker, exchange: &str, id: Uuid, version: u16, body: Vec<u8>) {
     let ch = broker.confirm_channel().await.unwrap();
     let out = Outgoing {
         message_id: id,
         message_type: "test.ping.sent".into(),
-        version: 1,
+        version,
         occurred_at: chrono::Utc::now(),
         meta: MessageMeta::default(),
-        body: serde_json::to_vec(&Ping { n }).unwrap(),
+        body,
     };
     ch.basic_publish(exchange, "test.ping.sent", BasicPublishOptions::default(), &out.body, out.properties())
         .await
@@ -529,4 +538,64 @@ async fn rpc_without_a_responder_times_out_cleanly_and_with_one_answers() {
     task.await.unwrap();
     let ch = broker.channel().await.unwrap();
     let _ = ch.queue_delete(&queue, QueueDeleteOptions::default()).await;
+}
+
+/// Waits for the next message in `queue` (up to 20 s).
+async fn next_in(broker: &Broker, queue: &str) -> lapin::message::BasicGetMessage {
+    let ch = broker.channel().await.unwrap();
+    let start = Instant::now();
+    loop {
+        if let Some(m) = ch.basic_get(queue, BasicGetOptions { no_ack: true }).await.unwrap() {
+            return m;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "nothing arrived in {queue}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn last_error(m: &lapin::message::BasicGetMessage) -> String {
+    let headers = m.delivery.properties.headers().clone().unwrap_or_default();
+    match headers.inner().get("x-last-error") {
+        Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        other => panic!("x-last-error missing: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_v1_consumer_reads_an_event_with_a_field_it_does_not_know_and_refuses_a_newer_version() {
+    let c = ctx().await;
+    let mut spec = QueueSpec::new(testkit::unique("test_q"), &["test.#"]).with_queue_type("classic");
+    spec.retry_delay = Duration::from_millis(200);
+    let handler = Arc::new(RecordEffect { calls: AtomicUsize::new(0) });
+    let consumer = Consumer::new(c.pool.clone(), c.broker.clone(), &c.exchange, spec.clone(), handler.clone());
+    consumer.declare().await.unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(consumer.run(stop.clone()));
+
+    // A newer producer added an optional field, same version: read, the field ignored.
+    let newer_field = Uuid::now_v7();
+    publish_body(&c.broker, &c.exchange, newer_field, 1, br#"{"n": 41, "loyaltyTier": "gold"}"#.to_vec()).await;
+    // A new major version: this consumer cannot know what it means, so it refuses it.
+    let newer_version = Uuid::now_v7();
+    publish_body(&c.broker, &c.exchange, newer_version, 2, br#"{"n": 42}"#.to_vec()).await;
+
+    let dead = next_in(&c.broker, &spec.dead_letter_queue()).await;
+    let start = Instant::now();
+    while handler.calls.load(Ordering::SeqCst) < 1 && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.cancel();
+    task.await.unwrap();
+
+    let effects: Vec<(Uuid, i32)> =
+        sqlx::query_as("select message_id, n from stock.test_effects").fetch_all(&c.db.admin).await.unwrap();
+    assert_eq!(effects, vec![(newer_field, 41)], "the v1 event with an extra field was applied, the v2 one not");
+    assert_eq!(dead.delivery.properties.message_id().as_ref().map(|s| s.to_string()), Some(newer_version.to_string()));
+    let reason = last_error(&dead);
+    assert!(reason.contains("version 2 is newer than this consumer understands (1)"), "{reason}");
+    let ch = c.broker.channel().await.unwrap();
+    let more = ch.basic_get(&spec.dead_letter_queue(), BasicGetOptions { no_ack: true }).await.unwrap();
+    assert!(more.is_none(), "only the newer version was dead-lettered");
+    delete_queues(&spec).await;
 }

@@ -9,7 +9,7 @@ use crate::Event;
 /// A sign-up one-time password to e-mail. The code travels in clear inside the platform
 /// (the mailer must put it in the e-mail); the mailer drops the rendered body once sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct OtpRequested {
     pub to: Recipient,
     pub code: String,
@@ -22,7 +22,7 @@ impl Event for OtpRequested {
 
 /// A password reset link to e-mail (single use, expiring).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct PasswordResetRequested {
     pub to: Recipient,
     pub reset_url: String,
@@ -35,7 +35,7 @@ impl Event for PasswordResetRequested {
 
 /// An invitation to join a shop's staff.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct InviteCreated {
     pub to: Recipient,
     pub shop: ShopBrand,
@@ -52,7 +52,7 @@ impl Event for InviteCreated {
 
 /// A new account (shop owner, customer, invited staff, Google sign-in).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct UserRegistered {
     pub user_id: uuid::Uuid,
     pub email: String,
@@ -69,7 +69,7 @@ impl Event for UserRegistered {
 /// A shop was created or its brand changed: what other services show and need (the owner's
 /// address for low-stock mail, the currency and credit policy for orders).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ShopCreated {
     pub shop: ShopBrand,
     pub owner: Recipient,
@@ -85,7 +85,7 @@ impl Event for ShopCreated {
 
 /// A shop membership was added, changed or removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MemberChanged {
     pub shop_id: uuid::Uuid,
     pub user_id: uuid::Uuid,

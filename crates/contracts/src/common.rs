@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 /// How a shop presents itself on e-mails and receipts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ShopBrand {
     pub id: Uuid,
     pub name: String,
@@ -20,7 +20,7 @@ pub struct ShopBrand {
 
 /// A person an e-mail goes to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Recipient {
     pub email: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -4,6 +4,11 @@
 //! the message headers so a consumer can refuse a version it does not understand instead of
 //! misreading it. Adding an optional field keeps the version; anything else bumps it.
 //! Payloads carry everything their consumers need, so no service reads another's tables.
+//!
+//! Forward compatible: payloads accept fields they do not know (no `deny_unknown_fields`
+//! here, unlike HTTP request bodies), so an older consumer reads a newer producer's event
+//! that gained an optional field. Consumers decode with `bus::Incoming::event::<E>()`, which
+//! refuses a newer `VERSION` to the dead-letter queue with the reason.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;

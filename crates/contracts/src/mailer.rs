@@ -8,7 +8,7 @@ use crate::Event;
 /// An e-mail gave up after its last attempt (or had an unusable address). Operators alert
 /// on it; `POST /mailer/emails/:id/resend` retries it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct EmailFailed {
     pub email_id: Uuid,
     pub template: String,

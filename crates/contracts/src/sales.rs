@@ -10,7 +10,7 @@ use crate::Event;
 
 /// Amounts are decimal strings in `currency` ("1250.00").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ReceiptLine {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -27,7 +27,7 @@ pub struct ReceiptLine {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct PaymentLine {
     /// CASH, CARD, BANK or WALLET.
     pub method: String,
@@ -37,7 +37,7 @@ pub struct PaymentLine {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct OrderCompleted {
     pub order_id: Uuid,
     /// The stock reservation the sale commits (stock commits it idempotently on this event
@@ -72,7 +72,7 @@ impl Event for OrderCompleted {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ReturnCompleted {
     pub return_id: Uuid,
     pub order_id: Uuid,
@@ -98,7 +98,7 @@ impl Event for ReturnCompleted {
 
 /// A draft or completed order was cancelled: its reservation is released (if still held).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct OrderCancelled {
     pub order_id: Uuid,
     pub shop_id: Uuid,

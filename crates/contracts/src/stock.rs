@@ -10,7 +10,7 @@ use crate::Event;
 /// A product's available quantity fell to or below its keepingUnits. Carries the shop
 /// owner's address (stock keeps it from auth's shop events) so the mailer needs no lookup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct LevelLow {
     pub shop: ShopBrand,
     pub owner: Recipient,
@@ -29,7 +29,7 @@ impl Event for LevelLow {
 
 /// A product's availability changed (reserve, release, sale, receipt, adjustment).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct LevelChanged {
     pub shop_id: Uuid,
     pub product_id: Uuid,
@@ -45,7 +45,7 @@ impl Event for LevelChanged {
 
 /// One line to reserve: a product and a quantity, or one serialized unit by barcode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ReserveLine {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product_id: Option<Uuid>,
@@ -61,7 +61,7 @@ fn one() -> i64 {
 
 /// Reserve all lines or none (`stock.rpc`, and `POST /stock/reservations`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ReserveRequest {
     /// Chosen by the caller, so a retry is the same reservation.
     pub reservation_id: Uuid,
@@ -72,7 +72,7 @@ pub struct ReserveRequest {
 
 /// A reserved line, priced: what the order service needs without reading stock's tables.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ReservedLine {
     pub product_id: Uuid,
     pub name: String,
@@ -90,7 +90,7 @@ pub struct ReservedLine {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ReservationView {
     pub reservation_id: Uuid,
     pub shop_id: Uuid,
@@ -109,7 +109,7 @@ impl crate::Rpc for ReserveRequest {
 
 /// Stock leaves for good (the sale is booked). Idempotent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct CommitRequest {
     pub reservation_id: Uuid,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,7 +123,7 @@ impl crate::Rpc for CommitRequest {
 
 /// Stock returns to availability. Idempotent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ReleaseRequest {
     pub reservation_id: Uuid,
 }

@@ -2,6 +2,7 @@
 //! audience, issuer; keys cached after the first JWKS fetch).
 //!
 //! Run: `cargo bench -p platform --bench verify` (prints numbers; no timed assertions).
+#![allow(clippy::unwrap_used, reason = "a benchmark stops with the failure")]
 
 use std::time::{Duration, Instant};
 

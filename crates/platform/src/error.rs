@@ -13,28 +13,73 @@ pub struct FieldError {
 }
 
 /// A problem+json body. Build with the constructors; services map their own error enums
-/// into it.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+/// into it. `type` and `title` are derived from `code` and `status` when it is written, so
+/// the value stays small enough to travel in a `Result` by value.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
-    #[serde(rename = "type")]
-    pub type_: String,
-    pub title: String,
     pub status: u16,
     /// Stable machine-readable code, e.g. `STOCK_INSUFFICIENT`.
     pub code: String,
     pub detail: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub errors: Vec<FieldError>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub retry_after_secs: Option<u64>,
+}
+
+/// The body as written (and documented): RFC 9457's members plus ours.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Problem)]
+struct ProblemBody<'a> {
+    /// A URI naming the kind of problem (derived from `code`).
+    #[serde(rename = "type")]
+    type_: String,
+    title: &'a str,
+    status: u16,
+    /// Stable machine-readable code, e.g. `STOCK_INSUFFICIENT`.
+    code: &'a str,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [FieldError],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_secs: Option<u64>,
+}
+
+impl Serialize for Problem {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ProblemBody {
+            type_: format!("https://docs.cashvio.app/problems/{}", self.code.to_ascii_lowercase().replace('_', "-")),
+            title: self.status_code().canonical_reason().unwrap_or("Error"),
+            status: self.status,
+            code: &self.code,
+            detail: &self.detail,
+            errors: &self.errors,
+            retry_after_secs: self.retry_after_secs,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl utoipa::PartialSchema for Problem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <ProblemBody<'static> as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for Problem {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("Problem")
+    }
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        <ProblemBody<'static> as utoipa::ToSchema>::schemas(schemas);
+    }
 }
 
 impl Problem {
     pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
         Self {
-            type_: format!("https://docs.cashvio.app/problems/{}", code.to_ascii_lowercase().replace('_', "-")),
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             code: code.to_owned(),
             detail: detail.into(),

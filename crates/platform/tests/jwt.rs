@@ -1,5 +1,6 @@
 //! The access-token extractor against a real JWKS endpoint: every way a token can be
 //! wrong answers 401 problem+json; shop role checks answer 403.
+#![allow(clippy::unwrap_used, reason = "helpers of a test crate panic with the failure, like its tests")]
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

@@ -2,6 +2,7 @@
 //! a session and refresh token written, an EdDSA access token signed), printed.
 //!
 //! Run: `cargo bench -p cashvio-auth --bench logins`
+#![allow(clippy::unwrap_used, reason = "a benchmark stops with the failure")]
 
 use std::time::{Duration, Instant};
 
@@ -82,8 +83,8 @@ fn main() {
             let window = Duration::from_secs(4);
             let start = Instant::now();
             let mut tasks = Vec::new();
-            for c in 0..clients {
-                let (http, base, email) = (http.clone(), base.clone(), emails[c].clone());
+            for email in emails.iter().take(clients) {
+                let (http, base, email) = (http.clone(), base.clone(), email.clone());
                 tasks.push(tokio::spawn(async move {
                     let mut n = 0u64;
                     while start.elapsed() < window {

@@ -14,10 +14,7 @@ pub struct CustomerProjection;
 #[async_trait::async_trait]
 impl Handler for CustomerProjection {
     async fn handle(&self, conn: &mut PgConnection, msg: &Incoming) -> Result<(), HandlerError> {
-        if msg.message_type != OrderCompleted::TYPE {
-            return Err(HandlerError::Permanent(anyhow::anyhow!("auth does not handle {}", msg.message_type)));
-        }
-        let e: OrderCompleted = msg.json().map_err(|err| HandlerError::Permanent(err.into()))?;
+        let e: OrderCompleted = msg.event()?;
         let Some(customer_id) = e.customer_id else { return Ok(()) }; // walk-in sale
         let (name, email) = e.customer.map(|c| (c.name, Some(c.email))).unwrap_or((None, None));
         sqlx::query(

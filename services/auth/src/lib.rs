@@ -11,6 +11,7 @@ pub mod error;
 pub mod google;
 pub mod http;
 pub mod keys;
+pub mod operator;
 pub mod ratelimit;
 pub mod session;
 pub mod startup;

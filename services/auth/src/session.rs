@@ -16,7 +16,7 @@ use crate::crypto;
 use crate::error::AuthError;
 use crate::keys::KeyStore;
 
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ShopSummary {
     pub id: Uuid,
@@ -52,7 +52,6 @@ pub struct TokenResponse {
     pub user: UserSummary,
 }
 
-#[derive(sqlx::FromRow)]
 struct UserRow {
     user_id: Uuid,
     name: String,
@@ -74,20 +73,22 @@ pub fn parse_role(s: &str) -> Role {
 }
 
 pub async fn user_summary(conn: &mut PgConnection, user_id: Uuid) -> Result<UserSummary, AuthError> {
-    let u: UserRow = sqlx::query_as(
-        "select user_id, name, email, role, status, profile_image, default_shop_id from users where user_id = $1",
+    let u = sqlx::query_as!(
+        UserRow,
+        "select user_id, name, email, role, status, profile_image, default_shop_id from auth.users where user_id = $1",
+        user_id
     )
-    .bind(user_id)
     .fetch_optional(&mut *conn)
     .await?
     .ok_or(AuthError::NotFound("user"))?;
-    let shops: Vec<ShopSummary> = sqlx::query_as(
+    let shops = sqlx::query_as!(
+        ShopSummary,
         "select s.shop_id as id, s.business_name, s.address, s.contact_phone, s.shop_logo, s.shop_banner, m.role
-           from memberships m join shops s using (shop_id)
+           from auth.memberships m join auth.shops s using (shop_id)
           where m.user_id = $1 and m.status = 'ACTIVE'
           order by m.created_at",
+        user_id
     )
-    .bind(user_id)
     .fetch_all(&mut *conn)
     .await?;
     let default_shop =
@@ -127,6 +128,18 @@ fn claims_for(user: &UserSummary, session: Uuid, cfg: &TokenConfig) -> Claims {
     }
 }
 
+/// Stores the hash of a new refresh token of the session (the token itself is never stored).
+async fn insert_refresh_token(conn: &mut PgConnection, token: &str, session_id: Uuid) -> Result<(), AuthError> {
+    sqlx::query!(
+        "insert into auth.refresh_tokens (token_hash, session_id) values ($1, $2)",
+        crypto::digest(token),
+        session_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Starts a session (a new token family) for a user who just proved who they are.
 pub async fn start(
     pool: &PgPool,
@@ -143,23 +156,20 @@ pub async fn start(
     }
     let ttl = if remember_me { cfg.refresh_ttl } else { cfg.refresh_ttl_short };
     let session_id = Uuid::now_v7();
-    sqlx::query(
-        "insert into sessions (session_id, user_id, remember_me, user_agent, expires_at)
+    let user_agent: Option<String> = user_agent.map(|u| u.chars().take(300).collect());
+    sqlx::query!(
+        "insert into auth.sessions (session_id, user_id, remember_me, user_agent, expires_at)
          values ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+        session_id,
+        user_id,
+        remember_me,
+        user_agent,
+        ttl.as_secs_f64()
     )
-    .bind(session_id)
-    .bind(user_id)
-    .bind(remember_me)
-    .bind(user_agent.map(|u| u.chars().take(300).collect::<String>()))
-    .bind(ttl.as_secs_f64())
     .execute(&mut *tx)
     .await?;
     let refresh = crypto::random_token();
-    sqlx::query("insert into refresh_tokens (token_hash, session_id) values ($1, $2)")
-        .bind(crypto::digest(&refresh))
-        .bind(session_id)
-        .execute(&mut *tx)
-        .await?;
+    insert_refresh_token(&mut tx, &refresh, session_id).await?;
     tx.commit().await?;
     let access = keys.sign(&claims_for(&user, session_id, cfg)).await?;
     Ok(TokenResponse {
@@ -171,7 +181,6 @@ pub async fn start(
     })
 }
 
-#[derive(sqlx::FromRow)]
 struct PresentedToken {
     session_id: Uuid,
     used_at: Option<DateTime<Utc>>,
@@ -191,13 +200,14 @@ pub async fn refresh(
     let hash = crypto::digest(presented);
     let mut tx = pool.begin().await?;
     // Lock the session row so two concurrent refreshes of one family serialise.
-    let row: Option<PresentedToken> = sqlx::query_as(
+    let row = sqlx::query_as!(
+        PresentedToken,
         "select t.session_id, t.used_at, s.revoked_at, s.expires_at, s.user_id
-           from refresh_tokens t join sessions s using (session_id)
+           from auth.refresh_tokens t join auth.sessions s using (session_id)
           where t.token_hash = $1
             for update of s",
+        hash
     )
-    .bind(&hash)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else { return Err(AuthError::RefreshInvalid) };
@@ -205,10 +215,10 @@ pub async fn refresh(
         return Err(AuthError::RefreshInvalid);
     }
     if row.used_at.is_some() {
-        sqlx::query(
-            "update sessions set revoked_at = now(), revoked_reason = 'refresh token reused' where session_id = $1",
+        sqlx::query!(
+            "update auth.sessions set revoked_at = now(), revoked_reason = 'refresh token reused' where session_id = $1",
+            row.session_id
         )
-        .bind(row.session_id)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -219,16 +229,11 @@ pub async fn refresh(
     if user.status != "ACTIVE" {
         return Err(AuthError::AccountDisabled);
     }
-    sqlx::query("update refresh_tokens set used_at = now() where token_hash = $1")
-        .bind(&hash)
+    sqlx::query!("update auth.refresh_tokens set used_at = now() where token_hash = $1", hash)
         .execute(&mut *tx)
         .await?;
     let next = crypto::random_token();
-    sqlx::query("insert into refresh_tokens (token_hash, session_id) values ($1, $2)")
-        .bind(crypto::digest(&next))
-        .bind(row.session_id)
-        .execute(&mut *tx)
-        .await?;
+    insert_refresh_token(&mut tx, &next, row.session_id).await?;
     tx.commit().await?;
     let access = keys.sign(&claims_for(&user, row.session_id, cfg)).await?;
     Ok(TokenResponse {
@@ -243,12 +248,12 @@ pub async fn refresh(
 /// Revokes the session a refresh token belongs to. Unknown tokens are ignored (logout is
 /// idempotent).
 pub async fn revoke_by_token(pool: &PgPool, presented: &str) -> Result<(), AuthError> {
-    sqlx::query(
-        "update sessions set revoked_at = now(), revoked_reason = 'logout'
+    sqlx::query!(
+        "update auth.sessions set revoked_at = now(), revoked_reason = 'logout'
           where revoked_at is null
-            and session_id = (select session_id from refresh_tokens where token_hash = $1)",
+            and session_id = (select session_id from auth.refresh_tokens where token_hash = $1)",
+        crypto::digest(presented)
     )
-    .bind(crypto::digest(presented))
     .execute(pool)
     .await?;
     Ok(())
@@ -260,21 +265,24 @@ pub async fn revoke_session(
     session_id: Uuid,
     reason: &str,
 ) -> Result<(), AuthError> {
-    sqlx::query("update sessions set revoked_at = now(), revoked_reason = $3 where session_id = $1 and user_id = $2 and revoked_at is null")
-        .bind(session_id)
-        .bind(user_id)
-        .bind(reason)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "update auth.sessions set revoked_at = now(), revoked_reason = $3
+          where session_id = $1 and user_id = $2 and revoked_at is null",
+        session_id,
+        user_id,
+        reason
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 pub async fn revoke_all(conn: &mut PgConnection, user_id: Uuid, reason: &str) -> Result<u64, AuthError> {
-    Ok(sqlx::query(
-        "update sessions set revoked_at = now(), revoked_reason = $2 where user_id = $1 and revoked_at is null",
+    Ok(sqlx::query!(
+        "update auth.sessions set revoked_at = now(), revoked_reason = $2 where user_id = $1 and revoked_at is null",
+        user_id,
+        reason
     )
-    .bind(user_id)
-    .bind(reason)
     .execute(conn)
     .await?
     .rows_affected())

@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use bus::runtime::{Running, ServiceBase};
-use bus::{Consumer, QueueSpec};
 use platform::shutdown::CancellationToken;
+use service::{Running, ServiceBase};
 
 use crate::consumer::{CustomerProjection, BINDINGS};
 use crate::http::AppState;
@@ -26,17 +25,7 @@ impl Application {
         let keys = KeyStore::new(base.pool.clone());
         // Without a key nothing can sign in: fail at start rather than serve half a service.
         keys.ensure_key().await.map_err(|e| e.context("preparing the signing key"))?;
-        let consumer = Consumer::new(
-            base.pool.clone(),
-            base.broker.clone(),
-            &base.config.amqp_exchange,
-            QueueSpec::new(config.queue.clone(), BINDINGS).with_queue_type(&base.config.amqp_queue_type),
-            Arc::new(CustomerProjection),
-        );
-        if let Err(e) = consumer.declare().await {
-            tracing::warn!(error = %format!("{e:#}"), "could not declare the auth queue yet");
-        }
-        base.task("auth-consumer", move |stop| Box::pin(consumer.run(stop)));
+        base.consume(&config.queue, BINDINGS, CustomerProjection).await;
         let state = AppState {
             pool: base.pool.clone(),
             keys,

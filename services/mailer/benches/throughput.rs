@@ -5,6 +5,7 @@
 //!
 //! Needs the stack's services and stand-ins (`bash stack/standins.sh start`).
 //! Run: `cargo bench -p cashvio-mailer --bench throughput`
+#![allow(clippy::unwrap_used, reason = "a benchmark stops with the failure")]
 
 use std::time::{Duration, Instant};
 

@@ -43,49 +43,38 @@ struct Outgoing {
     attachment: Option<(String, Vec<u8>, String)>,
 }
 
-fn decode<T: serde::de::DeserializeOwned>(msg: &Incoming, supported: u16) -> Result<T, HandlerError> {
-    if msg.version > supported {
-        return Err(HandlerError::Permanent(anyhow::anyhow!(
-            "{} version {} is newer than this mailer understands ({supported})",
-            msg.message_type,
-            msg.version
-        )));
-    }
-    msg.json().map_err(|e| HandlerError::Permanent(anyhow::anyhow!("undecodable {}: {e}", msg.message_type)))
-}
-
 #[async_trait::async_trait]
 impl Handler for EventMailer {
     async fn handle(&self, conn: &mut PgConnection, msg: &Incoming) -> Result<(), HandlerError> {
         let outgoing = match msg.message_type.as_str() {
             OtpRequested::TYPE => {
-                let e: OtpRequested = decode(msg, OtpRequested::VERSION)?;
+                let e: OtpRequested = msg.event()?;
                 let subject = format!("Your Cashvio code: {}", e.code);
                 Some(self.simple(Template::Otp, &e.to, None, subject, &e)?)
             }
             PasswordResetRequested::TYPE => {
-                let e: PasswordResetRequested = decode(msg, PasswordResetRequested::VERSION)?;
+                let e: PasswordResetRequested = msg.event()?;
                 Some(self.simple(Template::PasswordReset, &e.to, None, "Reset your Cashvio password".into(), &e)?)
             }
             InviteCreated::TYPE => {
-                let e: InviteCreated = decode(msg, InviteCreated::VERSION)?;
+                let e: InviteCreated = msg.event()?;
                 let subject = format!("You are invited to join {} on Cashvio", e.shop.name);
                 Some(self.simple(Template::Invite, &e.to, Some(e.shop.id), subject, &e)?)
             }
             LevelLow::TYPE => {
-                let e: LevelLow = decode(msg, LevelLow::VERSION)?;
+                let e: LevelLow = msg.event()?;
                 let subject = format!("Low stock: {} ({} left)", e.product_name, e.available);
                 Some(self.simple(Template::LowStock, &e.owner, Some(e.shop.id), subject, &e)?)
             }
             OrderCompleted::TYPE => {
-                let e: OrderCompleted = decode(msg, OrderCompleted::VERSION)?;
+                let e: OrderCompleted = msg.event()?;
                 match &e.customer {
                     Some(to) => Some(self.receipt(&e, to).await?),
                     None => None, // a walk-in sale without an address: nothing to send
                 }
             }
             ReturnCompleted::TYPE => {
-                let e: ReturnCompleted = decode(msg, ReturnCompleted::VERSION)?;
+                let e: ReturnCompleted = msg.event()?;
                 match &e.customer {
                     Some(to) => Some(self.refund(&e, to).await?),
                     None => None,

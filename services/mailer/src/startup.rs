@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use bus::runtime::{Running, ServiceBase};
-use bus::{Consumer, QueueSpec};
+use bus::QueueSpec;
 use platform::shutdown::CancellationToken;
+use service::{Running, ServiceBase};
 
 use crate::consumer::{EventMailer, BINDINGS};
 use crate::email::sender::Sender;
@@ -32,18 +32,10 @@ impl Application {
         let templates = Arc::new(Templates::new()?);
         let smtp = Arc::new(Smtp::new(config.smtp));
 
-        let mut spec =
-            QueueSpec::new(config.delivery.queue.clone(), BINDINGS).with_queue_type(&base.config.amqp_queue_type);
+        let mut spec = QueueSpec::new(config.delivery.queue.clone(), BINDINGS);
         spec.max_attempts = config.delivery.event_max_attempts;
         spec.retry_delay = config.delivery.event_retry_delay;
-        let handler = Arc::new(EventMailer { templates, storage: storage.clone() });
-        let consumer = Consumer::new(base.pool.clone(), base.broker.clone(), &base.config.amqp_exchange, spec, handler);
-        // Declared now so events published from here on wait in the queue; if the broker is
-        // not up yet, the consumer declares it once it connects.
-        if let Err(e) = consumer.declare().await {
-            tracing::warn!(error = %format!("{e:#}"), "could not declare the mailer queue yet");
-        }
-        base.task("mailer-consumer", move |stop| Box::pin(consumer.run(stop)));
+        base.consume_with(spec, EventMailer { templates, storage: storage.clone() }).await;
         let sender = Sender::new(base.pool.clone(), smtp, config.delivery);
         base.task("mail-sender", move |stop| Box::pin(sender.run(stop)));
 

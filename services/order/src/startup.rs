@@ -1,7 +1,7 @@
 //! Wiring: the shared runtime plus this service's routes and background tasks.
 
-use bus::runtime::{Running, ServiceBase};
 use platform::shutdown::CancellationToken;
+use service::{Running, ServiceBase};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::Config;

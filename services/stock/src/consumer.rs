@@ -18,10 +18,6 @@ pub struct StockEvents {
     pub coordinator: Coordinator,
 }
 
-fn decode<T: serde::de::DeserializeOwned>(msg: &Incoming) -> Result<T, HandlerError> {
-    msg.json().map_err(|e| HandlerError::Permanent(anyhow::anyhow!("undecodable {}: {e}", msg.message_type)))
-}
-
 fn settled(r: Result<impl Sized, StockError>) -> Result<(), HandlerError> {
     match r {
         Ok(_)
@@ -37,7 +33,7 @@ impl Handler for StockEvents {
     async fn handle(&self, conn: &mut PgConnection, msg: &Incoming) -> Result<(), HandlerError> {
         match msg.message_type.as_str() {
             ShopCreated::TYPE => {
-                let e: ShopCreated = decode(msg)?;
+                let e: ShopCreated = msg.event()?;
                 sqlx::query(
                     "insert into shops (shop_id, name, currency, owner_email, owner_name, logo_url) values ($1, $2, $3, $4, $5, $6)
                      on conflict (shop_id) do update set name = excluded.name, currency = excluded.currency,
@@ -55,21 +51,21 @@ impl Handler for StockEvents {
                 Ok(())
             }
             OrderCompleted::TYPE => {
-                let e: OrderCompleted = decode(msg)?;
+                let e: OrderCompleted = msg.event()?;
                 match e.reservation_id {
                     Some(r) => settled(self.coordinator.commit(r, Some(e.order_id)).await),
                     None => Ok(()),
                 }
             }
             OrderCancelled::TYPE => {
-                let e: OrderCancelled = decode(msg)?;
+                let e: OrderCancelled = msg.event()?;
                 match e.reservation_id {
                     Some(r) => settled(self.coordinator.release(r).await),
                     None => Ok(()),
                 }
             }
             ReturnCompleted::TYPE => {
-                let e: ReturnCompleted = decode(msg)?;
+                let e: ReturnCompleted = msg.event()?;
                 if !e.restocked {
                     return Ok(());
                 }

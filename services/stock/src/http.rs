@@ -36,16 +36,9 @@ pub fn acting_shop(user: &AuthUser, named: Option<Uuid>) -> Result<Uuid, Problem
     user.acting_shop(named.map(ShopId)).map(|s| s.0)
 }
 
-/// The shop's currency as stock knows it (from auth's shop events); LKR until known.
-pub async fn currency(pool: &PgPool, shop: Uuid) -> Currency {
-    sqlx::query_scalar::<_, String>("select currency from shops where shop_id = $1")
-        .bind(shop)
-        .fetch_optional(pool)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(Currency::LKR)
+/// The shop's currency as stock knows it (see [`crate::db::shop_currency`]).
+pub async fn currency(pool: &PgPool, shop: Uuid) -> Result<Currency, Problem> {
+    Ok(crate::db::shop_currency(pool, shop).await?)
 }
 
 pub fn unprocessable(field: &str, message: &str) -> Problem {

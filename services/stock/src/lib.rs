@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod consumer;
+pub mod db;
 pub mod http;
 pub mod reservations;
 pub mod rpc;

@@ -34,8 +34,12 @@ pub enum StockError {
     ReservationCommitted,
     #[error("invalid: {0}")]
     Invalid(String),
+    /// Genuine overload: the batch could not be written (and was rolled back); retry.
     #[error("stock is busy; try again")]
     Busy,
+    /// A failure of ours (logged where it happened); nothing was changed.
+    #[error("internal error")]
+    Internal,
 }
 
 impl StockError {
@@ -50,13 +54,14 @@ impl StockError {
             StockError::ReservationCommitted => "RESERVATION_COMMITTED",
             StockError::Invalid(_) => "VALIDATION_FAILED",
             StockError::Busy => "STOCK_BUSY",
+            StockError::Internal => "INTERNAL",
         }
     }
 
     /// Refusals a caller can act on rank before transient ones when several lines fail.
     fn rank(&self) -> u8 {
         match self {
-            StockError::Busy => 0,
+            StockError::Busy | StockError::Internal => 0,
             _ => 1,
         }
     }
@@ -73,9 +78,18 @@ impl From<StockError> for platform::Problem {
             }
             StockError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             StockError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            StockError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         platform::Problem::new(status, e.code(), e.to_string())
     }
+}
+
+/// An internal failure, logged once here with its cause chain and what we were doing; the
+/// caller gets an opaque 500 (`INTERNAL`), never a retryable `STOCK_BUSY`.
+pub(crate) fn internal(doing: &str, e: impl Into<anyhow::Error>) -> StockError {
+    let e = e.into();
+    tracing::error!(error = %format!("{e:#}"), "stock: {doing} failed");
+    StockError::Internal
 }
 
 /// One line an actor holds for a reservation.

@@ -1,11 +1,8 @@
 //! Wiring: the shared runtime plus the reservation registry, its RPC server, the event
 //! consumer and the catalog routes.
 
-use std::sync::Arc;
-
-use bus::runtime::{Running, ServiceBase};
-use bus::{Consumer, QueueSpec, RpcServer};
 use platform::shutdown::CancellationToken;
+use service::{Running, ServiceBase};
 
 use crate::consumer::{StockEvents, BINDINGS};
 use crate::http::AppState;
@@ -27,23 +24,8 @@ impl Application {
         let registry = Registry::start(base.pool.clone(), config.actor_idle, config.actor_call_timeout).await?;
         let coordinator = Coordinator::new(registry.clone());
 
-        let consumer = Consumer::new(
-            base.pool.clone(),
-            base.broker.clone(),
-            &base.config.amqp_exchange,
-            QueueSpec::new(config.queue.clone(), BINDINGS).with_queue_type(&base.config.amqp_queue_type),
-            Arc::new(StockEvents { coordinator: coordinator.clone() }),
-        );
-        if let Err(e) = consumer.declare().await {
-            tracing::warn!(error = %format!("{e:#}"), "could not declare the stock queue yet");
-        }
-        base.task("stock-consumer", move |stop| Box::pin(consumer.run(stop)));
-        let rpc = RpcServer::new(
-            base.broker.clone(),
-            &config.rpc_queue,
-            Arc::new(StockRpc { coordinator: coordinator.clone() }),
-        );
-        base.task("stock-rpc", move |stop| Box::pin(rpc.run(stop)));
+        base.consume(&config.queue, BINDINGS, StockEvents { coordinator: coordinator.clone() }).await;
+        base.serve_rpc(&config.rpc_queue, StockRpc { coordinator: coordinator.clone() });
 
         let state = AppState { pool: base.pool.clone(), registry: registry.clone(), coordinator };
         let running = base.start(crate::http::router(state), BODY_LIMIT).await?;

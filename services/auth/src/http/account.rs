@@ -79,16 +79,17 @@ async fn generate_otp(
         return Err(AuthError::EmailTaken);
     }
     let resend = s.limits.otp_resend_after.as_secs_f64();
-    let wait: Option<f64> = sqlx::query_scalar(
-        "select extract(epoch from (last_sent_at + make_interval(secs => $2) - now()))::float8
-           from otps where email = $1 for update",
+    // Whole seconds left before a resend is allowed (rounded up), if any.
+    let wait = sqlx::query_scalar!(
+        r#"select ceil(extract(epoch from (last_sent_at + make_interval(secs => $2) - now())))::bigint as "wait!"
+             from auth.otps where email = $1 for update"#,
+        key,
+        resend
     )
-    .bind(&key)
-    .bind(resend)
     .fetch_optional(&mut *tx)
     .await?;
-    if let Some(w) = wait.filter(|w| *w > 0.0) {
-        return Err(AuthError::OtpResendTooSoon(w.ceil() as u64));
+    if let Some(w) = wait.and_then(|w| u64::try_from(w).ok()).filter(|w| *w > 0) {
+        return Err(AuthError::OtpResendTooSoon(w));
     }
     let code = crypto::otp_code();
     // A resend replaces the old code and its attempt count: no stale-row lockout.
@@ -362,13 +363,11 @@ async fn login(
     if req.password.len() > 1024 {
         return Err(AuthError::InvalidCredentials);
     }
-    let row: Option<(Uuid, Option<String>, String)> =
-        sqlx::query_as("select user_id, password_hash, status from users where lower(email) = $1")
-            .bind(&key)
-            .fetch_optional(&s.pool)
-            .await?;
+    let row = sqlx::query!("select user_id, password_hash, status from auth.users where lower(email) = $1", key)
+        .fetch_optional(&s.pool)
+        .await?;
     let (user_id, hash, status) = match row {
-        Some((id, hash, status)) => (Some(id), hash, status),
+        Some(r) => (Some(r.user_id), r.password_hash, r.status),
         None => (None, None, String::new()),
     };
     if !crypto::verify_password(req.password, hash).await {

@@ -77,7 +77,9 @@ async fn refused_uploads_store_nothing() {
     let token = app.staff_token(shop);
     let prefix = format!("shops/{shop}/");
     let other_shop = format!("folder=images&shopId={}", ShopId::new());
-    let cases: Vec<(&str, &str, Vec<(&str, Vec<u8>)>, StatusCode, &str)> = vec![
+    // (case, query, files as (name, bytes), expected status, expected code)
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, Vec<u8>)>, StatusCode, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "oversized file",
             "folder=images",

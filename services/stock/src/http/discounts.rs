@@ -67,15 +67,17 @@ fn basis_points(raw: &str) -> Option<i32> {
 }
 
 async fn load(s: &AppState, user: &AuthUser, id: Uuid) -> Result<DiscountView, Problem> {
-    let row: Option<(Uuid, String, Option<String>, DateTime<Utc>, DateTime<Utc>, String, bool)> = sqlx::query_as(
-        "select shop_id, name, description, starts_at, ends_at, status, (status = 'ACTIVE' and starts_at <= now() and now() < ends_at)
-           from discounts where discount_id = $1",
+    let row = sqlx::query!(
+        r#"select shop_id, name, description, starts_at, ends_at, status,
+                  (status = 'ACTIVE' and starts_at <= now() and now() < ends_at) as "active_now!"
+             from stock.discounts where discount_id = $1"#,
+        id
     )
-    .bind(id)
     .fetch_optional(&s.pool)
-    .await?;
+    .await?
+    .ok_or_else(|| Problem::not_found("DISCOUNT_NOT_FOUND", "No such discount."))?;
     let (shop_id, name, description, starts_at, ends_at, status, active_now) =
-        row.ok_or_else(|| Problem::not_found("DISCOUNT_NOT_FOUND", "No such discount."))?;
+        (row.shop_id, row.name, row.description, row.starts_at, row.ends_at, row.status, row.active_now);
     user.require_shop_role(ShopId(shop_id), ShopRole::ShopStaff)
         .map_err(|_| Problem::not_found("DISCOUNT_NOT_FOUND", "No such discount."))?;
     let products: Vec<(Uuid, i32)> = sqlx::query_as(

@@ -195,7 +195,7 @@ async fn create_product(
         "SERIALIZED" => "SERIALIZED",
         _ => return Err(unprocessable("tracking", "SERIALIZED or BULK")),
     };
-    let cur = currency(&s.pool, shop).await;
+    let cur = currency(&s.pool, shop).await?;
     let price = parse_money("sellPrice", req.sell_price.as_deref(), cur)?;
     for (field, v) in [
         ("keepingUnits", req.keeping_units),
@@ -311,7 +311,7 @@ async fn list_products(
         .bind(&search)
         .fetch_one(&s.pool)
         .await?;
-    let cur = currency(&s.pool, shop).await;
+    let cur = currency(&s.pool, shop).await?;
     Ok(Json(Page::new(rows.into_iter().map(|r| view(r, cur)).collect(), page, total)))
 }
 
@@ -325,7 +325,7 @@ async fn get_product(
     Path(id): Path<Uuid>,
 ) -> Result<Json<ProductView>, Problem> {
     let row = load_product(&s, &user, id).await?;
-    let cur = currency(&s.pool, row.shop_id).await;
+    let cur = currency(&s.pool, row.shop_id).await?;
     Ok(Json(view(row, cur)))
 }
 
@@ -346,7 +346,7 @@ async fn update_product(
     if req.shop_id.is_some_and(|sh| sh != row.shop_id) {
         return Err(unprocessable("shopId", "a product cannot move between shops"));
     }
-    let cur = currency(&s.pool, row.shop_id).await;
+    let cur = currency(&s.pool, row.shop_id).await?;
     sqlx::query(
         "update products set name = coalesce($2, name), display_name = coalesce($3, display_name),
                 description = coalesce($4, description), image_urls = coalesce($5, image_urls),
@@ -436,7 +436,7 @@ async fn receive(
     if !(1..=1_000_000).contains(&req.quantity) {
         return Err(unprocessable("quantity", "1 to 1000000"));
     }
-    let cur = currency(&s.pool, row.shop_id).await;
+    let cur = currency(&s.pool, row.shop_id).await?;
     let cost = parse_money("unitCost", req.unit_cost.as_deref(), cur)?;
     let note = trimmed("note", req.note.as_deref(), 500)?;
     let reason = match (req.supplier_id, note) {
@@ -577,7 +577,7 @@ async fn levels(
         .bind(low)
         .fetch_one(&s.pool)
         .await?;
-    let cur = currency(&s.pool, shop).await;
+    let cur = currency(&s.pool, shop).await?;
     Ok(Json(Page::new(rows.into_iter().map(|r| view(r, cur)).collect(), page, total)))
 }
 
@@ -648,7 +648,7 @@ async fn create_item(
     }
     let barcode =
         trimmed("barcode", req.barcode.as_deref(), 64)?.ok_or_else(|| unprocessable("barcode", "required"))?;
-    let cur = currency(&s.pool, row.shop_id).await;
+    let cur = currency(&s.pool, row.shop_id).await?;
     let bought = parse_money("broughtPrice", req.brought_price.as_deref(), cur)?
         .ok_or_else(|| unprocessable("broughtPrice", "required"))?;
     let sell = parse_money("sellPrice", req.sell_price.as_deref(), cur)?
@@ -720,7 +720,7 @@ async fn list_units(
             .await?;
     let total: i64 =
         sqlx::query_scalar("select count(*) from items where product_id = $1").bind(product).fetch_one(&s.pool).await?;
-    let cur = currency(&s.pool, row.shop_id).await;
+    let cur = currency(&s.pool, row.shop_id).await?;
     Ok(Page::new(rows.into_iter().map(|r| item_view(r, cur)).collect(), page, total))
 }
 
@@ -766,7 +766,7 @@ async fn load_item(
         .into_iter()
         .find(|r| user.require_shop_role(ShopId(r.shop_id), ShopRole::ShopStaff).is_ok())
         .ok_or_else(|| Problem::not_found("ITEM_NOT_FOUND", "No such unit."))?;
-    let cur = currency(&s.pool, row.shop_id).await;
+    let cur = currency(&s.pool, row.shop_id).await?;
     Ok((row, cur))
 }
 
@@ -891,7 +891,7 @@ async fn products_with_items(
     .fetch_all(&s.pool)
     .await?;
     let cur = match page.data.first() {
-        Some(p) => currency(&s.pool, p.row.shop_id).await,
+        Some(p) => currency(&s.pool, p.row.shop_id).await?,
         None => Currency::LKR,
     };
     let mut by_product: std::collections::HashMap<Uuid, Vec<ItemView>> = std::collections::HashMap::new();

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -186,6 +187,19 @@ impl State {
     }
 }
 
+/// Whether a return was applied already.
+enum Seen {
+    No,
+    InBatch,
+    Persisted,
+    Failed(StockError),
+}
+
+/// An internal failure of this product's actor (see [`super::internal`]).
+fn internal(state: &State, doing: &str, e: impl Into<anyhow::Error>) -> StockError {
+    super::internal(&format!("{doing} (product {})", state.product_id), e)
+}
+
 /// Arguments: which product, and where it lives.
 pub struct Args {
     pub product_id: Uuid,
@@ -355,18 +369,20 @@ impl Actor for ProductActor {
                     );
                     return Ok(());
                 }
-                if change.kind == "RETURN" {
-                    if let Some(source) = change.source_id {
-                        let seen: bool = sqlx::query_scalar(
-                            "select exists(select 1 from movements where product_id = $1 and kind = 'RETURN' and reservation_id = $2)",
-                        )
-                        .bind(state.product_id)
-                        .bind(source)
-                        .fetch_one(&self.pool)
-                        .await
-                        .unwrap_or(false);
-                        if seen {
+                if let (true, Some(source)) = (change.kind == "RETURN", change.source_id) {
+                    match self.return_seen(state, source, None).await {
+                        Seen::InBatch => {
+                            // The first copy is in the unflushed batch: decide after it lands.
+                            let _ = myself.cast(Msg::Adjust { change, reply });
+                            return Ok(());
+                        }
+                        Seen::Persisted => {
                             log_err(reply.send(Ok(state.level())));
+                            return Ok(());
+                        }
+                        Seen::No => {}
+                        Seen::Failed(e) => {
+                            log_err(reply.send(Err(e)));
                             return Ok(());
                         }
                     }
@@ -398,8 +414,17 @@ impl Actor for ProductActor {
                 None => log_err(reply.send(Err(StockError::UnitNotFound(item_id.to_string())))),
             },
             Msg::ReturnUnit { item_id, return_id, reply } => {
-                state.pending.push(Op::ReturnUnit { item_id, return_id, reply });
-                schedule_flush(&myself, state);
+                match self.return_seen(state, return_id, Some(item_id)).await {
+                    Seen::InBatch => {
+                        let _ = myself.cast(Msg::ReturnUnit { item_id, return_id, reply });
+                    }
+                    Seen::Persisted => log_err(reply.send(Ok(()))),
+                    Seen::Failed(e) => log_err(reply.send(Err(e))),
+                    Seen::No => {
+                        state.pending.push(Op::ReturnUnit { item_id, return_id, reply });
+                        schedule_flush(&myself, state);
+                    }
+                }
             }
             Msg::Reload => {
                 if state.pending.is_empty() {
@@ -572,18 +597,49 @@ impl ProductActor {
         state.pending.push(Op::Release { reservation_id, quantity: h.quantity, items: h.items, expired, reply });
     }
 
+    /// Whether a return (of a bulk quantity, or of one unit) was already applied: a
+    /// redelivered or duplicated return event restocks once. A copy whose twin waits in the
+    /// unflushed batch is asked again after that batch.
+    async fn return_seen(&self, state: &State, return_id: Uuid, item: Option<Uuid>) -> Seen {
+        let in_batch = state.pending.iter().any(|op| match op {
+            Op::Adjust { change, .. } => {
+                item.is_none() && change.kind == "RETURN" && change.source_id == Some(return_id)
+            }
+            Op::ReturnUnit { item_id, return_id: r, .. } => Some(*item_id) == item && *r == return_id,
+            _ => false,
+        });
+        if in_batch {
+            return Seen::InBatch;
+        }
+        let seen = sqlx::query_scalar!(
+            r#"select exists(select 1 from stock.movements
+                              where product_id = $1 and kind = 'RETURN' and reservation_id = $2
+                                and item_id is not distinct from $3) as "seen!""#,
+            state.product_id,
+            return_id,
+            item as Option<Uuid>
+        )
+        .fetch_one(&self.pool)
+        .await;
+        match seen {
+            Ok(true) => Seen::Persisted,
+            Ok(false) => Seen::No,
+            Err(e) => Seen::Failed(internal(state, "checking whether a return was applied", e)),
+        }
+    }
+
     /// The answer for a reservation this actor does not hold (any more).
     async fn settled_answer(&self, state: &State, reservation_id: Uuid, want_commit: bool) -> Result<(), StockError> {
         let status = match state.settled.get(&reservation_id) {
             Some(s) => Some((*s).to_owned()),
-            None => sqlx::query_scalar::<_, String>(
-                "select status from reservation_lines where reservation_id = $1 and product_id = $2 limit 1",
+            None => sqlx::query_scalar!(
+                "select status from stock.reservation_lines where reservation_id = $1 and product_id = $2 limit 1",
+                reservation_id,
+                state.product_id
             )
-            .bind(reservation_id)
-            .bind(state.product_id)
             .fetch_optional(&self.pool)
             .await
-            .map_err(|_| StockError::Busy)?,
+            .map_err(|e| internal(state, "reading a settled reservation", e))?,
         };
         match (status.as_deref(), want_commit) {
             (None, _) => Err(StockError::ReservationNotFound),
@@ -619,6 +675,10 @@ impl ProductActor {
         let ops = std::mem::take(&mut state.pending);
         match self.persist(state, &ops).await {
             Ok(()) => {
+                if ops.iter().any(|op| matches!(op, Op::ReturnUnit { .. })) {
+                    // A returned unit is on sale again: read it back (returns are rare).
+                    let _ = myself.cast(Msg::Reload);
+                }
                 state.available_at_batch_start = state.available();
                 for op in ops {
                     match op {
@@ -668,7 +728,7 @@ impl ProductActor {
     }
 
     async fn persist(&self, state: &State, ops: &[Op]) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.context("starting the batch")?;
         let p = state.product_id;
         let mut on_hand_delta = 0i64;
         let mut reserved_delta = 0i64;
@@ -817,126 +877,154 @@ impl ProductActor {
         } else {
             (0, 0)
         };
-        sqlx::query(
+        // `as _` on the arrays of optional values: the macro infers `uuid[]` as `Vec<Uuid>`,
+        // but these arrays carry nulls.
+        sqlx::query!(
             "with h as (
-                 insert into reservations (reservation_id, shop_id, expires_at)
+                 insert into stock.reservations (reservation_id, shop_id, expires_at)
                  select r, $2, e from unnest($3::uuid[], $4::timestamptz[]) as t(r, e)
                  on conflict (reservation_id) do nothing),
              l as (
-                 insert into reservation_lines (reservation_id, line_no, unit_no, product_id, item_id, quantity, name, unit_price_minor)
+                 insert into stock.reservation_lines (reservation_id, line_no, unit_no, product_id, item_id, quantity, name, unit_price_minor)
                  select r, n, u, $1, i, q, nm, pr
                    from unnest($5::uuid[], $6::int[], $7::int[], $8::uuid[], $9::int[], $10::text[], $11::bigint[])
                      as t(r, n, u, i, q, nm, pr)),
              m as (
-                 insert into movements (shop_id, product_id, kind, on_hand_delta, reserved_delta, item_id, reason, actor_id,
-                                        reservation_id, order_id, unit_cost_minor)
+                 insert into stock.movements (shop_id, product_id, kind, on_hand_delta, reserved_delta, item_id, reason, actor_id,
+                                              reservation_id, order_id, unit_cost_minor)
                  select $2, $1, k, o, rd, i, re, a, rv, od, c
                    from unnest($12::text[], $13::int[], $14::int[], $15::uuid[], $16::text[], $17::uuid[], $18::uuid[],
                                $19::uuid[], $20::bigint[]) as t(k, o, rd, i, re, a, rv, od, c)),
              v as (
-                 update levels set on_hand = on_hand + $21, reserved = reserved + $22, updated_at = now()
+                 update stock.levels set on_hand = on_hand + $21, reserved = reserved + $22, updated_at = now()
                   where product_id = $1 and ($21 <> 0 or $22 <> 0))
-             select 1",
+             select 1 as done",
+            p,
+            state.shop_id,
+            &h_id,
+            &h_exp,
+            &l_res,
+            &l_no,
+            &l_unit,
+            &l_item as _,
+            &l_qty,
+            &l_name,
+            &l_price,
+            &m_kind as _,
+            &m_on,
+            &m_res,
+            &m_item as _,
+            &m_reason as _,
+            &m_actor as _,
+            &m_resv as _,
+            &m_order as _,
+            &m_cost as _,
+            on_delta,
+            res_delta
         )
-        .bind(p)
-        .bind(state.shop_id)
-        .bind(&h_id)
-        .bind(&h_exp)
-        .bind(&l_res)
-        .bind(&l_no)
-        .bind(&l_unit)
-        .bind(&l_item)
-        .bind(&l_qty)
-        .bind(&l_name)
-        .bind(&l_price)
-        .bind(&m_kind)
-        .bind(&m_on)
-        .bind(&m_res)
-        .bind(&m_item)
-        .bind(&m_reason)
-        .bind(&m_actor)
-        .bind(&m_resv)
-        .bind(&m_order)
-        .bind(&m_cost)
-        .bind(on_delta)
-        .bind(res_delta)
-        .execute(&mut *tx)
-        .await?;
+        .fetch_one(&mut *tx)
+        .await
+        .context("writing the batch's reservations, lines, movements and level")?;
         if !hold_items.is_empty() {
-            let n = sqlx::query(
-                "update items i set status = 'RESERVED', reservation_id = t.r
+            let n = sqlx::query!(
+                "update stock.items i set status = 'RESERVED', reservation_id = t.r
                    from unnest($1::uuid[], $2::uuid[]) as t(item, r)
                   where i.item_id = t.item and i.status = 'AVAILABLE'",
+                &hold_items,
+                &hold_by
             )
-            .bind(&hold_items)
-            .bind(&hold_by)
             .execute(&mut *tx)
-            .await?
+            .await
+            .context("holding units")?
             .rows_affected();
             anyhow::ensure!(n == hold_items.len() as u64, "a unit to hold was not available in the database");
         }
         if !free_items.is_empty() {
-            sqlx::query("update items set status = 'AVAILABLE', reservation_id = null where item_id = any($1) and status = 'RESERVED'")
-                .bind(&free_items)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query!(
+                "update stock.items set status = 'AVAILABLE', reservation_id = null
+                  where item_id = any($1) and status = 'RESERVED'",
+                &free_items
+            )
+            .execute(&mut *tx)
+            .await
+            .context("freeing units")?;
         }
         if !sold_items.is_empty() {
-            sqlx::query(
-                "update items i set status = 'SOLD', reservation_id = null, order_id = t.o, sold_at = now()
+            sqlx::query!(
+                "update stock.items i set status = 'SOLD', reservation_id = null, order_id = t.o, sold_at = now()
                    from unnest($1::uuid[], $2::uuid[]) as t(item, o) where i.item_id = t.item",
+                &sold_items,
+                &sold_orders as _
             )
-            .bind(&sold_items)
-            .bind(&sold_orders)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .context("selling units")?;
         }
         if !removed_items.is_empty() {
-            let n = sqlx::query("update items set status = 'REMOVED' where item_id = any($1) and status = 'AVAILABLE'")
-                .bind(&removed_items)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let n = sqlx::query!(
+                "update stock.items set status = 'REMOVED' where item_id = any($1) and status = 'AVAILABLE'",
+                &removed_items
+            )
+            .execute(&mut *tx)
+            .await
+            .context("removing units")?
+            .rows_affected();
             anyhow::ensure!(n == removed_items.len() as u64, "a unit to remove was not available in the database");
         }
         if !returned_items.is_empty() {
-            sqlx::query("update items set status = 'AVAILABLE', order_id = null, sold_at = null where item_id = any($1) and status = 'SOLD'")
-                .bind(&returned_items)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query!(
+                "update stock.items set status = 'AVAILABLE', order_id = null, sold_at = null
+                  where item_id = any($1) and status = 'SOLD'",
+                &returned_items
+            )
+            .execute(&mut *tx)
+            .await
+            .context("returning units")?;
         }
         for (ids, status) in [(&committed, "COMMITTED"), (&released, "RELEASED"), (&expired, "EXPIRED")] {
             if ids.is_empty() {
                 continue;
             }
-            sqlx::query("update reservation_lines set status = $3 where reservation_id = any($1) and product_id = $2 and status = 'HELD'")
-                .bind(ids)
-                .bind(p)
-                .bind(status)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query!(
+                "update stock.reservation_lines set status = $3
+                  where reservation_id = any($1) and product_id = $2 and status = 'HELD'",
+                ids,
+                p,
+                status
+            )
+            .execute(&mut *tx)
+            .await
+            .context("settling reservation lines")?;
             // The header follows once no line of it is held (locked in id order, so two
             // products settling one reservation serialise here and the last one sees all).
-            sqlx::query("select 1 from reservations where reservation_id = any($1) order by reservation_id for update")
-                .bind(ids)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "update reservations r set status = $2, settled_at = now()
-                  where r.reservation_id = any($1) and r.status = 'HELD'
-                    and not exists (select 1 from reservation_lines l where l.reservation_id = r.reservation_id and l.status = 'HELD')",
+            sqlx::query!(
+                "select 1 as locked from stock.reservations where reservation_id = any($1) order by reservation_id for update",
+                ids
             )
-            .bind(ids)
-            .bind(status)
+            .fetch_all(&mut *tx)
+            .await
+            .context("locking reservation headers")?;
+            sqlx::query!(
+                "update stock.reservations r set status = $2, settled_at = now()
+                  where r.reservation_id = any($1) and r.status = 'HELD'
+                    and not exists (select 1 from stock.reservation_lines l
+                                     where l.reservation_id = r.reservation_id and l.status = 'HELD')",
+                ids,
+                status
+            )
             .execute(&mut *tx)
-            .await?;
+            .await
+            .context("settling reservation headers")?;
         }
         for (r, o) in order_of.iter().filter(|(_, o)| o.is_some()) {
-            sqlx::query("update reservations set order_id = coalesce(order_id, $2) where reservation_id = $1")
-                .bind(r)
-                .bind(o)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query!(
+                "update stock.reservations set order_id = coalesce(order_id, $2) where reservation_id = $1",
+                r,
+                *o
+            )
+            .execute(&mut *tx)
+            .await
+            .context("linking the order")?;
         }
         // Events: the new level, and a low-stock notice when availability crossed the
         // product's keepingUnits going down.
@@ -967,11 +1055,14 @@ impl ProductActor {
             && state.available_at_batch_start > state.keeping_units
             && level.available <= state.keeping_units
         {
-            let shop: Option<(String, Option<String>, Option<String>, Option<String>)> =
-                sqlx::query_as("select name, owner_email, owner_name, logo_url from shops where shop_id = $1")
-                    .bind(state.shop_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let shop = sqlx::query!(
+                "select name, owner_email, owner_name, logo_url from stock.shops where shop_id = $1",
+                state.shop_id
+            )
+            .fetch_optional(&mut *tx)
+            .await
+            .context("reading the shop's owner")?
+            .map(|r| (r.name, r.owner_email, r.owner_name, r.logo_url));
             match shop {
                 Some((name, Some(email), owner_name, logo)) => {
                     let event = LevelLow {
@@ -989,7 +1080,7 @@ impl ProductActor {
                 _ => tracing::warn!(shop_id = %state.shop_id, "low stock, but the shop's owner is not known yet"),
             }
         }
-        tx.commit().await?;
+        tx.commit().await.context("committing the batch")?;
         Ok(())
     }
 }
@@ -997,85 +1088,106 @@ impl ProductActor {
 /// Builds a product's state from the rows: the product, its level or available units, the
 /// held reservations and its discounts.
 async fn load(pool: &PgPool, product_id: Uuid) -> anyhow::Result<State> {
-    let row: Option<(Uuid, String, String, Option<i64>, i32, i32, String)> = sqlx::query_as(
-        "select p.shop_id, p.name, p.tracking, p.sell_price_minor, p.warranty_months, p.keeping_units,
-                coalesce(s.currency, 'LKR')
-           from products p left join shops s using (shop_id)
-          where p.product_id = $1 and p.status <> 'DELETED'",
+    let row = sqlx::query!(
+        r#"select p.shop_id, p.name, p.tracking, p.sell_price_minor, p.warranty_months, p.keeping_units,
+                  s.currency as "currency?"
+             from stock.products p left join stock.shops s using (shop_id)
+            where p.product_id = $1 and p.status <> 'DELETED'"#,
+        product_id
     )
-    .bind(product_id)
     .fetch_optional(pool)
-    .await?;
-    let (shop_id, name, tracking, price, warranty, keeping, currency) =
-        row.ok_or_else(|| anyhow::anyhow!("product {product_id} not found"))?;
-    let tracking = if tracking == "SERIALIZED" { Tracking::Serialized } else { Tracking::Bulk };
-    let currency: Currency = currency.parse().unwrap_or(Currency::LKR);
+    .await
+    .context("reading the product")?
+    .ok_or_else(|| anyhow::anyhow!("product {product_id} not found"))?;
+    let (shop_id, name, price, warranty, keeping) =
+        (row.shop_id, row.name, row.sell_price_minor, row.warranty_months, row.keeping_units);
+    let tracking = if row.tracking == "SERIALIZED" { Tracking::Serialized } else { Tracking::Bulk };
+    // A shop not announced by auth yet has the platform default; a code we cannot read is a bug.
+    let currency: Currency = match row.currency {
+        None => Currency::LKR,
+        Some(code) => code.parse().map_err(|_| anyhow::anyhow!("shop {shop_id} has an unknown currency {code:?}"))?,
+    };
     let (on_hand, reserved): (i32, i32) = if tracking == Tracking::Bulk {
-        sqlx::query_as("select on_hand, reserved from levels where product_id = $1")
-            .bind(product_id)
+        sqlx::query!("select on_hand, reserved from stock.levels where product_id = $1", product_id)
             .fetch_optional(pool)
-            .await?
-            .unwrap_or((0, 0))
+            .await
+            .context("reading the level")?
+            .map_or((0, 0), |l| (l.on_hand, l.reserved))
     } else {
         (0, 0)
     };
     let mut units = HashMap::new();
     if tracking == Tracking::Serialized {
-        let rows: Vec<(Uuid, String, i64, Option<i32>, Option<Uuid>)> = sqlx::query_as(
-            "select item_id, barcode, sell_price_minor, warranty_months, reservation_id from items
+        let rows = sqlx::query!(
+            "select item_id, barcode, sell_price_minor, warranty_months, reservation_id from stock.items
               where product_id = $1 and status in ('AVAILABLE', 'RESERVED')",
+            product_id
         )
-        .bind(product_id)
         .fetch_all(pool)
-        .await?;
-        for (id, barcode, price_minor, warranty_months, held_by) in rows {
-            units.insert(id, Unit { barcode, price_minor, warranty_months, held_by });
+        .await
+        .context("reading the units")?;
+        for r in rows {
+            units.insert(
+                r.item_id,
+                Unit {
+                    barcode: r.barcode,
+                    price_minor: r.sell_price_minor,
+                    warranty_months: r.warranty_months,
+                    held_by: r.reservation_id,
+                },
+            );
         }
     }
-    let lines: Vec<(Uuid, i32, i32, i32, Option<Uuid>, String, i64, DateTime<Utc>)> = sqlx::query_as(
+    let lines = sqlx::query!(
         "select l.reservation_id, l.line_no, l.unit_no, l.quantity, l.item_id, l.name, l.unit_price_minor, r.expires_at
-           from reservation_lines l join reservations r using (reservation_id)
+           from stock.reservation_lines l join stock.reservations r using (reservation_id)
           where l.product_id = $1 and l.status = 'HELD'",
+        product_id
     )
-    .bind(product_id)
     .fetch_all(pool)
-    .await?;
+    .await
+    .context("reading the held lines")?;
     let mut holds: HashMap<Uuid, Hold> = HashMap::new();
-    for (rid, line_no, unit_no, qty, item, lname, price_minor, expires_at) in lines {
-        let h = holds.entry(rid).or_insert(Hold {
+    for l in lines {
+        let h = holds.entry(l.reservation_id).or_insert(Hold {
             lines: Vec::new(),
             quantity: 0,
             items: Vec::new(),
-            expires_at,
+            expires_at: l.expires_at,
             timer: None,
             persisted: true,
         });
-        h.quantity += i64::from(qty);
-        if let Some(i) = item {
+        h.quantity += i64::from(l.quantity);
+        if let Some(i) = l.item_id {
             h.items.push(i);
         }
-        let barcode = item.and_then(|i| units.get(&i).map(|u| u.barcode.clone()));
+        let barcode = l.item_id.and_then(|i| units.get(&i).map(|u| u.barcode.clone()));
         h.lines.push(HeldLine {
-            line_no,
-            unit_no,
+            line_no: l.line_no,
+            unit_no: l.unit_no,
             product_id,
-            name: lname,
-            quantity: i64::from(qty),
-            unit_price_minor: price_minor,
-            list_price_minor: price_minor,
-            item_id: item,
+            name: l.name,
+            quantity: i64::from(l.quantity),
+            unit_price_minor: l.unit_price_minor,
+            list_price_minor: l.unit_price_minor,
+            item_id: l.item_id,
             barcode,
             warranty_until: None,
             currency,
         });
     }
-    let discounts: Vec<(i32, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
-        "select dp.basis_points, d.starts_at, d.ends_at from discount_products dp join discounts d using (discount_id)
+    let discounts: Vec<(i64, DateTime<Utc>, DateTime<Utc>)> = sqlx::query!(
+        "select dp.basis_points, d.starts_at, d.ends_at
+           from stock.discount_products dp join stock.discounts d using (discount_id)
           where dp.product_id = $1 and d.status = 'ACTIVE' and d.ends_at > now()",
+        product_id
     )
-    .bind(product_id)
     .fetch_all(pool)
-    .await?;
+    .await
+    .context("reading the discounts")?
+    .into_iter()
+    .map(|d| (i64::from(d.basis_points), d.starts_at, d.ends_at))
+    .collect();
     let mut state = State {
         product_id,
         shop_id,
@@ -1088,7 +1200,7 @@ async fn load(pool: &PgPool, product_id: Uuid) -> anyhow::Result<State> {
         on_hand: i64::from(on_hand),
         reserved: i64::from(reserved),
         units,
-        discounts: discounts.into_iter().map(|(bp, a, b)| (i64::from(bp), a, b)).collect(),
+        discounts,
         holds,
         settled: HashMap::new(),
         pending: Vec::new(),

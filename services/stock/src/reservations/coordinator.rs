@@ -11,7 +11,7 @@ use contracts::stock::{ReservationView, ReserveRequest, ReservedLine};
 use platform::{Currency, Money};
 
 use super::actor::Msg;
-use super::{HeldLine, Registry, StockError, Want};
+use super::{internal, HeldLine, Registry, StockError, Want};
 
 pub const MAX_LINES: usize = 100;
 pub const MAX_TTL_SECS: u32 = 24 * 3600;
@@ -47,12 +47,17 @@ impl Coordinator {
         let units: Vec<(String, Uuid, Uuid)> = if barcodes.is_empty() {
             Vec::new()
         } else {
-            sqlx::query_as("select barcode, item_id, product_id from items where shop_id = $1 and barcode = any($2)")
-                .bind(req.shop_id)
-                .bind(&barcodes)
-                .fetch_all(pool)
-                .await
-                .map_err(|_| StockError::Busy)?
+            sqlx::query!(
+                "select barcode, item_id, product_id from stock.items where shop_id = $1 and barcode = any($2)",
+                req.shop_id,
+                &barcodes
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(|e| internal("resolving barcodes", e))?
+            .into_iter()
+            .map(|r| (r.barcode, r.item_id, r.product_id))
+            .collect()
         };
         let mut by_product: BTreeMap<Uuid, Vec<Want>> = BTreeMap::new();
         for (i, line) in req.lines.iter().enumerate() {
@@ -136,34 +141,28 @@ impl Coordinator {
         held.sort_by_key(|l| (l.line_no, l.unit_no));
         let currency = match held.first() {
             Some(l) => l.currency,
-            None => self.currency(req.shop_id).await,
+            None => self.currency(req.shop_id).await?,
         };
         Ok(view(req.reservation_id, req.shop_id, "HELD", currency, expires_at, &held))
     }
 
-    async fn currency(&self, shop: Uuid) -> Currency {
-        sqlx::query_scalar::<_, String>("select currency from shops where shop_id = $1")
-            .bind(shop)
-            .fetch_optional(self.registry.pool())
-            .await
-            .ok()
-            .flatten()
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(Currency::LKR)
+    async fn currency(&self, shop: Uuid) -> Result<Currency, StockError> {
+        crate::db::shop_currency(self.registry.pool(), shop).await.map_err(|e| internal("reading the currency", e))
     }
 
     /// The shop and products of a reservation.
     async fn parts(&self, reservation_id: Uuid) -> Result<(Uuid, Vec<Uuid>), StockError> {
-        let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
-            "select distinct r.shop_id, l.product_id from reservations r join reservation_lines l using (reservation_id)
+        let rows = sqlx::query!(
+            "select distinct r.shop_id, l.product_id
+               from stock.reservations r join stock.reservation_lines l using (reservation_id)
               where r.reservation_id = $1",
+            reservation_id
         )
-        .bind(reservation_id)
         .fetch_all(self.registry.pool())
         .await
-        .map_err(|_| StockError::Busy)?;
-        let shop = rows.first().map(|r| r.0).ok_or(StockError::ReservationNotFound)?;
-        Ok((shop, rows.into_iter().map(|r| r.1).collect()))
+        .map_err(|e| internal("reading a reservation's products", e))?;
+        let shop = rows.first().map(|r| r.shop_id).ok_or(StockError::ReservationNotFound)?;
+        Ok((shop, rows.into_iter().map(|r| r.product_id).collect()))
     }
 
     pub async fn shop_of(&self, reservation_id: Uuid) -> Result<Uuid, StockError> {
@@ -200,40 +199,42 @@ impl Coordinator {
 
     pub async fn load(&self, reservation_id: Uuid) -> Result<ReservationView, StockError> {
         let pool = self.registry.pool();
-        let head: Option<(Uuid, String, DateTime<Utc>)> =
-            sqlx::query_as("select shop_id, status, expires_at from reservations where reservation_id = $1")
-                .bind(reservation_id)
-                .fetch_optional(pool)
-                .await
-                .map_err(|_| StockError::Busy)?;
-        let (shop, status, expires_at) = head.ok_or(StockError::ReservationNotFound)?;
-        let rows: Vec<(i32, i32, Uuid, String, i32, i64, Option<Uuid>, Option<String>)> = sqlx::query_as(
-            "select l.line_no, l.unit_no, l.product_id, l.name, l.quantity, l.unit_price_minor, l.item_id, i.barcode
-               from reservation_lines l left join items i using (item_id)
-              where l.reservation_id = $1 order by l.line_no, l.unit_no",
+        let head = sqlx::query!(
+            "select shop_id, status, expires_at from stock.reservations where reservation_id = $1",
+            reservation_id
         )
-        .bind(reservation_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| internal("reading a reservation", e))?
+        .ok_or(StockError::ReservationNotFound)?;
+        let rows = sqlx::query!(
+            r#"select l.line_no, l.unit_no, l.product_id, l.name, l.quantity, l.unit_price_minor, l.item_id,
+                      i.barcode as "barcode?"
+                 from stock.reservation_lines l left join stock.items i using (item_id)
+                where l.reservation_id = $1 order by l.line_no, l.unit_no"#,
+            reservation_id
+        )
         .fetch_all(pool)
         .await
-        .map_err(|_| StockError::Busy)?;
-        let currency = self.currency(shop).await;
+        .map_err(|e| internal("reading a reservation's lines", e))?;
+        let currency = self.currency(head.shop_id).await?;
         let held: Vec<HeldLine> = rows
             .into_iter()
-            .map(|(line_no, unit_no, product_id, name, quantity, price, item_id, barcode)| HeldLine {
-                line_no,
-                unit_no,
-                product_id,
-                name,
-                quantity: i64::from(quantity),
-                unit_price_minor: price,
-                list_price_minor: price,
-                item_id,
-                barcode,
+            .map(|l| HeldLine {
+                line_no: l.line_no,
+                unit_no: l.unit_no,
+                product_id: l.product_id,
+                name: l.name,
+                quantity: i64::from(l.quantity),
+                unit_price_minor: l.unit_price_minor,
+                list_price_minor: l.unit_price_minor,
+                item_id: l.item_id,
+                barcode: l.barcode,
                 warranty_until: None,
                 currency,
             })
             .collect();
-        Ok(view(reservation_id, shop, &status, currency, expires_at, &held))
+        Ok(view(reservation_id, head.shop_id, &head.status, currency, head.expires_at, &held))
     }
 }
 

@@ -148,12 +148,12 @@ impl Registry {
             }
             Err(e) => {
                 let exists: bool = sqlx::query_scalar(
-                    "select exists(select 1 from products where product_id = $1 and status <> 'DELETED')",
+                    "select exists(select 1 from stock.products where product_id = $1 and status <> 'DELETED')",
                 )
                 .bind(product)
                 .fetch_one(&self.inner.pool)
                 .await
-                .unwrap_or(true);
+                .map_err(|db| super::internal(&format!("starting the actor of {product} ({e})"), db))?;
                 if exists {
                     tracing::error!(%product, error = %e, "stock actor could not start");
                     Err(StockError::Busy)

@@ -10,6 +10,8 @@ use uuid::Uuid;
 use contracts::common::{Recipient, ShopBrand};
 use contracts::sales::{OrderCancelled, OrderCompleted, ReceiptLine, ReturnCompleted};
 
+use cashvio_stock::reservations::actor::{Adjustment, Msg};
+
 use crate::helpers::spawn_app;
 
 fn order(shop: Uuid, reservation: Uuid) -> OrderCompleted {
@@ -163,4 +165,88 @@ async fn idle_actors_stop_and_come_back_from_the_rows() {
     let (s, r) = app.reserve_http(shop, json!([{"productId": product, "quantity": 5}]), 600).await;
     assert_eq!(s, 201, "a restarted actor rebuilds from the rows: {r}");
     app.assert_consistent(product).await;
+}
+
+/// Copies of one return that reach the product's actor together (a redelivery racing the
+/// original, or two consumers) land in one unflushed batch: the second must not restock
+/// again. Twenty copies at once, bulk and serialized.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_copies_of_a_return_restock_once() {
+    let app = spawn_app().await;
+    let shop = app.seed_shop().await;
+    let t = app.staff(shop);
+
+    // Bulk: 10 received, 4 sold, then the return of 3 arrives 20 times at once.
+    let cable = app.bulk_product(shop, "Cable", "500.00", 10).await;
+    let (_, r) = app.reserve_http(shop, json!([{"productId": cable, "quantity": 4}]), 600).await;
+    let (s, _) = app
+        .call("POST", &format!("/reservations/{}/commit", r["reservationId"].as_str().unwrap()), None, Some(&t))
+        .await;
+    assert_eq!(s, 200);
+    let return_id = Uuid::new_v4();
+    let copies = (0..20).map(|_| {
+        let registry = app.registry.clone();
+        async move {
+            let change = Adjustment {
+                delta: 3,
+                kind: "RETURN",
+                reason: Some("return".into()),
+                actor_id: None,
+                unit_cost_minor: None,
+                source_id: Some(return_id),
+            };
+            registry.ask(cable, |reply| Msg::Adjust { change: change.clone(), reply }).await
+        }
+    });
+    for answer in futures::future::join_all(copies).await {
+        answer.expect("every copy is answered");
+    }
+    assert_eq!(app.assert_consistent(cable).await, (9, 0), "6 left after the sale, 3 back once");
+    let returns: i64 =
+        sqlx::query_scalar("select count(*) from stock.movements where product_id = $1 and kind = 'RETURN'")
+            .bind(cable)
+            .fetch_one(&app.db.admin)
+            .await
+            .unwrap();
+    assert_eq!(returns, 1);
+
+    // Serialized: one unit sold, its return arrives 20 times at once; it is on sale again.
+    let (_, p) = app
+        .call("POST", "/products", Some(json!({"shopId": shop, "name": "Phone", "tracking": "SERIALIZED"})), Some(&t))
+        .await;
+    let phone: Uuid = serde_json::from_value(p["id"].clone()).unwrap();
+    let (s, item) = app
+        .call(
+            "POST",
+            "/items",
+            Some(json!({"productId": phone, "barcode": "IMEI-R1", "broughtPrice": "100.00", "sellPrice": "150.00"})),
+            Some(&t),
+        )
+        .await;
+    assert_eq!(s, 201, "{item}");
+    let item_id: Uuid = serde_json::from_value(item["id"].clone()).unwrap();
+    let (_, r) = app.reserve_http(shop, json!([{"barcode": "IMEI-R1"}]), 600).await;
+    let (s, _) = app
+        .call("POST", &format!("/reservations/{}/commit", r["reservationId"].as_str().unwrap()), None, Some(&t))
+        .await;
+    assert_eq!(s, 200);
+    let return_id = Uuid::new_v4();
+    let copies = (0..20).map(|_| {
+        let registry = app.registry.clone();
+        async move { registry.ask(phone, |reply| Msg::ReturnUnit { item_id, return_id, reply }).await }
+    });
+    for answer in futures::future::join_all(copies).await {
+        answer.expect("every copy is answered");
+    }
+    let (status, returns): (String, i64) = sqlx::query_as(
+        "select i.status, (select count(*) from stock.movements m where m.item_id = i.item_id and m.kind = 'RETURN')
+           from stock.items i where i.item_id = $1",
+    )
+    .bind(item_id)
+    .fetch_one(&app.db.admin)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), returns), ("AVAILABLE", 1), "back in stock once");
+    let (s, again) = app.reserve_http(shop, json!([{"barcode": "IMEI-R1"}]), 600).await;
+    assert_eq!(s, 201, "the returned unit can be sold again: {again}");
 }

@@ -25,6 +25,8 @@ pub struct TestApp {
     pub rpc: bus::RpcClient,
     pub http: reqwest::Client,
     pub exchange: String,
+    /// The service's actor registry, to send actors messages as its handlers do.
+    pub registry: cashvio_stock::reservations::Registry,
 }
 
 pub fn config(db: &TestDb, jwks: &JwksServer) -> Config {
@@ -48,10 +50,11 @@ pub async fn spawn_app() -> TestApp {
     let app = Application::build(config).await.expect("service builds");
     let base_url = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();
+    let registry = app.registry().clone();
     tokio::spawn(app.run_until_stopped());
     let rpc = bus::RpcClient::new(bus::Broker::new(&testkit::amqp_url(), "stock-test-rpc"));
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
-    TestApp { base_url, db, jwks, key, shutdown, rpc_queue, rpc, http, exchange }
+    TestApp { base_url, db, jwks, key, shutdown, rpc_queue, rpc, http, exchange, registry }
 }
 
 impl TestApp {
@@ -147,19 +150,15 @@ impl TestApp {
     /// The SQL invariants: on_hand and reserved never negative, reserved <= on_hand (the
     /// constraints), reserved equals the held lines, and the ledger adds up to the level.
     pub async fn assert_consistent(&self, product: Uuid) -> (i64, i64) {
-        let (on_hand, reserved): (i32, i32) =
-            sqlx::query_as("select on_hand, reserved from stock.levels where product_id = $1")
-                .bind(product)
-                .fetch_one(&self.db.admin)
-                .await
-                .unwrap();
-        let held: i64 = sqlx::query_scalar("select coalesce(sum(quantity), 0)::bigint from stock.reservation_lines where product_id = $1 and status = 'HELD'")
-            .bind(product)
-            .fetch_one(&self.db.admin)
-            .await
-            .unwrap();
-        let (ledger_on, ledger_res): (i64, i64) = sqlx::query_as(
-            "select coalesce(sum(on_hand_delta), 0)::bigint, coalesce(sum(reserved_delta), 0)::bigint from stock.movements where product_id = $1",
+        // One statement, so one snapshot: the actor's batch commits the level, the lines and
+        // the ledger together, and separate reads could see one side of that commit only.
+        let (on_hand, reserved, held, ledger_on, ledger_res): (i32, i32, i64, i64, i64) = sqlx::query_as(
+            "select l.on_hand, l.reserved,
+                    (select coalesce(sum(quantity), 0)::bigint from stock.reservation_lines
+                      where product_id = $1 and status = 'HELD'),
+                    (select coalesce(sum(on_hand_delta), 0)::bigint from stock.movements where product_id = $1),
+                    (select coalesce(sum(reserved_delta), 0)::bigint from stock.movements where product_id = $1)
+               from stock.levels l where l.product_id = $1",
         )
         .bind(product)
         .fetch_one(&self.db.admin)

@@ -1,4 +1,5 @@
 //! The stock service through HTTP and RPC against the real PostgreSQL and RabbitMQ.
+#![allow(clippy::unwrap_used, reason = "helpers of a test crate panic with the failure, like its tests")]
 
 mod catalog;
 mod crash;

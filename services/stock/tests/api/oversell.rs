@@ -19,7 +19,7 @@ async fn attempt(
     lines: serde_json::Value,
     ttl: u32,
 ) -> Result<serde_json::Value, String> {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         app.reserve_rpc(shop, lines, ttl).await
     } else {
         let (status, body) = app.reserve_http(shop, lines, ttl).await;

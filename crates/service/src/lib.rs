@@ -1,6 +1,14 @@
-//! The common service runtime: the pool, the broker, the token verifier, the HTTP shell and
-//! background tasks (outbox relay, consumers, RPC servers) under one shutdown token. Each
-//! service's `Application` is a thin layer over it.
+//! The runtime every service runs in: the pool, the broker, the token verifier, the HTTP
+//! shell and background tasks (outbox relay, event consumers, RPC servers) under one
+//! shutdown token. A service's `startup.rs` reads as a list of what it runs:
+//!
+//! ```ignore
+//! let mut base = ServiceBase::new(config.common)?;
+//! base.consume(&config.queue, consumer::BINDINGS, StockEvents { .. }).await;
+//! base.serve_rpc(&config.rpc_queue, StockRpc { .. });
+//! base.task("sweeper", |stop| Box::pin(sweeper.run(stop)));
+//! let running = base.start(http::router(state), BODY_LIMIT).await?;
+//! ```
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +24,7 @@ use platform::config::CommonConfig;
 use platform::http::{Readiness, Server, Shell};
 use platform::metrics::Metrics;
 
-use crate::{Broker, OutboxRelay};
+use bus::{Broker, Consumer, Handler, OutboxRelay, QueueSpec, RpcHandler, RpcServer};
 
 type Task = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
 
@@ -52,6 +60,33 @@ impl ServiceBase {
     /// Adds a background task that runs until the shutdown token is cancelled.
     pub fn task(&mut self, name: &str, f: impl FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send + 'static) {
         self.tasks.push((name.to_owned(), Box::new(f)));
+    }
+
+    /// Consumes the events routed by `bindings` into `queue` (with its retry queue and DLQ),
+    /// each handled in a transaction with the inbox, until shutdown.
+    pub async fn consume(&mut self, queue: &str, bindings: &[&str], handler: impl Handler) {
+        self.consume_with(QueueSpec::new(queue.to_owned(), bindings), handler).await;
+    }
+
+    /// [`ServiceBase::consume`] with a tuned spec (attempts, retry delay, prefetch). The queue
+    /// type is the deployment's (`AMQP_QUEUE_TYPE`).
+    pub async fn consume_with(&mut self, spec: QueueSpec, handler: impl Handler) {
+        let spec = spec.with_queue_type(&self.config.amqp_queue_type);
+        let name = spec.name.clone();
+        let consumer =
+            Consumer::new(self.pool.clone(), self.broker.clone(), &self.config.amqp_exchange, spec, Arc::new(handler));
+        // Declared now, so events published from here on wait in the queue; if the broker is
+        // not up yet, the consumer declares it once it connects.
+        if let Err(e) = consumer.declare().await {
+            tracing::warn!(queue = %name, error = %format!("{e:#}"), "could not declare the queue yet");
+        }
+        self.task(&format!("consumer {name}"), move |stop| Box::pin(consumer.run(stop)));
+    }
+
+    /// Answers the RPC requests sent to `queue` until shutdown.
+    pub fn serve_rpc(&mut self, queue: &str, handler: impl RpcHandler) {
+        let server = RpcServer::new(self.broker.clone(), queue, Arc::new(handler));
+        self.task(&format!("rpc {queue}"), move |stop| Box::pin(server.run(stop)));
     }
 
     /// Binds the HTTP listener (port 0 in tests) with the service's routes.
