@@ -21,6 +21,11 @@ for s in "${SERVICES[@]}"; do
     fi
   done
 done
+# Metrics are not public: Prometheus scrapes the services directly.
+for s in "${SERVICES[@]}"; do
+  got="$(curl -sS -o /dev/null -w '%{http_code} %{content_type}' "http://127.0.0.1:$NGINX_PORT/$s/metrics")"
+  if [[ "$got" == "404 application/problem+json" ]]; then echo "ok: /$s/metrics not public"; else echo "FAILED: /$s/metrics answered $got"; failed=1; fi
+done
 # The README walkthrough, end to end through nginx.
 if bash "$ROOT/stack/walkthrough.sh"; then echo "ok: walkthrough"; else echo "FAILED: walkthrough"; failed=1; fi
 
@@ -47,5 +52,5 @@ if [[ $was_up -eq 0 ]]; then
   done
   [[ $failed -eq 0 ]] && echo "ok: nothing of the stack listens after make down"
 fi
-total=$((2 * ${#SERVICES[@]} + 5))
+total=$((3 * ${#SERVICES[@]} + 5))
 if [[ $failed -eq 0 ]]; then echo "smoke: $total passed, 0 failed"; else echo "smoke: failed"; exit 1; fi

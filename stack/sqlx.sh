@@ -7,10 +7,10 @@
 #   stack/sqlx.sh check     CI: fails when .sqlx/ does not match the queries and migrations
 #
 # Both first (re)create the check database `cashvio_sqlx` from migrations/. Its connection's
-# search_path is `bus_template`, a schema holding only copies of the per-service outbox and
-# inbox tables: the bus's queries name those unqualified (they run in each service's own
-# schema), and any other unqualified table fails to compile, so service queries name
-# their schema.
+# search_path is `bus_template`, a schema holding only copies of the tables every service
+# schema has (outbox, inbox, the access projection): the shared crates name those
+# unqualified (they run in each service's own schema), and any other unqualified table
+# fails to compile, so service queries name their schema.
 set -euo pipefail
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -32,6 +32,9 @@ psql -h 127.0.0.1 -U postgres -d "$DB" -q <<'SQL' >/dev/null
 create schema bus_template;
 create table bus_template.outbox (like sales.outbox including all);
 create table bus_template.inbox (like sales.inbox including all);
+create table bus_template.access_members (like sales.access_members including all);
+create table bus_template.access_users (like sales.access_users including all);
+create table bus_template.access_revoked_sessions (like sales.access_revoked_sessions including all);
 SQL
 
 case "${1:-}" in

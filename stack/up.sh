@@ -64,7 +64,7 @@ done
 cat <<MSG
 
   Cashvio is up:            $base
-    auth    $base/auth/      (health, ready, metrics, openapi.json)
+    auth    $base/auth/      (health, ready, openapi.json; metrics on the service's own port)
     stock   $base/stock/
     order   $base/order/
     mailer  $base/mailer/

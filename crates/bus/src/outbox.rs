@@ -164,6 +164,7 @@ impl OutboxRelay {
 
     /// Claims a batch, publishes it, waits for the confirms, marks the confirmed rows.
     /// Returns how many rows were published.
+    #[tracing::instrument(skip_all, fields(schema = %self.schema))]
     async fn publish_batch(&self, ch: &lapin::Channel) -> anyhow::Result<usize> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query_as!(

@@ -100,3 +100,33 @@ impl Event for MemberChanged {
     const TYPE: &'static str = "auth.member.changed";
     const VERSION: u16 = 1;
 }
+
+/// A session (a refresh-token family) ended: logout, logout everywhere, a reused refresh
+/// token, a password reset, a suspended or deleted account. Every service refuses the
+/// session's access tokens from then on, without waiting for them to expire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionRevoked {
+    pub session_id: uuid::Uuid,
+    pub user_id: uuid::Uuid,
+    pub reason: String,
+    pub revoked_at: DateTime<Utc>,
+}
+impl Event for SessionRevoked {
+    const TYPE: &'static str = "auth.session.revoked";
+    const VERSION: u16 = 1;
+}
+
+/// A user's account status changed: ACTIVE, INACTIVE, SUSPENDED or DELETED. Only an ACTIVE
+/// account's tokens are honoured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserChanged {
+    pub user_id: uuid::Uuid,
+    pub status: String,
+    pub changed_at: DateTime<Utc>,
+}
+impl Event for UserChanged {
+    const TYPE: &'static str = "auth.user.changed";
+    const VERSION: u16 = 1;
+}

@@ -1,6 +1,12 @@
 //! Verifying access tokens: JWTs signed by the auth service with an asymmetric key and
 //! checked here against its JWKS (fetched, cached, re-fetched when a token names a key
 //! id we have not seen). [`AuthUser`] is the axum extractor handlers take.
+//!
+//! A token says who the caller is (`sub`, `sid`), not what they may do: the extractor asks
+//! the service's [`AccessSource`] whether the session and the account are still good and
+//! which shops the caller belongs to, with which role. Auth answers from its own tables;
+//! every other service from its projection of auth's events (the `service` crate). So a
+//! suspended member, a logout or a deleted account stops working everywhere at once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -185,24 +191,59 @@ impl JwtVerifier {
     }
 }
 
+/// What a caller may do now: their shops and their role in each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    pub shops: HashMap<ShopId, ShopRole>,
+}
+
+/// Where a service learns whether a caller's session and account are still good and which
+/// shops they belong to. Never the token's claims.
+#[async_trait::async_trait]
+pub trait AccessSource: Send + Sync + 'static {
+    /// The caller's access; a 401 problem for a revoked session
+    /// ([`AccessDenied::SessionRevoked`]) or an account that is not active. `pending` are
+    /// the shops the token named when it was issued: never a grant, only a hint that a
+    /// membership may still be on its way to a projection (a token issued right after the
+    /// shop was created), worth a short wait for.
+    async fn access(&self, user: UserId, session: Option<uuid::Uuid>, pending: &[ShopId]) -> Result<Access, Problem>;
+}
+
+/// Why a verified token is no longer honoured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessDenied {
+    SessionRevoked,
+    AccountDisabled,
+}
+
+impl From<AccessDenied> for Problem {
+    fn from(d: AccessDenied) -> Self {
+        match d {
+            AccessDenied::SessionRevoked => {
+                Problem::unauthorized("AUTH_SESSION_REVOKED", "This session has ended; sign in again.")
+            }
+            AccessDenied::AccountDisabled => {
+                Problem::unauthorized("AUTH_ACCOUNT_DISABLED", "This account is suspended or deleted.")
+            }
+        }
+    }
+}
+
 /// The authenticated caller. Taking it as a handler argument makes the route require a
-/// valid `Authorization: Bearer` access token (401 problem+json otherwise).
+/// valid `Authorization: Bearer` access token of a live session (401 problem+json
+/// otherwise); `shops` comes from the service's [`AccessSource`].
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     pub user_id: UserId,
     pub role: Role,
     pub shops: HashMap<ShopId, ShopRole>,
-    pub session_id: Option<String>,
+    pub session_id: Option<uuid::Uuid>,
 }
 
 impl AuthUser {
-    pub fn from_claims(c: Claims) -> Self {
-        Self {
-            user_id: c.sub,
-            role: c.role,
-            shops: c.shops.into_iter().map(|s| (s.id, s.role)).collect(),
-            session_id: c.sid,
-        }
+    /// The caller as the token names them, with what `access` says they may do.
+    pub fn new(claims: &Claims, session_id: Option<uuid::Uuid>, access: Access) -> Self {
+        Self { user_id: claims.sub, role: claims.role, shops: access.shops, session_id }
     }
 
     pub fn is_platform_admin(&self) -> bool {
@@ -278,6 +319,19 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
             tracing::debug!(error = %e, "token refused");
             Problem::from(e)
         })?;
-        Ok(AuthUser::from_claims(claims))
+        let session = match claims.sid.as_deref() {
+            None => None,
+            Some(sid) => {
+                Some(uuid::Uuid::parse_str(sid).map_err(|_| Problem::from(TokenError::Invalid("sid".into())))?)
+            }
+        };
+        let source = parts
+            .extensions
+            .get::<Arc<dyn AccessSource>>()
+            .cloned()
+            .ok_or_else(|| Problem::internal(&anyhow::anyhow!("AccessSource extension missing")))?;
+        let named: Vec<ShopId> = claims.shops.iter().map(|s| s.id).collect();
+        let access = source.access(claims.sub, session, &named).await?;
+        Ok(AuthUser::new(&claims, session, access))
     }
 }

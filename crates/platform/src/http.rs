@@ -75,6 +75,8 @@ pub struct Shell {
     pub metrics: Metrics,
     pub readiness: Readiness,
     pub verifier: Arc<JwtVerifier>,
+    /// Who may do what (see [`crate::auth::AccessSource`]).
+    pub access: Arc<dyn crate::auth::AccessSource>,
     /// Request body limit in bytes (nginx enforces the same in front).
     pub body_limit: usize,
 }
@@ -141,6 +143,7 @@ pub fn router(api: OpenApiRouter, shell: Shell) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(shell.metrics.clone(), crate::metrics::track))
         .layer(Extension(shell.verifier))
+        .layer(Extension(shell.access))
         .layer(Extension(shell.readiness))
         .layer(Extension(shell.metrics))
         .layer(axum::extract::DefaultBodyLimit::max(shell.body_limit))

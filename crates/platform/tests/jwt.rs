@@ -1,5 +1,6 @@
 //! The access-token extractor against a real JWKS endpoint: every way a token can be
-//! wrong answers 401 problem+json; shop role checks answer 403.
+//! wrong answers 401 problem+json; shop role checks answer 403 and come from the service's
+//! access source, never from the token's claims; a revoked session or disabled account is 401.
 #![allow(clippy::unwrap_used, reason = "helpers of a test crate panic with the failure, like its tests")]
 
 use axum::body::Body;
@@ -7,12 +8,45 @@ use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
 use utoipa_axum::router::OpenApiRouter;
 
-use platform::auth::{AuthUser, JwtVerifier, Role, ShopRole};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use platform::auth::{Access, AccessDenied, AccessSource, AuthUser, Claims, JwtVerifier, Role, ShopRole};
 use platform::http::{Path, Readiness, Shell};
 use platform::ids::ShopId;
+use platform::ids::UserId;
 use platform::metrics::Metrics;
 use platform::Problem;
 use testkit::jwt::{claims, JwksServer, SigningKey};
+
+/// The test's stand-in for a service's projection: memberships granted by the test, and
+/// sessions it revoked.
+#[derive(Default)]
+struct Grants {
+    shops: HashMap<UserId, HashMap<ShopId, ShopRole>>,
+    revoked: HashSet<uuid::Uuid>,
+}
+static GRANTS: LazyLock<Mutex<Grants>> = LazyLock::new(Mutex::default);
+
+struct TestAccess;
+
+#[async_trait::async_trait]
+impl AccessSource for TestAccess {
+    async fn access(&self, user: UserId, session: Option<uuid::Uuid>, _: &[ShopId]) -> Result<Access, Problem> {
+        let g = GRANTS.lock().unwrap();
+        if session.is_some_and(|s| g.revoked.contains(&s)) {
+            return Err(AccessDenied::SessionRevoked.into());
+        }
+        Ok(Access { shops: g.shops.get(&user).cloned().unwrap_or_default() })
+    }
+}
+
+/// Claims whose shops are also granted in the access source.
+fn member(role: Role, shops: &[(ShopId, ShopRole)]) -> Claims {
+    let c = claims(role, shops, 600);
+    GRANTS.lock().unwrap().shops.insert(c.sub, shops.iter().copied().collect());
+    c
+}
 
 async fn me(user: AuthUser) -> String {
     user.user_id.to_string()
@@ -40,6 +74,7 @@ fn app(jwks: &JwksServer) -> axum::Router {
             metrics: Metrics::new("test"),
             readiness: Readiness::default(),
             verifier: JwtVerifier::new(jwks.config()),
+            access: Arc::new(TestAccess),
             body_limit: 1 << 20,
         },
     )
@@ -132,9 +167,11 @@ async fn shop_roles_are_checked_per_shop() {
     let jwks = JwksServer::start(&[&key]).await;
     let app = app(&jwks);
     let (shop_a, shop_b) = (ShopId::new(), ShopId::new());
-    let owner_a = key.sign(&claims(Role::ShopOwner, &[(shop_a, ShopRole::ShopOwner)], 600));
-    let staff_a = key.sign(&claims(Role::ShopStaff, &[(shop_a, ShopRole::ShopStaff)], 600));
-    let admin = key.sign(&claims(Role::Admin, &[], 600));
+    let owner_a = key.sign(&member(Role::ShopOwner, &[(shop_a, ShopRole::ShopOwner)]));
+    let staff_a = key.sign(&member(Role::ShopStaff, &[(shop_a, ShopRole::ShopStaff)]));
+    let admin = key.sign(&member(Role::Admin, &[]));
+    // The claims say owner of A, the access source knows nothing of it: no access.
+    let claims_only = key.sign(&claims(Role::ShopOwner, &[(shop_a, ShopRole::ShopOwner)], 600));
 
     let cases = [
         ("owner A -> owner route A", &owner_a, shop_a, "owner", StatusCode::OK, ""),
@@ -144,6 +181,7 @@ async fn shop_roles_are_checked_per_shop() {
         ("owner A -> owner route B", &owner_a, shop_b, "owner", StatusCode::FORBIDDEN, "SHOP_ACCESS_DENIED"),
         ("staff A -> staff route B", &staff_a, shop_b, "staff", StatusCode::FORBIDDEN, "SHOP_ACCESS_DENIED"),
         ("admin -> staff route A", &admin, shop_a, "staff", StatusCode::FORBIDDEN, "SHOP_ACCESS_DENIED"),
+        ("claims only -> staff route A", &claims_only, shop_a, "staff", StatusCode::FORBIDDEN, "SHOP_ACCESS_DENIED"),
     ];
     for (name, token, shop, route, status, code) in cases {
         let (got, ctype, body) = call(&app, &format!("/shops/{shop}/{route}"), Some(token)).await;
@@ -182,4 +220,24 @@ async fn shell_endpoints_answer() {
     assert!(text.contains("route=\"/health\""), "{text}");
     assert!(text.contains("route=\"<unmatched>\""), "{text}");
     assert!(text.contains("cashvio_http_request_duration_seconds_bucket"), "{text}");
+}
+
+#[tokio::test]
+async fn a_revoked_session_is_401_whatever_the_token_says() {
+    let key = SigningKey::generate("k1");
+    let jwks = JwksServer::start(&[&key]).await;
+    let app = app(&jwks);
+    let mut c = member(Role::ShopOwner, &[]);
+    let session = uuid::Uuid::new_v4();
+    c.sid = Some(session.to_string());
+    let token = key.sign(&c);
+    let (status, _, _) = call(&app, "/me", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    GRANTS.lock().unwrap().revoked.insert(session);
+    let (status, ctype, body) = call(&app, "/me", Some(&token)).await;
+    assert_eq!((status, ctype.as_str()), (StatusCode::UNAUTHORIZED, "application/problem+json"));
+    assert_eq!(body["code"], "AUTH_SESSION_REVOKED");
+    c.sid = Some("not-a-uuid".into());
+    let (status, _, body) = call(&app, "/me", Some(&key.sign(&c))).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("AUTH_INVALID_TOKEN")));
 }

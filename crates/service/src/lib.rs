@@ -4,6 +4,7 @@
 //!
 //! ```ignore
 //! let mut base = ServiceBase::new(config.common)?;
+//! base.project_access(&config.queue);     // who may do what, from auth's events
 //! base.consume(&config.queue, consumer::BINDINGS, StockEvents { .. }).await;
 //! base.serve_rpc(&config.rpc_queue, StockRpc { .. });
 //! base.task("sweeper", |stop| Box::pin(sweeper.run(stop)));
@@ -19,12 +20,16 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use utoipa_axum::router::OpenApiRouter;
 
-use platform::auth::JwtVerifier;
+use platform::auth::{AccessSource, JwtVerifier};
 use platform::config::CommonConfig;
 use platform::http::{Readiness, Server, Shell};
 use platform::metrics::Metrics;
 
 use bus::{Broker, Consumer, Handler, OutboxRelay, QueueSpec, RpcHandler, RpcServer};
+
+pub mod access;
+
+pub use access::ProjectedAccess;
 
 type Task = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
 
@@ -36,6 +41,20 @@ pub struct ServiceBase {
     pub metrics: Metrics,
     pub verifier: Arc<JwtVerifier>,
     tasks: Vec<(String, Task)>,
+    access: Option<Arc<dyn AccessSource>>,
+    /// The projection and the queue its events arrive on, until a consumer of that queue
+    /// has taken them.
+    projection: Option<(String, Arc<ProjectedAccess>)>,
+}
+
+/// A consumer with nothing of its own to handle (a service that only projects access).
+struct NoEvents;
+
+#[async_trait::async_trait]
+impl Handler for NoEvents {
+    async fn handle(&self, _: &mut sqlx::PgConnection, msg: &bus::Incoming) -> Result<(), bus::HandlerError> {
+        Err(bus::HandlerError::Permanent(anyhow::anyhow!("not bound to {}", msg.message_type)))
+    }
 }
 
 impl ServiceBase {
@@ -46,7 +65,8 @@ impl ServiceBase {
         let broker = Broker::new(&config.amqp_url, &format!("cashvio-{}", config.service));
         let metrics = Metrics::new(config.service);
         let verifier = JwtVerifier::new(config.jwt.clone());
-        let mut base = Self { config, pool, broker, metrics, verifier, tasks: Vec::new() };
+        let mut base =
+            Self { config, pool, broker, metrics, verifier, tasks: Vec::new(), access: None, projection: None };
         let relay = OutboxRelay::new(
             base.pool.clone(),
             base.broker.clone(),
@@ -62,6 +82,20 @@ impl ServiceBase {
         self.tasks.push((name.to_owned(), Box::new(f)));
     }
 
+    /// Authorizes requests with `source` (auth, which owns the memberships and sessions).
+    pub fn authorize_with(&mut self, source: Arc<dyn AccessSource>) {
+        self.access = Some(source);
+    }
+
+    /// Authorizes requests from this service's projection of auth's events (memberships,
+    /// account status, ended sessions), which arrive on `queue`: the service's own event
+    /// queue, whose consumer gets the projection's bindings added (one queue, one inbox).
+    pub fn project_access(&mut self, queue: &str) {
+        let projection = Arc::new(ProjectedAccess::new(self.pool.clone()));
+        self.access = Some(projection.clone());
+        self.projection = Some((queue.to_owned(), projection));
+    }
+
     /// Consumes the events routed by `bindings` into `queue` (with its retry queue and DLQ),
     /// each handled in a transaction with the inbox, until shutdown.
     pub async fn consume(&mut self, queue: &str, bindings: &[&str], handler: impl Handler) {
@@ -71,10 +105,22 @@ impl ServiceBase {
     /// [`ServiceBase::consume`] with a tuned spec (attempts, retry delay, prefetch). The queue
     /// type is the deployment's (`AMQP_QUEUE_TYPE`).
     pub async fn consume_with(&mut self, spec: QueueSpec, handler: impl Handler) {
-        let spec = spec.with_queue_type(&self.config.amqp_queue_type);
+        let mut spec = spec.with_queue_type(&self.config.amqp_queue_type);
+        let handler: Arc<dyn Handler> = match self.projection.take() {
+            Some((queue, access)) if queue == spec.name => {
+                let inner_bindings = spec.bindings.clone();
+                spec.bindings.extend(access::BINDINGS.iter().map(|b| (*b).to_owned()));
+                spec.bindings.sort();
+                spec.bindings.dedup();
+                Arc::new(access::WithAccess { access, inner: handler, inner_bindings })
+            }
+            other => {
+                self.projection = other;
+                Arc::new(handler)
+            }
+        };
         let name = spec.name.clone();
-        let consumer =
-            Consumer::new(self.pool.clone(), self.broker.clone(), &self.config.amqp_exchange, spec, Arc::new(handler));
+        let consumer = Consumer::new(self.pool.clone(), self.broker.clone(), &self.config.amqp_exchange, spec, handler);
         // Declared now, so events published from here on wait in the queue; if the broker is
         // not up yet, the consumer declares it once it connects.
         if let Err(e) = consumer.declare().await {
@@ -90,7 +136,15 @@ impl ServiceBase {
     }
 
     /// Binds the HTTP listener (port 0 in tests) with the service's routes.
-    pub async fn start(self, api: OpenApiRouter, body_limit: usize) -> anyhow::Result<Running> {
+    pub async fn start(mut self, api: OpenApiRouter, body_limit: usize) -> anyhow::Result<Running> {
+        if let Some((queue, _)) = &self.projection {
+            let queue = queue.clone();
+            self.consume(&queue, &[], NoEvents).await;
+        }
+        let access = self
+            .access
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("no access source: call project_access or authorize_with before start"))?;
         let pool = self.pool.clone();
         let broker = self.broker.clone();
         let readiness = Readiness::default()
@@ -113,6 +167,7 @@ impl ServiceBase {
             metrics: self.metrics.clone(),
             readiness,
             verifier: self.verifier.clone(),
+            access,
             body_limit,
         };
         let router = platform::http::router(api, shell);

@@ -5,6 +5,7 @@
 //! Everything talks to the real PostgreSQL and RabbitMQ (`TEST_DATABASE_URL`,
 //! `TEST_AMQP_URL`; defaults are the local ones).
 
+pub mod access;
 pub mod events;
 pub mod jwt;
 pub mod service;

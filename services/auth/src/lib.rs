@@ -3,6 +3,7 @@
 //! `Application::build(config)` gives a started service (port 0 in tests);
 //! `run_until_stopped` serves until shutdown.
 
+pub mod access;
 pub mod config;
 pub mod consumer;
 pub mod crypto;

@@ -8,6 +8,8 @@ use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use bus::MessageMeta;
+use contracts::auth::SessionRevoked;
 use platform::auth::{Claims, Role, ShopClaim, ShopRole};
 use platform::ids::{ShopId, UserId};
 
@@ -72,6 +74,7 @@ pub fn parse_role(s: &str) -> Role {
     }
 }
 
+#[tracing::instrument(skip(conn))]
 pub async fn user_summary(conn: &mut PgConnection, user_id: Uuid) -> Result<UserSummary, AuthError> {
     let u = sqlx::query_as!(
         UserRow,
@@ -141,6 +144,7 @@ async fn insert_refresh_token(conn: &mut PgConnection, token: &str, session_id: 
 }
 
 /// Starts a session (a new token family) for a user who just proved who they are.
+#[tracing::instrument(skip(pool, keys, cfg, user_agent))]
 pub async fn start(
     pool: &PgPool,
     keys: &KeyStore,
@@ -191,6 +195,7 @@ struct PresentedToken {
 
 /// Exchanges a refresh token for a new pair. A token already exchanged means it was stolen
 /// (or the client is confused): the whole family is revoked and both holders must sign in.
+#[tracing::instrument(skip_all)]
 pub async fn refresh(
     pool: &PgPool,
     keys: &KeyStore,
@@ -221,6 +226,7 @@ pub async fn refresh(
         )
         .execute(&mut *tx)
         .await?;
+        announce_revoked(&mut tx, &[(row.session_id, row.user_id)], "refresh token reused").await?;
         tx.commit().await?;
         tracing::warn!(session_id = %row.session_id, user_id = %row.user_id, "refresh token reuse: session revoked");
         return Err(AuthError::RefreshReused);
@@ -247,43 +253,75 @@ pub async fn refresh(
 
 /// Revokes the session a refresh token belongs to. Unknown tokens are ignored (logout is
 /// idempotent).
+#[tracing::instrument(skip_all)]
 pub async fn revoke_by_token(pool: &PgPool, presented: &str) -> Result<(), AuthError> {
-    sqlx::query!(
+    let mut tx = pool.begin().await?;
+    let ended: Vec<(Uuid, Uuid)> = sqlx::query!(
         "update auth.sessions set revoked_at = now(), revoked_reason = 'logout'
           where revoked_at is null
-            and session_id = (select session_id from auth.refresh_tokens where token_hash = $1)",
+            and session_id = (select session_id from auth.refresh_tokens where token_hash = $1)
+         returning session_id, user_id",
         crypto::digest(presented)
     )
-    .execute(pool)
-    .await?;
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|r| (r.session_id, r.user_id))
+    .collect();
+    announce_revoked(&mut tx, &ended, "logout").await?;
+    tx.commit().await?;
     Ok(())
 }
 
+#[tracing::instrument(skip(conn))]
 pub async fn revoke_session(
     conn: &mut PgConnection,
     user_id: Uuid,
     session_id: Uuid,
     reason: &str,
 ) -> Result<(), AuthError> {
-    sqlx::query!(
+    let ended: Vec<(Uuid, Uuid)> = sqlx::query!(
         "update auth.sessions set revoked_at = now(), revoked_reason = $3
-          where session_id = $1 and user_id = $2 and revoked_at is null",
+          where session_id = $1 and user_id = $2 and revoked_at is null
+         returning session_id, user_id",
         session_id,
         user_id,
         reason
     )
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|r| (r.session_id, r.user_id))
+    .collect();
+    announce_revoked(conn, &ended, reason).await
 }
 
+#[tracing::instrument(skip(conn))]
 pub async fn revoke_all(conn: &mut PgConnection, user_id: Uuid, reason: &str) -> Result<u64, AuthError> {
-    Ok(sqlx::query!(
-        "update auth.sessions set revoked_at = now(), revoked_reason = $2 where user_id = $1 and revoked_at is null",
+    let ended: Vec<(Uuid, Uuid)> = sqlx::query!(
+        "update auth.sessions set revoked_at = now(), revoked_reason = $2
+          where user_id = $1 and revoked_at is null
+         returning session_id, user_id",
         user_id,
         reason
     )
-    .execute(conn)
+    .fetch_all(&mut *conn)
     .await?
-    .rows_affected())
+    .into_iter()
+    .map(|r| (r.session_id, r.user_id))
+    .collect();
+    announce_revoked(conn, &ended, reason).await?;
+    Ok(ended.len() as u64)
+}
+
+/// Tells every service, in the revoking transaction, that these sessions ended: their
+/// access tokens stop working everywhere within about a second.
+async fn announce_revoked(conn: &mut PgConnection, ended: &[(Uuid, Uuid)], reason: &str) -> Result<(), AuthError> {
+    let now = Utc::now();
+    for (session_id, user_id) in ended {
+        let event =
+            SessionRevoked { session_id: *session_id, user_id: *user_id, reason: reason.to_owned(), revoked_at: now };
+        bus::enqueue(&mut *conn, &event, &MessageMeta::default()).await?;
+    }
+    Ok(())
 }

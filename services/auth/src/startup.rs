@@ -25,6 +25,7 @@ impl Application {
         let keys = KeyStore::new(base.pool.clone());
         // Without a key nothing can sign in: fail at start rather than serve half a service.
         keys.ensure_key().await.map_err(|e| e.context("preparing the signing key"))?;
+        base.authorize_with(Arc::new(crate::access::AuthAccess { pool: base.pool.clone() }));
         base.consume(&config.queue, BINDINGS, CustomerProjection).await;
         let state = AppState {
             pool: base.pool.clone(),

@@ -35,6 +35,7 @@ impl Application {
         let mut spec = QueueSpec::new(config.delivery.queue.clone(), BINDINGS);
         spec.max_attempts = config.delivery.event_max_attempts;
         spec.retry_delay = config.delivery.event_retry_delay;
+        base.project_access(&spec.name);
         base.consume_with(spec, EventMailer { templates, storage: storage.clone() }).await;
         let sender = Sender::new(base.pool.clone(), smtp, config.delivery);
         base.task("mail-sender", move |stop| Box::pin(sender.run(stop)));

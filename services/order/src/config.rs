@@ -5,10 +5,15 @@ use platform::config::{CommonConfig, ConfigError, Env};
 #[derive(Debug, Clone)]
 pub struct Config {
     pub common: CommonConfig,
+    /// The order service's event queue (auth's access events for now).
+    pub queue: String,
 }
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self { common: CommonConfig::from_env(env, "order", "ORDER", 3003, "sales")? })
+        Ok(Self {
+            common: CommonConfig::from_env(env, "order", "ORDER", 3003, "sales")?,
+            queue: env.or("ORDER_QUEUE", "order.events".to_owned())?,
+        })
     }
 }

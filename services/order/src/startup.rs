@@ -15,7 +15,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let base = ServiceBase::new(config.common)?;
+        let mut base = ServiceBase::new(config.common)?;
+        base.project_access(&config.queue);
         let api = OpenApiRouter::new();
         let running = base.start(api, BODY_LIMIT).await?;
         Ok(Self { running })

@@ -32,6 +32,8 @@ pub enum StockError {
     ReservationExpired,
     #[error("the reservation is already committed")]
     ReservationCommitted,
+    #[error("this reservation id is already in use; use a new one")]
+    ReservationIdTaken,
     #[error("invalid: {0}")]
     Invalid(String),
     /// Genuine overload: the batch could not be written (and was rolled back); retry.
@@ -52,6 +54,7 @@ impl StockError {
             StockError::ReservationNotFound => "RESERVATION_NOT_FOUND",
             StockError::ReservationExpired => "RESERVATION_EXPIRED",
             StockError::ReservationCommitted => "RESERVATION_COMMITTED",
+            StockError::ReservationIdTaken => "RESERVATION_ID_TAKEN",
             StockError::Invalid(_) => "VALIDATION_FAILED",
             StockError::Busy => "STOCK_BUSY",
             StockError::Internal => "INTERNAL",
@@ -72,7 +75,9 @@ impl From<StockError> for platform::Problem {
         use axum::http::StatusCode;
         let status = match &e {
             StockError::Insufficient { .. } | StockError::UnitUnavailable { .. } => StatusCode::CONFLICT,
-            StockError::ReservationExpired | StockError::ReservationCommitted => StatusCode::CONFLICT,
+            StockError::ReservationExpired | StockError::ReservationCommitted | StockError::ReservationIdTaken => {
+                StatusCode::CONFLICT
+            }
             StockError::ProductNotFound(_) | StockError::UnitNotFound(_) | StockError::ReservationNotFound => {
                 StatusCode::NOT_FOUND
             }

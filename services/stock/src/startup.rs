@@ -24,6 +24,7 @@ impl Application {
         let registry = Registry::start(base.pool.clone(), config.actor_idle, config.actor_call_timeout).await?;
         let coordinator = Coordinator::new(registry.clone());
 
+        base.project_access(&config.queue);
         base.consume(&config.queue, BINDINGS, StockEvents { coordinator: coordinator.clone() }).await;
         base.serve_rpc(&config.rpc_queue, StockRpc { coordinator: coordinator.clone() });
 

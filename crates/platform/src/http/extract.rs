@@ -1,17 +1,69 @@
 //! `Json`, `Query` and `Path` extractors whose rejections are problem+json: a malformed
 //! body is a 400, a body that does not fit the type (unknown field, wrong type) a 422,
-//! never axum's plain-text answers.
+//! never axum's plain-text answers. A NUL character anywhere in a JSON string, the query or
+//! the path is a 422 here, once for every service: PostgreSQL cannot store it in text, so
+//! it would otherwise surface as a 500 from whichever query met it first.
 
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{FieldError, Problem};
 
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(Problem))]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        let (parts, body) = req.into_parts();
+        // Read once (within the body limit), look for NUL, then let axum's extractor decode
+        // the same bytes so every other rejection stays as it was.
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|e| Problem::from(JsonRejection::from(e)))?;
+        if json_has_nul(&bytes) {
+            return Err(nul_refused("body"));
+        }
+        let axum::Json(value) =
+            axum::Json::<T>::from_request(Request::from_parts(parts, Body::from(bytes)), state).await?;
+        Ok(Json(value))
+    }
+}
+
+/// Whether a JSON text holds a `\u0000` escape inside a string (a raw NUL is not valid JSON
+/// and fails to parse anyway). Escapes are followed, so `"\\u0000"` (a backslash, then the
+/// text u0000) is not one.
+pub(crate) fn json_has_nul(json: &[u8]) -> bool {
+    let mut i = 0;
+    while i < json.len() {
+        if json[i] == b'\\' {
+            if json.get(i + 1) == Some(&b'u') && json.get(i + 2..i + 6) == Some(b"0000") {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+fn uri_has_nul(text: &str) -> bool {
+    text.contains('\0') || text.as_bytes().windows(3).any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0')
+}
+
+fn nul_refused(field: &str) -> Problem {
+    Problem::validation(vec![FieldError { field: field.to_owned(), message: "must not contain NUL characters".into() }])
+}
 
 impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
@@ -19,13 +71,35 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(Problem))]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);
 
-#[derive(Debug, Clone, Copy, Default, FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(Problem))]
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        if parts.uri.query().is_some_and(uri_has_nul) {
+            return Err(nul_refused("query"));
+        }
+        let axum::extract::Query(value) = axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Query(value))
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Path<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        if uri_has_nul(parts.uri.path()) {
+            return Err(nul_refused("path"));
+        }
+        let axum::extract::Path(value) = axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(Path(value))
+    }
+}
 
 /// serde's message names the field for unknown/missing fields; pull it out for `errors`.
 fn field_of(message: &str) -> String {
@@ -68,5 +142,22 @@ impl From<PathRejection> for Problem {
             }
             other => Problem::bad_request("BAD_REQUEST", other.body_text()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{json_has_nul, uri_has_nul};
+
+    #[test]
+    fn nul_is_found_in_json_strings_and_uris_and_nowhere_else() {
+        assert!(json_has_nul(br#"{"name":"a\u0000b"}"#));
+        assert!(json_has_nul(br#"["\u0000"]"#));
+        assert!(!json_has_nul(br#"{"name":"a\\u0000b"}"#), "an escaped backslash, then text");
+        assert!(json_has_nul(br#"{"name":"a\\\u0000b"}"#), "a backslash, then a NUL");
+        assert!(!json_has_nul(br#"{"n":"\u0001 \u1000"}"#));
+        assert!(uri_has_nul("search=a%00b"));
+        assert!(!uri_has_nul("search=a%2500b"), "a percent sign, then 00");
+        assert!(!uri_has_nul("search=100"));
     }
 }

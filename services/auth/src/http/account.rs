@@ -59,6 +59,7 @@ pub struct OtpSent {
 #[utoipa::path(post, path = "/auth/otp/generate", tag = "auth", request_body = OtpRequest, responses(
     (status = 200, body = OtpSent), (status = 409, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn generate_otp(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -203,6 +204,7 @@ fn unique_email(e: sqlx::Error) -> AuthError {
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest, responses(
     (status = 201, body = TokenResponse), (status = 400, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn register(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -301,6 +303,7 @@ pub struct CustomerRegisterRequest {
 #[utoipa::path(post, path = "/auth/customer/register", tag = "auth", request_body = CustomerRegisterRequest, responses(
     (status = 201, body = TokenResponse), (status = 400, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn register_customer(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -350,6 +353,7 @@ pub struct LoginRequest {
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest, responses(
     (status = 200, body = TokenResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 429, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn login(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -417,6 +421,7 @@ fn optional_body(body: &[u8]) -> Result<Option<RefreshRequest>, AuthError> {
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest, responses(
     (status = 200, body = TokenResponse), (status = 401, body = Problem), (status = 403, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn refresh(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -428,6 +433,7 @@ async fn refresh(
 
 /// Signs out this session (the refresh token's family).
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body = RefreshRequest, responses((status = 204)))]
+#[tracing::instrument(skip_all)]
 async fn logout(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -446,9 +452,11 @@ pub struct LoggedOut {
 
 /// Signs out every session of the caller ("log out everywhere").
 #[utoipa::path(post, path = "/auth/logout-all", tag = "auth", responses((status = 200, body = LoggedOut), (status = 401, body = Problem)))]
+#[tracing::instrument(skip_all)]
 async fn logout_all(State(s): State<AppState>, user: AuthUser) -> Result<Json<LoggedOut>, AuthError> {
-    let mut conn = s.pool.acquire().await?;
-    let n = session::revoke_all(&mut conn, user.user_id.0, "logout everywhere").await?;
+    let mut tx = s.pool.begin().await?;
+    let n = session::revoke_all(&mut tx, user.user_id.0, "logout everywhere").await?;
+    tx.commit().await?;
     Ok(Json(LoggedOut { sessions: n }))
 }
 
@@ -469,6 +477,7 @@ const RESET_TTL_SECS: f64 = 3_600.0;
 #[utoipa::path(post, path = "/auth/forgot-password", tag = "auth", request_body = ForgotRequest, responses(
     (status = 202, body = Accepted), (status = 422, body = Problem), (status = 429, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn forgot_password(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -523,6 +532,7 @@ pub struct ResetRequest {
 #[utoipa::path(post, path = "/auth/reset-password", tag = "auth", request_body = ResetRequest, responses(
     (status = 200, body = Accepted), (status = 400, body = Problem), (status = 422, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn reset_password(State(s): State<AppState>, Json(req): Json<ResetRequest>) -> Result<Json<Accepted>, AuthError> {
     let password = Password::parse(&req.password)?;
     let hash = crypto::hash_password(password.into_inner()).await?;
@@ -549,6 +559,7 @@ async fn reset_password(State(s): State<AppState>, Json(req): Json<ResetRequest>
 
 /// The public keys access tokens are signed with.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth", responses((status = 200, description = "JWK set")))]
+#[tracing::instrument(skip_all)]
 async fn jwks(State(s): State<AppState>) -> Result<impl IntoResponse, AuthError> {
     let set = s.keys.jwks().await?;
     Ok(([(header::CACHE_CONTROL, "public, max-age=300")], axum::Json(set)))

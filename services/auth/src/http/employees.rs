@@ -146,6 +146,7 @@ fn standing(user: &AuthUser, shop: Uuid, min: ShopRole) -> Result<bool, AuthErro
 #[utoipa::path(post, path = "/employees", tag = "employees", request_body = EmployeeInput, responses(
     (status = 201, body = EmployeeView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn create_employee(
     State(s): State<AppState>,
     user: AuthUser,
@@ -202,6 +203,7 @@ pub struct EmployeesQuery {
 #[utoipa::path(get, path = "/employees", tag = "employees", params(EmployeesQuery), responses(
     (status = 200, body = Page<EmployeeView>), (status = 401, body = Problem), (status = 403, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn list_employees(
     State(s): State<AppState>,
     user: AuthUser,
@@ -238,6 +240,7 @@ async fn list_employees(
 #[utoipa::path(get, path = "/employees/{id}", tag = "employees", params(("id" = Uuid, Path)), responses(
     (status = 200, body = EmployeeView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn get_employee(
     State(s): State<AppState>,
     user: AuthUser,
@@ -252,6 +255,7 @@ async fn get_employee(
 #[utoipa::path(put, path = "/employees/{id}", tag = "employees", params(("id" = Uuid, Path)), request_body = EmployeeInput, responses(
     (status = 200, body = EmployeeView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn update_employee(
     State(s): State<AppState>,
     user: AuthUser,
@@ -292,6 +296,7 @@ async fn update_employee(
 #[utoipa::path(delete, path = "/employees/{id}", tag = "employees", params(("id" = Uuid, Path)), responses(
     (status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn delete_employee(
     State(s): State<AppState>,
     user: AuthUser,
@@ -313,6 +318,7 @@ pub struct EmployeeCount {
 #[utoipa::path(get, path = "/employees/shop/{shop_id}/count", tag = "employees", params(("shop_id" = Uuid, Path)), responses(
     (status = 200, body = EmployeeCount), (status = 401, body = Problem), (status = 403, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(shop_id = %shop_id))]
 async fn count_employees(
     State(s): State<AppState>,
     user: AuthUser,

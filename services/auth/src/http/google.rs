@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Starts Google sign-in: redirects to the provider with state, PKCE and nonce.
 #[utoipa::path(get, path = "/auth/google/login", tag = "auth", responses((status = 302, description = "to Google"), (status = 404, body = Problem)))]
+#[tracing::instrument(skip_all)]
 async fn google_login(State(s): State<AppState>) -> Result<Response, AuthError> {
     let google = s.google.as_ref().ok_or(AuthError::GoogleDisabled)?;
     let url = google.authorize_url(&s.pool).await?;
@@ -47,6 +48,7 @@ const EXCHANGE_TTL_SECS: f64 = 60.0;
 #[utoipa::path(get, path = "/auth/google/callback", tag = "auth", params(CallbackQuery), responses(
     (status = 302, description = "to the app with a one-time code"), (status = 400, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn google_callback(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -129,6 +131,7 @@ pub struct ExchangeRequest {
 #[utoipa::path(post, path = "/auth/google/exchange", tag = "auth", request_body = ExchangeRequest, responses(
     (status = 200, body = TokenResponse), (status = 400, body = Problem), (status = 403, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn google_exchange(
     State(s): State<AppState>,
     headers: HeaderMap,

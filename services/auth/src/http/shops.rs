@@ -79,6 +79,7 @@ fn currency(raw: Option<&str>) -> Result<Option<String>, AuthError> {
 #[utoipa::path(post, path = "/shops", tag = "shops", request_body = ShopInput, responses(
     (status = 201, body = ShopView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn create_shop(
     State(s): State<AppState>,
     user: AuthUser,
@@ -143,6 +144,7 @@ async fn load_shop(conn: &mut sqlx::PgConnection, shop_id: Uuid, role: Option<St
 
 /// The shops the caller belongs to.
 #[utoipa::path(get, path = "/shops", tag = "shops", responses((status = 200, body = [ShopView]), (status = 401, body = Problem)))]
+#[tracing::instrument(skip_all)]
 async fn my_shops(State(s): State<AppState>, user: AuthUser) -> Result<Json<Vec<ShopView>>, AuthError> {
     let sql = format!(
         "select {SHOP_COLUMNS}, m.role from memberships m join shops s using (shop_id)
@@ -192,6 +194,7 @@ async fn shop_role(
 #[utoipa::path(get, path = "/shops/{id}", tag = "shops", params(("id" = Uuid, Path)), responses(
     (status = 200, body = ShopView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn get_shop(
     State(s): State<AppState>,
     user: AuthUser,
@@ -206,6 +209,7 @@ async fn get_shop(
 #[utoipa::path(put, path = "/shops/{id}", tag = "shops", params(("id" = Uuid, Path)), request_body = ShopInput, responses(
     (status = 200, body = ShopView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn update_shop(
     State(s): State<AppState>,
     user: AuthUser,
@@ -267,6 +271,7 @@ async fn update_shop(
 #[utoipa::path(patch, path = "/shops/{id}/set-default", tag = "shops", params(("id" = Uuid, Path)), responses(
     (status = 204), (status = 401, body = Problem), (status = 403, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn set_default(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<StatusCode, AuthError> {
     shop_role(&s, &user, id, ShopRole::ShopStaff, false).await?;
     sqlx::query("update users set default_shop_id = $2 where user_id = $1")
@@ -300,6 +305,7 @@ pub struct CustomersQuery {
 #[utoipa::path(get, path = "/shops/{id}/customers", tag = "shops", params(("id" = Uuid, Path), CustomersQuery), responses(
     (status = 200, body = Page<ShopCustomer>), (status = 401, body = Problem), (status = 403, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn shop_customers(
     State(s): State<AppState>,
     user: AuthUser,
@@ -360,6 +366,7 @@ fn member_role(raw: Option<&str>) -> Result<&'static str, AuthError> {
 #[utoipa::path(post, path = "/shops/{id}/invites", tag = "staff", params(("id" = Uuid, Path)), request_body = InviteRequest, responses(
     (status = 201, body = InviteSent), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn invite(
     State(s): State<AppState>,
     user: AuthUser,
@@ -422,6 +429,7 @@ pub struct AcceptRequest {
 #[utoipa::path(post, path = "/invites/accept", tag = "staff", request_body = AcceptRequest, responses(
     (status = 200, body = TokenResponse), (status = 400, body = Problem), (status = 422, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn accept_invite(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -516,6 +524,7 @@ pub struct Member {
 #[utoipa::path(get, path = "/shops/{id}/members", tag = "staff", params(("id" = Uuid, Path)), responses(
     (status = 200, body = [Member]), (status = 401, body = Problem), (status = 403, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn members(
     State(s): State<AppState>,
     user: AuthUser,
@@ -561,6 +570,7 @@ async fn keeps_an_owner(conn: &mut sqlx::PgConnection, shop: Uuid, changed: Uuid
     request_body = MemberUpdate, responses(
     (status = 200, body = Member), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id, member = %member))]
 async fn update_member(
     State(s): State<AppState>,
     user: AuthUser,
@@ -615,6 +625,7 @@ async fn update_member(
 #[utoipa::path(delete, path = "/shops/{id}/members/{user_id}", tag = "staff", params(("id" = Uuid, Path), ("user_id" = Uuid, Path)), responses(
     (status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id, member = %member))]
 async fn remove_member(
     State(s): State<AppState>,
     user: AuthUser,

@@ -58,6 +58,7 @@ pub struct UsersQuery {
 #[utoipa::path(get, path = "/users", tag = "users", params(UsersQuery), responses(
     (status = 200, body = Page<UserView>), (status = 401, body = Problem), (status = 403, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn list_users(
     State(s): State<AppState>,
     user: AuthUser,
@@ -107,6 +108,7 @@ async fn load(s: &AppState, id: Uuid) -> Result<UserView, AuthError> {
 #[utoipa::path(get, path = "/users/{id}", tag = "users", params(("id" = Uuid, Path)), responses(
     (status = 200, body = UserView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn get_user(
     State(s): State<AppState>,
     user: AuthUser,
@@ -133,6 +135,7 @@ pub struct UserUpdate {
 #[utoipa::path(put, path = "/users/{id}", tag = "users", params(("id" = Uuid, Path)), request_body = UserUpdate, responses(
     (status = 200, body = UserView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn update_user(
     State(s): State<AppState>,
     user: AuthUser,
@@ -181,8 +184,11 @@ async fn update_user(
     .bind(&req.role)
     .execute(&mut *tx)
     .await?;
-    if req.status.as_deref().is_some_and(|st| st != "ACTIVE") {
-        session::revoke_all(&mut tx, id, "account suspended").await?;
+    if let Some(status) = &req.status {
+        if status != "ACTIVE" {
+            session::revoke_all(&mut tx, id, "account suspended").await?;
+        }
+        crate::access::announce_user(&mut tx, id, status).await?;
     }
     tx.commit().await?;
     Ok(Json(load(&s, id).await?))
@@ -192,6 +198,7 @@ async fn update_user(
 #[utoipa::path(delete, path = "/users/{id}", tag = "users", params(("id" = Uuid, Path)), responses(
     (status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn delete_user(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<StatusCode, AuthError> {
     self_or_admin(&user, id)?;
     let mut tx = s.pool.begin().await?;
@@ -205,6 +212,7 @@ async fn delete_user(State(s): State<AppState>, user: AuthUser, Path(id): Path<U
     }
     sqlx::query("update users set status = 'INACTIVE' where user_id = $1").bind(id).execute(&mut *tx).await?;
     session::revoke_all(&mut tx, id, "account deleted").await?;
+    crate::access::announce_user(&mut tx, id, "INACTIVE").await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,6 +2,7 @@
 //! OpenID provider for Google sign-in).
 #![allow(clippy::unwrap_used, reason = "helpers of a test crate panic with the failure, like its tests")]
 
+mod access;
 mod flow;
 mod google;
 mod helpers;

@@ -139,6 +139,13 @@ async fn authorization_matrix() {
         }
     }
     assert!(failures.is_empty(), "authorization matrix mismatches:\n{}", failures.join("\n"));
+    // The table ends with logout-all: those tokens are dead now (revoked at once), so the
+    // checks below sign in again.
+    assert_eq!(app.call("GET", "/shops", None, tokens[3].as_deref()).await.0, 401, "logged out everywhere");
+    let mut tokens: Vec<Option<String>> = vec![None];
+    for who in [&customer, &staff_a, &owner_a, &owner_b, &admin] {
+        tokens.push(Some(app.access_token(&who.email).await));
+    }
 
     // Salary: the owner sees it, staff of the same shop do not.
     let (_, as_owner) = app.call("GET", &format!("/employees/{employee}"), None, tokens[3].as_deref()).await;

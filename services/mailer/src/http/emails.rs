@@ -71,6 +71,7 @@ pub struct EmailView {
 #[utoipa::path(get, path = "/emails", tag = "emails", params(ListQuery), responses(
     (status = 200, body = Page<EmailView>), (status = 401, body = Problem), (status = 403, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn list_emails(
     State(state): State<AppState>,
     user: AuthUser,
@@ -110,6 +111,7 @@ pub struct ResendResponse {
     (status = 202, body = ResendResponse), (status = 401, body = Problem), (status = 403, body = Problem),
     (status = 404, body = Problem), (status = 409, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn resend(
     State(state): State<AppState>,
     user: AuthUser,

@@ -88,6 +88,7 @@ fn unprocessable(code: &str, field: &str, message: &str) -> Problem {
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 413, body = Problem), (status = 422, body = Problem),
     ))]
+#[tracing::instrument(skip_all)]
 async fn upload(
     State(state): State<AppState>,
     user: AuthUser,
@@ -202,6 +203,7 @@ pub struct DeleteResponse {
 #[utoipa::path(delete, path = "/upload", tag = "uploads", request_body = DeleteRequest, responses(
     (status = 200, body = DeleteResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn delete_uploads(
     State(state): State<AppState>,
     user: AuthUser,
@@ -253,6 +255,7 @@ pub struct PresignResponse {
 #[utoipa::path(post, path = "/upload/presign", tag = "uploads", request_body = PresignRequest, responses(
     (status = 200, body = PresignResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn presign(
     State(state): State<AppState>,
     user: AuthUser,

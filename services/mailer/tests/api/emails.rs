@@ -341,7 +341,7 @@ async fn a_bad_address_fails_alone_and_admins_see_it() {
     assert_eq!(page["meta"]["totalItems"], 1, "{page}");
     assert_eq!(page["data"][0]["recipient"], bad);
     assert_eq!(page["data"][0]["status"], "failed");
-    let staff = app.staff_token(platform::ids::ShopId(event.shop.id));
+    let staff = app.staff_token(platform::ids::ShopId(event.shop.id)).await;
     assert_eq!(list(Some(staff.clone()), "status=failed").await.unwrap().status(), 403);
     assert_eq!(list(None, "").await.unwrap().status(), 401);
     assert_eq!(list(Some(app.admin_token()), "status=bogus").await.unwrap().status(), 422);

@@ -126,8 +126,11 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
 }
 
 impl TestApp {
-    pub fn staff_token(&self, shop: ShopId) -> String {
-        self.key.sign(&claims(Role::ShopStaff, &[(shop, ShopRole::ShopStaff)], 600))
+    /// A staff member's token, with the membership in the mailer's access projection.
+    pub async fn staff_token(&self, shop: ShopId) -> String {
+        let c = claims(Role::ShopStaff, &[(shop, ShopRole::ShopStaff)], 600);
+        testkit::access::grant(&self.db.admin, "mailer", &c).await;
+        self.key.sign(&c)
     }
 
     pub fn admin_token(&self) -> String {

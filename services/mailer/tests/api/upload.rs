@@ -44,7 +44,7 @@ async fn upload(
 async fn uploaded_files_come_back_byte_identical_under_the_shop() {
     let app = spawn_app().await;
     let shop = ShopId::new();
-    let token = app.staff_token(shop);
+    let token = app.staff_token(shop).await;
     // 6 MiB crosses the multipart part size; 3 KiB goes up in one PUT.
     let big = png(6 * 1024 * 1024 + 123);
     let small = pdf(3 * 1024);
@@ -74,7 +74,7 @@ async fn uploaded_files_come_back_byte_identical_under_the_shop() {
 async fn refused_uploads_store_nothing() {
     let app = spawn_app().await;
     let shop = ShopId::new();
-    let token = app.staff_token(shop);
+    let token = app.staff_token(shop).await;
     let prefix = format!("shops/{shop}/");
     let other_shop = format!("folder=images&shopId={}", ShopId::new());
     // (case, query, files as (name, bytes), expected status, expected code)
@@ -188,7 +188,7 @@ async fn uploads_need_a_token() {
 async fn only_keys_of_your_own_shops_can_be_deleted() {
     let app = spawn_app().await;
     let (shop_a, shop_b) = (ShopId::new(), ShopId::new());
-    let (ta, tb) = (app.staff_token(shop_a), app.staff_token(shop_b));
+    let (ta, tb) = (app.staff_token(shop_a).await, app.staff_token(shop_b).await);
     let (_, a) = upload(&app, Some(&ta), "folder=images", vec![("a.png", png(100))]).await;
     let (_, b) = upload(&app, Some(&tb), "folder=images", vec![("b.png", png(100))]).await;
     let key_a = a["urls"][0].as_str().unwrap().to_owned();
@@ -242,7 +242,7 @@ async fn only_keys_of_your_own_shops_can_be_deleted() {
 async fn presigned_put_uploads_directly() {
     let app = spawn_app().await;
     let shop = ShopId::new();
-    let token = app.staff_token(shop);
+    let token = app.staff_token(shop).await;
     let bytes = png(2048);
     let res = app
         .http

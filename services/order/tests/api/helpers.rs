@@ -21,7 +21,10 @@ pub async fn spawn_app() -> TestApp {
     let db = TestDb::new().await.expect("test database");
     let key = SigningKey::generate("test-key");
     let jwks = JwksServer::start(&[&key]).await;
-    let config = Config { common: testkit::service::common_config("order", ROLE, "sales", &db, &jwks) };
+    let config = Config {
+        common: testkit::service::common_config("order", ROLE, "sales", &db, &jwks),
+        queue: testkit::unique("test_order"),
+    };
     let app = Application::build(config).await.expect("service builds");
     let base_url = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();

@@ -243,6 +243,7 @@ async fn delete(s: &AppState, user: &AuthUser, level: i16, id: Uuid) -> Result<J
 
 /// A top-level category.
 #[utoipa::path(post, path = "/categories", tag = "categories", request_body = CategoryInput, responses((status = 201, body = CategoryView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[tracing::instrument(skip_all)]
 async fn create_category(
     State(s): State<AppState>,
     user: AuthUser,
@@ -252,6 +253,7 @@ async fn create_category(
 }
 /// Top-level categories with child and product counts.
 #[utoipa::path(get, path = "/categories", tag = "categories", params(CategoryQuery), responses((status = 200, body = Page<CategoryView>)))]
+#[tracing::instrument(skip_all)]
 async fn list_categories(
     State(s): State<AppState>,
     user: AuthUser,
@@ -260,6 +262,7 @@ async fn list_categories(
     list(&s, &user, 1, q).await
 }
 #[utoipa::path(get, path = "/categories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = CategoryView), (status = 404, body = Problem)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn get_category(
     State(s): State<AppState>,
     user: AuthUser,
@@ -268,6 +271,7 @@ async fn get_category(
     Ok(Json(load_category(&s, &user, id, 1).await?))
 }
 #[utoipa::path(put, path = "/categories/{id}", tag = "categories", params(("id" = Uuid, Path)), request_body = CategoryInput, responses((status = 200, body = CategoryView)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn update_category(
     State(s): State<AppState>,
     user: AuthUser,
@@ -277,6 +281,7 @@ async fn update_category(
     update(&s, &user, 1, id, req).await
 }
 #[utoipa::path(delete, path = "/categories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = Deleted)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn delete_category(
     State(s): State<AppState>,
     user: AuthUser,
@@ -286,6 +291,7 @@ async fn delete_category(
 }
 /// A subcategory (body: categoryId).
 #[utoipa::path(post, path = "/categories/subcategories", tag = "categories", request_body = CategoryInput, responses((status = 201, body = CategoryView)))]
+#[tracing::instrument(skip_all)]
 async fn create_subcategory(
     State(s): State<AppState>,
     user: AuthUser,
@@ -294,6 +300,7 @@ async fn create_subcategory(
     create(&s, &user, 2, req).await
 }
 #[utoipa::path(get, path = "/categories/subcategories", tag = "categories", params(CategoryQuery), responses((status = 200, body = Page<CategoryView>)))]
+#[tracing::instrument(skip_all)]
 async fn list_subcategories(
     State(s): State<AppState>,
     user: AuthUser,
@@ -302,6 +309,7 @@ async fn list_subcategories(
     list(&s, &user, 2, q).await
 }
 #[utoipa::path(get, path = "/categories/subcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = CategoryView)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn get_subcategory(
     State(s): State<AppState>,
     user: AuthUser,
@@ -310,6 +318,7 @@ async fn get_subcategory(
     Ok(Json(load_category(&s, &user, id, 2).await?))
 }
 #[utoipa::path(put, path = "/categories/subcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), request_body = CategoryInput, responses((status = 200, body = CategoryView)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn update_subcategory(
     State(s): State<AppState>,
     user: AuthUser,
@@ -319,6 +328,7 @@ async fn update_subcategory(
     update(&s, &user, 2, id, req).await
 }
 #[utoipa::path(delete, path = "/categories/subcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = Deleted)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn delete_subcategory(
     State(s): State<AppState>,
     user: AuthUser,
@@ -328,6 +338,7 @@ async fn delete_subcategory(
 }
 /// A sub-subcategory (body: subCategoryId).
 #[utoipa::path(post, path = "/categories/subsubcategories", tag = "categories", request_body = CategoryInput, responses((status = 201, body = CategoryView)))]
+#[tracing::instrument(skip_all)]
 async fn create_subsubcategory(
     State(s): State<AppState>,
     user: AuthUser,
@@ -336,6 +347,7 @@ async fn create_subsubcategory(
     create(&s, &user, 3, req).await
 }
 #[utoipa::path(get, path = "/categories/subsubcategories", tag = "categories", params(CategoryQuery), responses((status = 200, body = Page<CategoryView>)))]
+#[tracing::instrument(skip_all)]
 async fn list_subsubcategories(
     State(s): State<AppState>,
     user: AuthUser,
@@ -344,6 +356,7 @@ async fn list_subsubcategories(
     list(&s, &user, 3, q).await
 }
 #[utoipa::path(get, path = "/categories/subsubcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = CategoryView)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn get_subsubcategory(
     State(s): State<AppState>,
     user: AuthUser,
@@ -352,6 +365,7 @@ async fn get_subsubcategory(
     Ok(Json(load_category(&s, &user, id, 3).await?))
 }
 #[utoipa::path(put, path = "/categories/subsubcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), request_body = CategoryInput, responses((status = 200, body = CategoryView)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn update_subsubcategory(
     State(s): State<AppState>,
     user: AuthUser,
@@ -361,6 +375,7 @@ async fn update_subsubcategory(
     update(&s, &user, 3, id, req).await
 }
 #[utoipa::path(delete, path = "/categories/subsubcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = Deleted)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn delete_subsubcategory(
     State(s): State<AppState>,
     user: AuthUser,
@@ -410,6 +425,7 @@ async fn load_supplier(s: &AppState, user: &AuthUser, id: Uuid) -> Result<Suppli
 
 /// A supplier of the shop.
 #[utoipa::path(post, path = "/suppliers", tag = "suppliers", request_body = SupplierInput, responses((status = 201, body = SupplierView), (status = 422, body = Problem)))]
+#[tracing::instrument(skip_all)]
 async fn create_supplier(
     State(s): State<AppState>,
     user: AuthUser,
@@ -448,6 +464,7 @@ pub struct SupplierQuery {
 
 /// The shop's suppliers.
 #[utoipa::path(get, path = "/suppliers", tag = "suppliers", params(SupplierQuery), responses((status = 200, body = Page<SupplierView>)))]
+#[tracing::instrument(skip_all)]
 async fn list_suppliers(
     State(s): State<AppState>,
     user: AuthUser,
@@ -475,6 +492,7 @@ async fn list_suppliers(
 }
 
 #[utoipa::path(get, path = "/suppliers/{id}", tag = "suppliers", params(("id" = Uuid, Path)), responses((status = 200, body = SupplierView), (status = 404, body = Problem)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn get_supplier(
     State(s): State<AppState>,
     user: AuthUser,
@@ -484,6 +502,7 @@ async fn get_supplier(
 }
 
 #[utoipa::path(put, path = "/suppliers/{id}", tag = "suppliers", params(("id" = Uuid, Path)), request_body = SupplierInput, responses((status = 200, body = SupplierView)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn update_supplier(
     State(s): State<AppState>,
     user: AuthUser,
@@ -507,6 +526,7 @@ async fn update_supplier(
 
 /// Deletes a supplier no product uses (409 otherwise).
 #[utoipa::path(delete, path = "/suppliers/{id}", tag = "suppliers", params(("id" = Uuid, Path)), responses((status = 204), (status = 409, body = Problem)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn delete_supplier(
     State(s): State<AppState>,
     user: AuthUser,

@@ -135,6 +135,7 @@ fn status(raw: Option<&str>) -> Result<Option<String>, Problem> {
 
 /// A discount of the shop (attach products to it next).
 #[utoipa::path(post, path = "/discounts", tag = "discounts", request_body = DiscountInput, responses((status = 201, body = DiscountView), (status = 422, body = Problem)))]
+#[tracing::instrument(skip_all)]
 async fn create_discount(
     State(s): State<AppState>,
     user: AuthUser,
@@ -179,6 +180,7 @@ pub struct DiscountQuery {
 
 /// The shop's discounts.
 #[utoipa::path(get, path = "/discounts", tag = "discounts", params(DiscountQuery), responses((status = 200, body = Page<DiscountView>)))]
+#[tracing::instrument(skip_all)]
 async fn list_discounts(
     State(s): State<AppState>,
     user: AuthUser,
@@ -210,6 +212,7 @@ async fn list_discounts(
 }
 
 #[utoipa::path(get, path = "/discounts/{id}", tag = "discounts", params(("id" = Uuid, Path)), responses((status = 200, body = DiscountView), (status = 404, body = Problem)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn get_discount(
     State(s): State<AppState>,
     user: AuthUser,
@@ -219,6 +222,7 @@ async fn get_discount(
 }
 
 #[utoipa::path(put, path = "/discounts/{id}", tag = "discounts", params(("id" = Uuid, Path)), request_body = DiscountInput, responses((status = 200, body = DiscountView), (status = 422, body = Problem)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn update_discount(
     State(s): State<AppState>,
     user: AuthUser,
@@ -248,6 +252,7 @@ async fn update_discount(
 }
 
 #[utoipa::path(delete, path = "/discounts/{id}", tag = "discounts", params(("id" = Uuid, Path)), responses((status = 204), (status = 404, body = Problem)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn delete_discount(
     State(s): State<AppState>,
     user: AuthUser,
@@ -283,6 +288,7 @@ pub struct AttachInput {
 #[utoipa::path(post, path = "/discounts/products/{id}", tag = "discounts", params(("id" = Uuid, Path)), request_body = AttachInput, responses(
     (status = 200, body = DiscountView), (status = 404, body = Problem), (status = 422, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn attach_products(
     State(s): State<AppState>,
     user: AuthUser,
@@ -336,6 +342,7 @@ pub struct DetachInput {
 #[utoipa::path(delete, path = "/discounts/{id}/products", tag = "discounts", params(("id" = Uuid, Path)), request_body = DetachInput, responses(
     (status = 200, body = DiscountView), (status = 404, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn detach_product(
     State(s): State<AppState>,
     user: AuthUser,
@@ -356,6 +363,7 @@ async fn detach_product(
 #[utoipa::path(get, path = "/discounts/products/{id}", tag = "discounts", params(("id" = Uuid, Path)), responses(
     (status = 200, body = [DiscountView]), (status = 404, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(product_id = %product_id))]
 async fn active_for_product(
     State(s): State<AppState>,
     user: AuthUser,

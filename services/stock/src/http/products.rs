@@ -183,6 +183,7 @@ fn trimmed(field: &str, raw: Option<&str>, max: usize) -> Result<Option<String>,
     (status = 201, body = ProductView), (status = 401, body = Problem), (status = 403, body = Problem),
     (status = 409, body = Problem), (status = 422, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn create_product(
     State(s): State<AppState>,
     user: AuthUser,
@@ -268,6 +269,7 @@ pub struct ProductQuery {
 #[utoipa::path(get, path = "/products", tag = "products", params(ProductQuery), responses(
     (status = 200, body = Page<ProductView>), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn list_products(
     State(s): State<AppState>,
     user: AuthUser,
@@ -319,6 +321,7 @@ async fn list_products(
 #[utoipa::path(get, path = "/products/{id}", tag = "products", params(("id" = Uuid, Path)), responses(
     (status = 200, body = ProductView), (status = 401, body = Problem), (status = 404, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn get_product(
     State(s): State<AppState>,
     user: AuthUser,
@@ -333,6 +336,7 @@ async fn get_product(
 #[utoipa::path(put, path = "/products/{id}", tag = "products", params(("id" = Uuid, Path)), request_body = ProductInput, responses(
     (status = 200, body = ProductView), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn update_product(
     State(s): State<AppState>,
     user: AuthUser,
@@ -384,6 +388,7 @@ async fn update_product(
 #[utoipa::path(delete, path = "/products/{id}", tag = "products", params(("id" = Uuid, Path)), responses(
     (status = 204), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn delete_product(
     State(s): State<AppState>,
     user: AuthUser,
@@ -426,6 +431,7 @@ pub struct ReceiveInput {
 #[utoipa::path(post, path = "/products/{id}/receive", tag = "stock", params(("id" = Uuid, Path)), request_body = ReceiveInput, responses(
     (status = 200, body = Level), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn receive(
     State(s): State<AppState>,
     user: AuthUser,
@@ -467,6 +473,7 @@ pub struct AdjustInput {
 #[utoipa::path(post, path = "/products/{id}/adjust", tag = "stock", params(("id" = Uuid, Path)), request_body = AdjustInput, responses(
     (status = 200, body = Level), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn adjust(
     State(s): State<AppState>,
     user: AuthUser,
@@ -516,6 +523,7 @@ pub struct PageOnly {
 #[utoipa::path(get, path = "/products/{id}/movements", tag = "stock", params(("id" = Uuid, Path), PageOnly), responses(
     (status = 200, body = Page<Movement>), (status = 401, body = Problem), (status = 404, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn movements(
     State(s): State<AppState>,
     user: AuthUser,
@@ -553,6 +561,7 @@ pub struct LevelsQuery {
 #[utoipa::path(get, path = "/levels", tag = "stock", params(LevelsQuery), responses(
     (status = 200, body = Page<ProductView>), (status = 401, body = Problem), (status = 403, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn levels(
     State(s): State<AppState>,
     user: AuthUser,
@@ -636,6 +645,7 @@ pub struct ItemInput {
 #[utoipa::path(post, path = "/items", tag = "items", request_body = ItemInput, responses(
     (status = 201, body = ItemView), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn create_item(
     State(s): State<AppState>,
     user: AuthUser,
@@ -728,6 +738,7 @@ async fn list_units(
 #[utoipa::path(get, path = "/items", tag = "items", params(ItemsQuery), responses(
     (status = 200, body = Page<ItemView>), (status = 401, body = Problem), (status = 404, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn list_items(
     State(s): State<AppState>,
     user: AuthUser,
@@ -740,6 +751,7 @@ async fn list_items(
 #[utoipa::path(get, path = "/products/{id}/items", tag = "items", params(("id" = Uuid, Path), PageOnly), responses(
     (status = 200, body = Page<ItemView>), (status = 401, body = Problem), (status = 404, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn product_items(
     State(s): State<AppState>,
     user: AuthUser,
@@ -781,6 +793,7 @@ pub struct ShopOnly {
 #[utoipa::path(get, path = "/items/barcode/{barcode}", tag = "items", params(("barcode" = String, Path), ShopOnly), responses(
     (status = 200, body = ItemView), (status = 401, body = Problem), (status = 404, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(barcode = %barcode))]
 async fn item_by_barcode(
     State(s): State<AppState>,
     user: AuthUser,
@@ -795,6 +808,7 @@ async fn item_by_barcode(
 #[utoipa::path(get, path = "/items/{id}", tag = "items", params(("id" = Uuid, Path)), responses(
     (status = 200, body = ItemView), (status = 401, body = Problem), (status = 404, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn get_item(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<ItemView>, Problem> {
     let (row, cur) = load_item(&s, &user, "item_id::text", &id.to_string(), None).await?;
     Ok(Json(item_view(row, cur)))
@@ -804,6 +818,7 @@ async fn get_item(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid
 #[utoipa::path(put, path = "/items/{id}", tag = "items", params(("id" = Uuid, Path)), request_body = ItemInput, responses(
     (status = 200, body = ItemView), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn update_item(
     State(s): State<AppState>,
     user: AuthUser,
@@ -843,6 +858,7 @@ pub struct RemoveInput {
 #[utoipa::path(delete, path = "/items/{id}", tag = "items", params(("id" = Uuid, Path)), request_body = RemoveInput, responses(
     (status = 204), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn remove_item(
     State(s): State<AppState>,
     user: AuthUser,
@@ -877,6 +893,7 @@ pub struct ProductWithItems {
 #[utoipa::path(get, path = "/products/with-items", tag = "products", params(ProductQuery), responses(
     (status = 200, body = Page<ProductWithItems>), (status = 401, body = Problem), (status = 403, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn products_with_items(
     State(s): State<AppState>,
     user: AuthUser,

@@ -43,6 +43,7 @@ const IDEMPOTENCY_NS: Uuid = Uuid::from_u128(0x6d1b_9a2c_4f3e_4b8a_9c7d_2e1f_0a3
     (status = 201, body = ReservationView), (status = 401, body = Problem), (status = 403, body = Problem),
     (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
 ))]
+#[tracing::instrument(skip_all)]
 async fn reserve(
     State(s): State<AppState>,
     user: AuthUser,
@@ -77,6 +78,7 @@ async fn owned(s: &AppState, user: &AuthUser, id: Uuid) -> Result<(), Problem> {
 #[utoipa::path(get, path = "/reservations/{id}", tag = "reservations", params(("id" = Uuid, Path)), responses(
     (status = 200, body = ReservationView), (status = 401, body = Problem), (status = 404, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn get_reservation(
     State(s): State<AppState>,
     user: AuthUser,
@@ -97,6 +99,7 @@ pub struct CommitBody {
     request_body(content = CommitBody, description = "optional"), responses(
     (status = 200, body = ReservationView), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn commit(
     State(s): State<AppState>,
     user: AuthUser,
@@ -116,6 +119,7 @@ async fn commit(
 #[utoipa::path(post, path = "/reservations/{id}/release", tag = "reservations", params(("id" = Uuid, Path)), responses(
     (status = 200, body = ReservationView), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
 ))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn release(
     State(s): State<AppState>,
     user: AuthUser,

@@ -34,6 +34,7 @@ impl Coordinator {
         &self.registry
     }
 
+    #[tracing::instrument(skip_all, fields(reservation_id = %req.reservation_id, shop_id = %req.shop_id, lines = req.lines.len()))]
     pub async fn reserve(&self, req: &ReserveRequest) -> Result<ReservationView, StockError> {
         if req.lines.is_empty() || req.lines.len() > MAX_LINES {
             return Err(StockError::Invalid(format!("1 to {MAX_LINES} lines")));
@@ -42,6 +43,16 @@ impl Coordinator {
             return Err(StockError::Invalid(format!("ttlSeconds must be 1 to {MAX_TTL_SECS}")));
         }
         let pool = self.registry.pool();
+        // A reservation id is the caller's retry key within its shop; one that another shop
+        // already used is a permanent conflict (and answers the same whatever that shop is).
+        let owner =
+            sqlx::query_scalar!("select shop_id from stock.reservations where reservation_id = $1", req.reservation_id)
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| internal("looking the reservation id up", e))?;
+        if owner.is_some_and(|shop| shop != req.shop_id) {
+            return Err(StockError::ReservationIdTaken);
+        }
         // Resolve barcodes to units (one query for all of them).
         let barcodes: Vec<String> = req.lines.iter().filter_map(|l| l.barcode.clone()).collect();
         let units: Vec<(String, Uuid, Uuid)> = if barcodes.is_empty() {
@@ -170,6 +181,7 @@ impl Coordinator {
     }
 
     /// Stock leaves. Idempotent: committing a committed reservation answers the same.
+    #[tracing::instrument(skip(self))]
     pub async fn commit(&self, reservation_id: Uuid, order_id: Option<Uuid>) -> Result<ReservationView, StockError> {
         let (_, products) = self.parts(reservation_id).await?;
         if products.len() > 1 {
@@ -188,6 +200,7 @@ impl Coordinator {
     }
 
     /// Stock returns. Idempotent; releasing a committed reservation is refused.
+    #[tracing::instrument(skip(self))]
     pub async fn release(&self, reservation_id: Uuid) -> Result<ReservationView, StockError> {
         let (_, products) = self.parts(reservation_id).await?;
         let releases = products.iter().map(|p| self.registry.ask(*p, |reply| Msg::Release { reservation_id, reply }));
@@ -197,6 +210,7 @@ impl Coordinator {
         self.load(reservation_id).await
     }
 
+    #[tracing::instrument(skip(self))]
     pub async fn load(&self, reservation_id: Uuid) -> Result<ReservationView, StockError> {
         let pool = self.registry.pool();
         let head = sqlx::query!(

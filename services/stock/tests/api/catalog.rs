@@ -9,7 +9,7 @@ use crate::helpers::spawn_app;
 async fn products_are_scoped_to_their_shop_and_bad_input_is_422() {
     let app = spawn_app().await;
     let (a, b) = (app.seed_shop().await, app.seed_shop().await);
-    let (ta, tb) = (app.staff(a), app.staff(b));
+    let (ta, tb) = (app.staff(a).await, app.staff(b).await);
     let product = app.bulk_product(a, "Charger 20W", "2500.00", 10).await;
     let (status, _) = app.call("GET", &format!("/products/{product}"), None, Some(&tb)).await;
     assert_eq!(status, 404, "another shop's product does not exist for you");
@@ -51,7 +51,7 @@ async fn products_are_scoped_to_their_shop_and_bad_input_is_422() {
 async fn adjustments_need_a_reason_never_go_below_reserved_and_land_in_the_ledger() {
     let app = spawn_app().await;
     let shop = app.seed_shop().await;
-    let token = app.staff(shop);
+    let token = app.staff(shop).await;
     let product = app.bulk_product(shop, "Earbuds", "3500.00", 10).await;
     let (status, _) = app.reserve_http(shop, json!([{"productId": product, "quantity": 6}]), 600).await;
     assert_eq!(status, 201);
@@ -97,7 +97,7 @@ async fn adjustments_need_a_reason_never_go_below_reserved_and_land_in_the_ledge
 async fn categories_hide_when_used_and_suppliers_in_use_cannot_go() {
     let app = spawn_app().await;
     let shop = app.seed_shop().await;
-    let t = app.staff(shop);
+    let t = app.staff(shop).await;
     let (s, cat) = app.call("POST", "/categories", Some(json!({"shopId": shop, "name": "Phones"})), Some(&t)).await;
     assert_eq!(s, 201, "{cat}");
     let cat_id = cat["id"].as_str().unwrap().to_owned();
@@ -150,7 +150,7 @@ async fn categories_hide_when_used_and_suppliers_in_use_cannot_go() {
     let (s, del) = app.call("DELETE", &format!("/suppliers/{}", sup["id"].as_str().unwrap()), None, Some(&t)).await;
     assert_eq!((s, del["code"].as_str()), (409, Some("SUPPLIER_IN_USE")));
 
-    let other = app.staff(app.seed_shop().await);
+    let other = app.staff(app.seed_shop().await).await;
     let (s, _) = app.call("GET", &format!("/categories/{cat_id}"), None, Some(&other)).await;
     assert_eq!(s, 404, "other shops do not see it");
 }
@@ -159,7 +159,7 @@ async fn categories_hide_when_used_and_suppliers_in_use_cannot_go() {
 async fn active_discounts_price_reservations() {
     let app = spawn_app().await;
     let shop = app.seed_shop().await;
-    let t = app.staff(shop);
+    let t = app.staff(shop).await;
     let product = app.bulk_product(shop, "Case", "1999.00", 50).await;
     let (s, d) = app
         .call(
@@ -193,7 +193,7 @@ async fn active_discounts_price_reservations() {
     assert_eq!(s, 200);
     let (s, r) = app.reserve_http(shop, json!([{"productId": product, "quantity": 1}]), 600).await;
     assert_eq!((s, r["lines"][0]["unitPrice"].as_str()), (201, Some("1999.00")), "detached: list price again");
-    let other = app.staff(app.seed_shop().await);
+    let other = app.staff(app.seed_shop().await).await;
     let (s, _) = app.call("GET", &format!("/discounts/{id}"), None, Some(&other)).await;
     assert_eq!(s, 404, "discounts belong to a shop");
 }
@@ -202,7 +202,7 @@ async fn active_discounts_price_reservations() {
 async fn units_are_removed_not_deleted_and_listed_with_their_products() {
     let app = spawn_app().await;
     let shop = app.seed_shop().await;
-    let t = app.staff(shop);
+    let t = app.staff(shop).await;
     let (_, p) = app
         .call("POST", "/products", Some(json!({"shopId": shop, "name": "Laptop", "tracking": "SERIALIZED"})), Some(&t))
         .await;

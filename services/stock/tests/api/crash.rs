@@ -22,7 +22,7 @@ async fn a_killed_stock_process_loses_and_doubles_nothing() {
     env.push(("STOCK_QUEUE".into(), cfg.queue.clone()));
     env.push(("STOCK_RPC_QUEUE".into(), cfg.rpc_queue.clone()));
     let binary = env!("CARGO_BIN_EXE_cashvio-stock");
-    let token = app.staff(shop);
+    let token = app.staff(shop).await;
     let http = reqwest::Client::new();
     let reserve = |base: String, ttl: u32| {
         let (http, token) = (http.clone(), token.clone());

@@ -56,7 +56,7 @@ async fn order_events_commit_release_and_restock_once_and_low_stock_is_announced
         .execute(&app.db.admin)
         .await
         .unwrap();
-    let t = app.staff(shop);
+    let t = app.staff(shop).await;
     // Reload the actor so it sees the new threshold.
     let (s, _) = app.call("PUT", &format!("/products/{product}"), Some(json!({"keepingUnits": 5})), Some(&t)).await;
     assert_eq!(s, 200);
@@ -174,7 +174,7 @@ async fn idle_actors_stop_and_come_back_from_the_rows() {
 async fn concurrent_copies_of_a_return_restock_once() {
     let app = spawn_app().await;
     let shop = app.seed_shop().await;
-    let t = app.staff(shop);
+    let t = app.staff(shop).await;
 
     // Bulk: 10 received, 4 sold, then the return of 3 arrives 20 times at once.
     let cable = app.bulk_product(shop, "Cable", "500.00", 10).await;

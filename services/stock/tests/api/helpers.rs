@@ -58,8 +58,11 @@ pub async fn spawn_app() -> TestApp {
 }
 
 impl TestApp {
-    pub fn staff(&self, shop: Uuid) -> String {
-        self.key.sign(&claims(Role::ShopStaff, &[(ShopId(shop), ShopRole::ShopStaff)], 3_600))
+    /// A staff member's token, with the membership in stock's access projection.
+    pub async fn staff(&self, shop: Uuid) -> String {
+        let c = claims(Role::ShopStaff, &[(ShopId(shop), ShopRole::ShopStaff)], 3_600);
+        testkit::access::grant(&self.db.admin, "stock", &c).await;
+        self.key.sign(&c)
     }
 
     pub async fn seed_shop(&self) -> Uuid {
@@ -88,7 +91,7 @@ impl TestApp {
 
     /// A bulk product with `units` received.
     pub async fn bulk_product(&self, shop: Uuid, name: &str, price: &str, units: i64) -> Uuid {
-        let token = self.staff(shop);
+        let token = self.staff(shop).await;
         let (status, p) = self
             .call(
                 "POST",
@@ -115,7 +118,7 @@ impl TestApp {
 
     /// Reserves over HTTP: (status, body).
     pub async fn reserve_http(&self, shop: Uuid, lines: Value, ttl: u32) -> (u16, Value) {
-        let token = self.staff(shop);
+        let token = self.staff(shop).await;
         self.call(
             "POST",
             "/reservations",

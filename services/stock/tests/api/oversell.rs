@@ -60,7 +60,7 @@ async fn five_hundred_concurrent_reservations_for_a_hundred_units_never_oversell
         .collect();
     let short = won.iter().filter(|(ttl, _)| *ttl == 2).count();
     long.shuffle(&mut rand::thread_rng());
-    let token = app.staff(shop);
+    let token = app.staff(shop).await;
     for id in long.iter().take(20) {
         for _ in 0..2 {
             let (status, body) = app.call("POST", &format!("/reservations/{id}/release"), None, Some(&token)).await;
@@ -163,7 +163,7 @@ async fn overlapping_multi_line_orders_are_all_or_nothing_without_deadlock() {
 async fn two_tills_reserving_one_serialized_unit_one_wins() {
     let app = spawn_app().await;
     let shop = app.seed_shop().await;
-    let token = app.staff(shop);
+    let token = app.staff(shop).await;
     let (status, p) = app
         .call(
             "POST",
