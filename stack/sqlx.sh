@@ -8,7 +8,7 @@
 #
 # Both first (re)create the check database `cashvio_sqlx` from migrations/. Its connection's
 # search_path is `bus_template`, a schema holding only copies of the tables every service
-# schema has (outbox, inbox, the access projection): the shared crates name those
+# schema has (outbox, inbox, the access projection, idempotency keys): the shared crates name those
 # unqualified (they run in each service's own schema), and any other unqualified table
 # fails to compile, so service queries name their schema.
 set -euo pipefail
@@ -35,6 +35,7 @@ create table bus_template.inbox (like sales.inbox including all);
 create table bus_template.access_members (like sales.access_members including all);
 create table bus_template.access_users (like sales.access_users including all);
 create table bus_template.access_revoked_sessions (like sales.access_revoked_sessions including all);
+create table bus_template.idempotency_keys (like sales.idempotency_keys including all);
 SQL
 
 case "${1:-}" in

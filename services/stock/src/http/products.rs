@@ -4,6 +4,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -13,6 +14,7 @@ use uuid::Uuid;
 
 use platform::auth::{AuthUser, ShopRole};
 use platform::http::{Json, Path, Query};
+use platform::idempotency::{self, IdempotencyKey};
 use platform::ids::ShopId;
 use platform::pagination::{Page, PageQuery};
 use platform::{Currency, Money, Problem};
@@ -435,10 +437,25 @@ pub struct ReceiveInput {
 async fn receive(
     State(s): State<AppState>,
     user: AuthUser,
+    key: IdempotencyKey,
     Path(id): Path<Uuid>,
     Json(req): Json<ReceiveInput>,
-) -> Result<Json<Level>, Problem> {
+) -> Result<Response, Problem> {
     let row = load_product(&s, &user, id).await?;
+    let (s, user, req) = (&s, &user, &req);
+    idempotency::once(
+        &s.pool,
+        &key,
+        ShopId(row.shop_id),
+        "POST /products/{id}/receive",
+        &(id, req),
+        move || async move { Ok((StatusCode::OK, receive_now(s, user, &row, req).await?)) },
+    )
+    .await
+}
+
+async fn receive_now(s: &AppState, user: &AuthUser, row: &ProductRow, req: &ReceiveInput) -> Result<Level, Problem> {
+    let id = row.id;
     if !(1..=1_000_000).contains(&req.quantity) {
         return Err(unprocessable("quantity", "1 to 1000000"));
     }
@@ -458,8 +475,7 @@ async fn receive(
         unit_cost_minor: cost,
         source_id: None,
     };
-    let level = s.registry.ask(id, |reply| Msg::Adjust { change: change.clone(), reply }).await?;
-    Ok(Json(level))
+    Ok(s.registry.ask(id, |reply| Msg::Adjust { change: change.clone(), reply }).await?)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -477,10 +493,24 @@ pub struct AdjustInput {
 async fn adjust(
     State(s): State<AppState>,
     user: AuthUser,
+    key: IdempotencyKey,
     Path(id): Path<Uuid>,
     Json(req): Json<AdjustInput>,
-) -> Result<Json<Level>, Problem> {
-    load_product(&s, &user, id).await?;
+) -> Result<Response, Problem> {
+    let row = load_product(&s, &user, id).await?;
+    let (s, user, req) = (&s, &user, &req);
+    idempotency::once(
+        &s.pool,
+        &key,
+        ShopId(row.shop_id),
+        "POST /products/{id}/adjust",
+        &(id, req),
+        move || async move { Ok((StatusCode::OK, adjust_now(s, user, id, req).await?)) },
+    )
+    .await
+}
+
+async fn adjust_now(s: &AppState, user: &AuthUser, id: Uuid, req: &AdjustInput) -> Result<Level, Problem> {
     if req.delta == 0 || req.delta.abs() > 1_000_000 {
         return Err(unprocessable("delta", "non-zero, at most 1000000 either way"));
     }
@@ -493,7 +523,7 @@ async fn adjust(
         unit_cost_minor: None,
         source_id: None,
     };
-    Ok(Json(s.registry.ask(id, |reply| Msg::Adjust { change: change.clone(), reply }).await?))
+    Ok(s.registry.ask(id, |reply| Msg::Adjust { change: change.clone(), reply }).await?)
 }
 
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
@@ -649,10 +679,25 @@ pub struct ItemInput {
 async fn create_item(
     State(s): State<AppState>,
     user: AuthUser,
+    key: IdempotencyKey,
     Json(req): Json<ItemInput>,
-) -> Result<(StatusCode, Json<ItemView>), Problem> {
+) -> Result<Response, Problem> {
     let product = req.product_id.ok_or_else(|| unprocessable("productId", "required"))?;
     let row = load_product(&s, &user, product).await?;
+    let (s, user, req) = (&s, &user, &req);
+    idempotency::once(&s.pool, &key, ShopId(row.shop_id), "POST /items", req, move || async move {
+        Ok((StatusCode::CREATED, create_item_now(s, user, &row, req).await?))
+    })
+    .await
+}
+
+async fn create_item_now(
+    s: &AppState,
+    user: &AuthUser,
+    row: &ProductRow,
+    req: &ItemInput,
+) -> Result<ItemView, Problem> {
+    let product = row.id;
     if row.tracking != "SERIALIZED" {
         return Err(unprocessable("productId", "units are for SERIALIZED products; receive BULK stock instead"));
     }
@@ -700,7 +745,7 @@ async fn create_item(
     );
     let item: ItemRow =
         sqlx::query_as(&format!("{ITEM_SELECT} where item_id = $1")).bind(id).fetch_one(&s.pool).await?;
-    Ok((StatusCode::CREATED, Json(item_view(item, cur))))
+    Ok(item_view(item, cur))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

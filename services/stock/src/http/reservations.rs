@@ -2,7 +2,8 @@
 //! `/release`: the HTTP face of the reservation core (the order service uses RPC).
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -12,6 +13,7 @@ use uuid::Uuid;
 use contracts::stock::{ReservationView, ReserveLine, ReserveRequest};
 use platform::auth::{AuthUser, ShopRole};
 use platform::http::{Json, Path};
+use platform::idempotency::{self, IdempotencyKey};
 use platform::ids::ShopId;
 use platform::Problem;
 
@@ -47,23 +49,28 @@ const IDEMPOTENCY_NS: Uuid = Uuid::from_u128(0x6d1b_9a2c_4f3e_4b8a_9c7d_2e1f_0a3
 async fn reserve(
     State(s): State<AppState>,
     user: AuthUser,
-    headers: HeaderMap,
+    key: IdempotencyKey,
     Json(body): Json<ReserveBody>,
-) -> Result<(StatusCode, Json<ReservationView>), Problem> {
-    user.require_shop_role(ShopId(body.shop_id), ShopRole::ShopStaff)?;
-    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).filter(|k| !k.is_empty() && k.len() <= 200);
+) -> Result<Response, Problem> {
+    let shop = ShopId(body.shop_id);
+    user.require_shop_role(shop, ShopRole::ShopStaff)?;
+    // The key also names the reservation, so even a retry that outlives the stored answer
+    // lands on the same reservation.
     let reservation_id = body
         .reservation_id
-        .or_else(|| key.map(|k| Uuid::new_v5(&IDEMPOTENCY_NS, format!("{}:{k}", body.shop_id).as_bytes())))
+        .or_else(|| key.0.as_ref().map(|k| Uuid::new_v5(&IDEMPOTENCY_NS, format!("{}:{k}", body.shop_id).as_bytes())))
         .unwrap_or_else(Uuid::now_v7);
-    let req = ReserveRequest {
-        reservation_id,
-        shop_id: body.shop_id,
-        lines: body.lines,
-        ttl_seconds: body.ttl_seconds.unwrap_or(900),
-    };
-    let view = s.coordinator.reserve(&req).await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    let (s, body) = (&s, &body);
+    idempotency::once(&s.pool, &key, shop, "POST /reservations", body, move || async move {
+        let req = ReserveRequest {
+            reservation_id,
+            shop_id: body.shop_id,
+            lines: body.lines.clone(),
+            ttl_seconds: body.ttl_seconds.unwrap_or(900),
+        };
+        Ok((StatusCode::CREATED, s.coordinator.reserve(&req).await?))
+    })
+    .await
 }
 
 async fn owned(s: &AppState, user: &AuthUser, id: Uuid) -> Result<(), Problem> {

@@ -54,3 +54,81 @@ async fn another_shops_reservation_id_is_a_409_conflict() {
     assert_eq!(app.assert_consistent(pa).await, (5, 1));
     assert_eq!(app.assert_consistent(pb).await, (5, 0));
 }
+
+/// `Idempotency-Key` on the POSTs that move stock: twenty concurrent copies and a later
+/// retry apply once and all get the first answer; the same key with another body is 422.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_moves_stock_once_however_often_and_concurrently_it_is_sent() {
+    let app = spawn_app().await;
+    let shop = app.seed_shop().await;
+    let t = app.staff(shop).await;
+    let product = app.bulk_product(shop, "Cable", "500.00", 0).await;
+    let send = |path: String, body: serde_json::Value, key: &'static str| {
+        let (app, t) = (&app, &t);
+        async move {
+            let res = app
+                .http
+                .post(format!("{}{path}", app.base_url))
+                .bearer_auth(t)
+                .header("idempotency-key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let cases = [
+        (
+            "receive",
+            format!("/products/{product}/receive"),
+            json!({"quantity": 7, "unitCost": "10.00"}),
+            json!({"quantity": 8, "unitCost": "10.00"}),
+            "rcv-1",
+            7,
+        ),
+        (
+            "adjust",
+            format!("/products/{product}/adjust"),
+            json!({"delta": -2, "reason": "broken"}),
+            json!({"delta": -3, "reason": "broken"}),
+            "adj-1",
+            5,
+        ),
+    ];
+    for (name, path, body, different, key, on_hand) in cases {
+        let answers = futures::future::join_all((0..20).map(|_| send(path.clone(), body.clone(), key))).await;
+        for (status, answer) in &answers {
+            assert_eq!((*status, answer), (200, &answers[0].1), "{name}: every copy gets the first answer");
+        }
+        let (status, again) = send(path.clone(), body.clone(), key).await;
+        assert_eq!((status, &again), (200, &answers[0].1), "{name}: a later retry too");
+        assert_eq!(app.assert_consistent(product).await, (on_hand, 0), "{name}: applied once");
+        let (status, other) = send(path.clone(), different, key).await;
+        assert_eq!((status, other["code"].as_str()), (422, Some("IDEMPOTENCY_KEY_REUSED")), "{name}: {other}");
+    }
+    let movements: i64 = sqlx::query_scalar("select count(*) from stock.movements where product_id = $1")
+        .bind(product)
+        .fetch_one(&app.db.admin)
+        .await
+        .unwrap();
+    assert_eq!(movements, 2, "one receipt, one adjustment");
+
+    // A reservation: the same key with another body is refused, not silently the first one.
+    let lines = |q: i64| json!({"shopId": shop, "lines": [{"productId": product, "quantity": q}], "ttlSeconds": 60});
+    let (s1, first) = send("/reservations".into(), lines(2), "res-1").await;
+    let (s2, again) = send("/reservations".into(), lines(2), "res-1").await;
+    assert_eq!((s1, s2, &again["reservationId"]), (201, 201, &first["reservationId"]));
+    let (s3, other) = send("/reservations".into(), lines(3), "res-1").await;
+    assert_eq!((s3, other["code"].as_str()), (422, Some("IDEMPOTENCY_KEY_REUSED")), "{other}");
+    assert_eq!(app.assert_consistent(product).await, (5, 2));
+
+    // A unit: added once.
+    let (_, p) = app
+        .call("POST", "/products", Some(json!({"shopId": shop, "name": "Phone", "tracking": "SERIALIZED"})), Some(&t))
+        .await;
+    let unit = json!({"productId": p["id"], "barcode": "IMEI-9", "broughtPrice": "1.00", "sellPrice": "2.00"});
+    let answers = futures::future::join_all((0..10).map(|_| send("/items".into(), unit.clone(), "unit-1"))).await;
+    assert!(answers.iter().all(|(s, a)| *s == 201 && a["id"] == answers[0].1["id"]), "{answers:?}");
+}

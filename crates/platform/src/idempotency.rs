@@ -1,0 +1,194 @@
+//! One idempotency mechanism for every service: `Idempotency-Key` on a POST that moves
+//! stock or money. The key is scoped to the shop and the route and stored with a
+//! fingerprint of the request before the handler acts:
+//! - the first request runs and its answer is stored (2xx and definite 4xx);
+//! - a retry with the same request gets that answer again, with no second effect;
+//! - a duplicate that arrives while the first still runs waits for its answer;
+//! - the same key with a different request is a 422 `IDEMPOTENCY_KEY_REUSED`;
+//! - a failure that may not be final (5xx, 409, 429) releases the key, so a retry runs.
+//!
+//! The row lives in the service's own schema (`idempotency_keys`, through the pool's
+//! search_path). A process that dies mid-request leaves its key "running": after
+//! [`ABANDONED_AFTER`] another request takes it over.
+
+use std::time::Duration;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+use crate::error::Problem;
+use crate::ids::ShopId;
+
+/// A duplicate waits at most this long for the first request's answer.
+pub const WAIT: Duration = Duration::from_secs(30);
+/// A key still running after this long belonged to a process that died.
+pub const ABANDONED_AFTER: Duration = Duration::from_secs(120);
+
+/// The request's `Idempotency-Key` header, if any: 1 to 200 visible ASCII characters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        let Some(raw) = parts.headers.get("idempotency-key") else { return Ok(Self(None)) };
+        let key = raw
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|k| (1..=200).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+            .ok_or_else(|| Problem::field("Idempotency-Key", "1 to 200 visible ASCII characters"))?;
+        Ok(Self(Some(key.to_owned())))
+    }
+}
+
+/// What a handler answers under a key: a status and a JSON body (stored, then replayed).
+pub type Answer = (StatusCode, serde_json::Value);
+
+/// Runs `act` at most once per (shop, route, key); see the module docs. `request` is
+/// fingerprinted (its `Debug` form, so the same parsed request matches whatever the key
+/// order or spacing of the JSON). Without a key, `act` just runs.
+pub async fn once<F, Fut, T>(
+    pool: &PgPool,
+    key: &IdempotencyKey,
+    shop: ShopId,
+    route: &str,
+    request: &impl std::fmt::Debug,
+    act: F,
+) -> Result<Response, Problem>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(StatusCode, T), Problem>>,
+    T: Serialize,
+{
+    let Some(key) = key.0.as_deref() else {
+        let (status, body) = act().await?;
+        return Ok((status, axum::Json(body)).into_response());
+    };
+    let fingerprint = Sha256::digest(format!("{route}\n{request:?}").as_bytes()).to_vec();
+    let started = tokio::time::Instant::now();
+    loop {
+        let claimed = sqlx::query!(
+            "insert into idempotency_keys (shop_id, route, key, fingerprint) values ($1, $2, $3, $4)
+             on conflict do nothing",
+            shop.0,
+            route,
+            key,
+            fingerprint
+        )
+        .execute(pool)
+        .await?
+        .rows_affected()
+            == 1;
+        if claimed {
+            return run(pool, shop, route, key, act).await;
+        }
+        let row = sqlx::query!(
+            r#"select fingerprint, status_code, response,
+                      (completed_at is null and created_at < now() - make_interval(secs => $4)) as "abandoned!"
+                 from idempotency_keys where shop_id = $1 and route = $2 and key = $3"#,
+            shop.0,
+            route,
+            key,
+            ABANDONED_AFTER.as_secs_f64()
+        )
+        .fetch_optional(pool)
+        .await?;
+        let Some(row) = row else { continue }; // released meanwhile: try to claim it
+        if row.fingerprint != fingerprint {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "IDEMPOTENCY_KEY_REUSED",
+                "This Idempotency-Key was used for a different request.",
+            ));
+        }
+        if let (Some(status), Some(body)) = (row.status_code, row.response) {
+            let status = u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok());
+            let status = status.unwrap_or(StatusCode::OK);
+            if status.is_client_error() {
+                if let Ok(problem) = serde_json::from_value::<Problem>(body.clone()) {
+                    return Err(problem);
+                }
+            }
+            return Ok((status, axum::Json(body)).into_response());
+        }
+        if row.abandoned {
+            release(pool, shop, route, key).await?;
+            continue;
+        }
+        if started.elapsed() >= WAIT {
+            return Err(Problem::conflict(
+                "IDEMPOTENCY_KEY_IN_USE",
+                "A request with this Idempotency-Key is still running; try again shortly.",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn run<F, Fut, T>(pool: &PgPool, shop: ShopId, route: &str, key: &str, act: F) -> Result<Response, Problem>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(StatusCode, T), Problem>>,
+    T: Serialize,
+{
+    let (status, body) = match act().await {
+        Ok((status, value)) => {
+            (status, serde_json::to_value(value).map_err(|e| Problem::internal(&anyhow::Error::new(e)))?)
+        }
+        Err(problem) => {
+            let final_answer = problem.status_code().is_client_error()
+                && !matches!(problem.status_code(), StatusCode::CONFLICT | StatusCode::TOO_MANY_REQUESTS);
+            if !final_answer {
+                release(pool, shop, route, key).await?;
+                return Err(problem);
+            }
+            let body = serde_json::to_value(&problem).map_err(|e| Problem::internal(&anyhow::Error::new(e)))?;
+            store(pool, shop, route, key, problem.status_code(), &body).await?;
+            return Err(problem);
+        }
+    };
+    store(pool, shop, route, key, status, &body).await?;
+    Ok((status, axum::Json(body)).into_response())
+}
+
+async fn store(
+    pool: &PgPool,
+    shop: ShopId,
+    route: &str,
+    key: &str,
+    status: StatusCode,
+    body: &serde_json::Value,
+) -> Result<(), Problem> {
+    let code = i16::try_from(status.as_u16()).unwrap_or(500);
+    sqlx::query!(
+        "update idempotency_keys set status_code = $4, response = $5, completed_at = now()
+          where shop_id = $1 and route = $2 and key = $3",
+        shop.0,
+        route,
+        key,
+        code,
+        body
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+async fn release(pool: &PgPool, shop: ShopId, route: &str, key: &str) -> Result<(), Problem> {
+    sqlx::query!(
+        "delete from idempotency_keys where shop_id = $1 and route = $2 and key = $3 and completed_at is null",
+        shop.0,
+        route,
+        key
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
