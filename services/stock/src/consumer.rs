@@ -96,6 +96,7 @@ impl Handler for StockEvents {
                                 actor_id: None,
                                 unit_cost_minor: None,
                                 source_id: Some(e.return_id),
+                                supplier_id: None,
                             };
                             registry
                                 .ask(product, |reply| Msg::Adjust { change: change.clone(), reply })

@@ -533,11 +533,13 @@ async fn delete_supplier(
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, Problem> {
     load_supplier(&s, &user, id).await?;
-    match sqlx::query("delete from suppliers where supplier_id = $1").bind(id).execute(&s.pool).await {
+    match sqlx::query("delete from stock.suppliers where supplier_id = $1").bind(id).execute(&s.pool).await {
         Ok(_) => Ok(StatusCode::NO_CONTENT),
         // The foreign key decides, not a check-then-delete race.
-        Err(sqlx::Error::Database(d)) if d.constraint() == Some("products_supplier_id_fkey") => {
-            Err(Problem::conflict("SUPPLIER_IN_USE", "Products still use this supplier."))
+        Err(sqlx::Error::Database(d))
+            if matches!(d.constraint(), Some("products_supplier_fkey" | "movements_supplier_fkey")) =>
+        {
+            Err(Problem::conflict("SUPPLIER_IN_USE", "Products or recorded receipts still refer to this supplier."))
         }
         Err(e) => Err(e.into()),
     }

@@ -318,12 +318,13 @@ async fn attach_products(
             return Err(unprocessable("productId", "no such product in this shop"));
         }
         sqlx::query(
-            "insert into discount_products (discount_id, product_id, basis_points) values ($1, $2, $3)
+            "insert into discount_products (shop_id, discount_id, product_id, basis_points) values ($4, $1, $2, $3)
              on conflict (discount_id, product_id) do update set basis_points = excluded.basis_points",
         )
         .bind(id)
         .bind(line.product_id)
         .bind(bp)
+        .bind(d.shop_id)
         .execute(&mut *tx)
         .await?;
     }

@@ -50,8 +50,17 @@ fn db_problem(e: sqlx::Error) -> Problem {
             Some("items_barcode_key") => {
                 return Problem::conflict("ITEM_BARCODE_TAKEN", "A unit of this shop already has that barcode.")
             }
+            // Composite (shop, id) keys: another shop's id and a random one look the same.
+            Some("products_supplier_fkey") => return unprocessable("supplierId", "no such supplier in this shop"),
+            Some("products_category_fkey") => return unprocessable("categoryId", "no such category in this shop"),
+            Some("products_sub_category_fkey") => {
+                return unprocessable("subCategoryId", "no such subcategory in this shop")
+            }
+            Some("products_sub_sub_category_fkey") => {
+                return unprocessable("subSubCategoryId", "no such sub-subcategory in this shop")
+            }
             Some(c) if c.ends_with("_fkey") => {
-                return unprocessable("reference", "refers to something that does not exist")
+                return unprocessable("reference", "refers to something that does not exist in this shop")
             }
             Some(c) if c.ends_with("_check") => return unprocessable("value", &format!("violates {c}")),
             _ => {}
@@ -462,18 +471,28 @@ async fn receive_now(s: &AppState, user: &AuthUser, row: &ProductRow, req: &Rece
     let cur = currency(&s.pool, row.shop_id).await?;
     let cost = parse_money("unitCost", req.unit_cost.as_deref(), cur)?;
     let note = trimmed("note", req.note.as_deref(), 500)?;
-    let reason = match (req.supplier_id, note) {
-        (Some(sup), Some(n)) => Some(format!("supplier {sup}: {n}")),
-        (Some(sup), None) => Some(format!("supplier {sup}")),
-        (None, n) => n,
-    };
+    if let Some(supplier) = req.supplier_id {
+        // Checked here for a clean 422 (the same for another shop's supplier and a random
+        // id); the ledger's foreign key on (shop, supplier) holds it regardless.
+        let known = sqlx::query_scalar!(
+            r#"select exists(select 1 from stock.suppliers where shop_id = $1 and supplier_id = $2) as "known!""#,
+            row.shop_id,
+            supplier
+        )
+        .fetch_one(&s.pool)
+        .await?;
+        if !known {
+            return Err(unprocessable("supplierId", "no such supplier in this shop"));
+        }
+    }
     let change = Adjustment {
         delta: req.quantity,
         kind: "RECEIPT",
-        reason,
+        reason: note,
         actor_id: Some(user.user_id.0),
         unit_cost_minor: cost,
         source_id: None,
+        supplier_id: req.supplier_id,
     };
     Ok(s.registry.ask(id, |reply| Msg::Adjust { change: change.clone(), reply }).await?)
 }
@@ -522,6 +541,7 @@ async fn adjust_now(s: &AppState, user: &AuthUser, id: Uuid, req: &AdjustInput) 
         actor_id: Some(user.user_id.0),
         unit_cost_minor: None,
         source_id: None,
+        supplier_id: None,
     };
     Ok(s.registry.ask(id, |reply| Msg::Adjust { change: change.clone(), reply }).await?)
 }

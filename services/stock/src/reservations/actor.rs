@@ -91,6 +91,8 @@ pub struct Adjustment {
     pub unit_cost_minor: Option<i64>,
     /// For RETURN: the return it belongs to (a redelivered return restocks once).
     pub source_id: Option<Uuid>,
+    /// For RECEIPT: the supplier it came from (one of the shop's).
+    pub supplier_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -742,6 +744,7 @@ impl ProductActor {
         let mut m_resv: Vec<Option<Uuid>> = Vec::new();
         let mut m_order: Vec<Option<Uuid>> = Vec::new();
         let mut m_cost: Vec<Option<i64>> = Vec::new();
+        let mut m_supplier: Vec<Option<Uuid>> = Vec::new();
         let mut push = |kind: &'static str,
                         on: i64,
                         res: i64,
@@ -750,7 +753,8 @@ impl ProductActor {
                         actor: Option<Uuid>,
                         resv: Option<Uuid>,
                         order: Option<Uuid>,
-                        cost: Option<i64>| {
+                        cost: Option<i64>,
+                        supplier: Option<Uuid>| {
             m_kind.push(kind);
             m_on.push(i32::try_from(on).unwrap_or(i32::MAX));
             m_res.push(i32::try_from(res).unwrap_or(i32::MAX));
@@ -760,6 +764,7 @@ impl ProductActor {
             m_resv.push(resv);
             m_order.push(order);
             m_cost.push(cost);
+            m_supplier.push(supplier);
         };
         // reservation headers and lines
         let mut h_id: Vec<Uuid> = Vec::new();
@@ -806,10 +811,10 @@ impl ProductActor {
                     }
                     if state.tracking == Tracking::Bulk {
                         reserved_delta += h.quantity;
-                        push("RESERVE", 0, h.quantity, None, None, None, Some(*reservation_id), None, None);
+                        push("RESERVE", 0, h.quantity, None, None, None, Some(*reservation_id), None, None, None);
                     } else {
                         for i in &h.items {
-                            push("RESERVE", 0, 1, Some(*i), None, None, Some(*reservation_id), None, None);
+                            push("RESERVE", 0, 1, Some(*i), None, None, Some(*reservation_id), None, None, None);
                         }
                     }
                 }
@@ -819,12 +824,23 @@ impl ProductActor {
                     if state.tracking == Tracking::Bulk {
                         on_hand_delta -= quantity;
                         reserved_delta -= quantity;
-                        push("SALE", -quantity, -quantity, None, None, None, Some(*reservation_id), *order_id, None);
+                        push(
+                            "SALE",
+                            -quantity,
+                            -quantity,
+                            None,
+                            None,
+                            None,
+                            Some(*reservation_id),
+                            *order_id,
+                            None,
+                            None,
+                        );
                     } else {
                         for i in items {
                             sold_items.push(*i);
                             sold_orders.push(*order_id);
-                            push("SALE", -1, -1, Some(*i), None, None, Some(*reservation_id), *order_id, None);
+                            push("SALE", -1, -1, Some(*i), None, None, Some(*reservation_id), *order_id, None, None);
                         }
                     }
                 }
@@ -837,11 +853,11 @@ impl ProductActor {
                     }
                     if state.tracking == Tracking::Bulk {
                         reserved_delta -= quantity;
-                        push(kind, 0, -quantity, None, None, None, Some(*reservation_id), None, None);
+                        push(kind, 0, -quantity, None, None, None, Some(*reservation_id), None, None, None);
                     } else {
                         for i in items {
                             free_items.push(*i);
-                            push(kind, 0, -1, Some(*i), None, None, Some(*reservation_id), None, None);
+                            push(kind, 0, -1, Some(*i), None, None, Some(*reservation_id), None, None, None);
                         }
                     }
                 }
@@ -857,15 +873,16 @@ impl ProductActor {
                         change.source_id,
                         None,
                         change.unit_cost_minor,
+                        change.supplier_id,
                     );
                 }
                 Op::ReturnUnit { item_id, return_id, .. } => {
                     returned_items.push(*item_id);
-                    push("RETURN", 1, 0, Some(*item_id), None, None, Some(*return_id), None, None);
+                    push("RETURN", 1, 0, Some(*item_id), None, None, Some(*return_id), None, None, None);
                 }
                 Op::RemoveUnit { item_id, reason, actor_id, .. } => {
                     removed_items.push(*item_id);
-                    push("ADJUSTMENT", -1, 0, Some(*item_id), Some(reason.clone()), *actor_id, None, None, None);
+                    push("ADJUSTMENT", -1, 0, Some(*item_id), Some(reason.clone()), *actor_id, None, None, None, None);
                 }
             }
         }
@@ -891,10 +908,10 @@ impl ProductActor {
                      as t(r, n, u, i, q, nm, pr)),
              m as (
                  insert into stock.movements (shop_id, product_id, kind, on_hand_delta, reserved_delta, item_id, reason, actor_id,
-                                              reservation_id, order_id, unit_cost_minor)
-                 select $2, $1, k, o, rd, i, re, a, rv, od, c
+                                              reservation_id, order_id, unit_cost_minor, supplier_id)
+                 select $2, $1, k, o, rd, i, re, a, rv, od, c, su
                    from unnest($12::text[], $13::int[], $14::int[], $15::uuid[], $16::text[], $17::uuid[], $18::uuid[],
-                               $19::uuid[], $20::bigint[]) as t(k, o, rd, i, re, a, rv, od, c)),
+                               $19::uuid[], $20::bigint[], $23::uuid[]) as t(k, o, rd, i, re, a, rv, od, c, su)),
              v as (
                  update stock.levels set on_hand = on_hand + $21, reserved = reserved + $22, updated_at = now()
                   where product_id = $1 and ($21 <> 0 or $22 <> 0))
@@ -920,7 +937,8 @@ impl ProductActor {
             &m_order as _,
             &m_cost as _,
             on_delta,
-            res_delta
+            res_delta,
+            &m_supplier as _
         )
         .fetch_one(&mut *tx)
         .await

@@ -194,6 +194,7 @@ async fn concurrent_copies_of_a_return_restock_once() {
                 actor_id: None,
                 unit_cost_minor: None,
                 source_id: Some(return_id),
+                supplier_id: None,
             };
             registry.ask(cable, |reply| Msg::Adjust { change: change.clone(), reply }).await
         }

@@ -8,4 +8,5 @@ mod events;
 mod hardening;
 mod helpers;
 mod oversell;
+mod references;
 mod shell;
