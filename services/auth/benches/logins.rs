@@ -47,6 +47,7 @@ fn main() {
                 access_ttl: Duration::from_secs(900),
                 refresh_ttl: Duration::from_secs(86_400),
                 refresh_ttl_short: Duration::from_secs(86_400),
+                refresh_reuse_grace: Duration::from_secs(10),
             },
             app_url: url::Url::parse("http://bench").expect("url"),
             google: None,

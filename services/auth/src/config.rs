@@ -23,6 +23,9 @@ pub struct TokenConfig {
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     pub refresh_ttl_short: Duration,
+    /// A refresh token used again within this long after its rotation gets the same
+    /// successor (two tabs refreshing at once); later reuse revokes the family.
+    pub refresh_reuse_grace: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +58,7 @@ impl Config {
             access_ttl: Duration::from_secs(env.or("ACCESS_TOKEN_TTL_SECS", 900)?),
             refresh_ttl: Duration::from_secs(env.or::<u64>("REFRESH_TOKEN_TTL_DAYS", 30)? * 86_400),
             refresh_ttl_short: Duration::from_secs(env.or::<u64>("REFRESH_TOKEN_TTL_SHORT_DAYS", 7)? * 86_400),
+            refresh_reuse_grace: Duration::from_secs(env.or("REFRESH_TOKEN_REUSE_GRACE_SECS", 10)?),
         };
         let google = match env.optional::<String>("GOOGLE_CLIENT_ID")? {
             None => None,

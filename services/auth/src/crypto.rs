@@ -43,6 +43,18 @@ fn dummy_hash() -> &'static str {
 }
 
 /// 32 random bytes, base64url: refresh tokens, reset and invite tokens, hand-over codes.
+#[cfg(test)]
+mod successor_tests {
+    #[test]
+    fn a_sealed_successor_opens_only_with_the_token_it_replaced() {
+        let (old, next) = (super::random_token(), super::random_token());
+        let sealed = super::seal_successor(&old, &next);
+        assert_ne!(sealed, next.as_bytes());
+        assert_eq!(super::open_successor(&old, &sealed).as_deref(), Some(next.as_str()));
+        assert_ne!(super::open_successor(&super::random_token(), &sealed).as_deref(), Some(next.as_str()));
+    }
+}
+
 pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -63,6 +75,30 @@ pub fn otp_code() -> String {
 /// How single-use secrets are stored: high-entropy tokens need no slow hash.
 pub fn digest(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// Seals a refresh token's successor so that only a holder of the token it replaced can
+/// read it back (the two-tabs grace period): XOR with a pad derived from the presented
+/// token. The presented token is 32 random bytes and seals exactly one successor, so the
+/// pad is never reused.
+pub fn seal_successor(presented: &str, successor: &str) -> Vec<u8> {
+    successor.bytes().zip(pad(presented, successor.len())).map(|(a, b)| a ^ b).collect()
+}
+
+/// The successor [`seal_successor`] sealed, given the same presented token.
+pub fn open_successor(presented: &str, sealed: &[u8]) -> Option<String> {
+    String::from_utf8(sealed.iter().zip(pad(presented, sealed.len())).map(|(a, b)| a ^ b).collect()).ok()
+}
+
+fn pad(presented: &str, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 32);
+    let mut block = 0u32;
+    while out.len() < len {
+        out.extend_from_slice(&Sha256::digest(format!("cashvio-refresh-successor:{block}:{presented}").as_bytes()));
+        block += 1;
+    }
+    out.truncate(len);
+    out
 }
 
 /// OTPs are only 6 digits: bind the digest to the e-mail so one table of 10^6 digests does

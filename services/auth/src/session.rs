@@ -188,6 +188,9 @@ pub async fn start(
 struct PresentedToken {
     session_id: Uuid,
     used_at: Option<DateTime<Utc>>,
+    /// Used, but so recently that this is a second tab, not a thief.
+    in_grace: bool,
+    successor_sealed: Option<Vec<u8>>,
     revoked_at: Option<DateTime<Utc>>,
     expires_at: DateTime<Utc>,
     user_id: Uuid,
@@ -204,20 +207,41 @@ pub async fn refresh(
 ) -> Result<TokenResponse, AuthError> {
     let hash = crypto::digest(presented);
     let mut tx = pool.begin().await?;
-    // Lock the session row so two concurrent refreshes of one family serialise.
+    // Lock the session and the token so two concurrent refreshes of one family serialise,
+    // and the second sees what the first wrote (used, and its sealed successor).
     let row = sqlx::query_as!(
         PresentedToken,
-        "select t.session_id, t.used_at, s.revoked_at, s.expires_at, s.user_id
-           from auth.refresh_tokens t join auth.sessions s using (session_id)
-          where t.token_hash = $1
-            for update of s",
-        hash
+        r#"select t.session_id, t.used_at, s.revoked_at, s.expires_at, s.user_id, t.successor_sealed,
+                  coalesce(t.used_at > now() - make_interval(secs => $2), false) as "in_grace!"
+             from auth.refresh_tokens t join auth.sessions s using (session_id)
+            where t.token_hash = $1
+              for update of s, t"#,
+        hash,
+        cfg.refresh_reuse_grace.as_secs_f64()
     )
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else { return Err(AuthError::RefreshInvalid) };
     if row.revoked_at.is_some() || row.expires_at <= Utc::now() {
         return Err(AuthError::RefreshInvalid);
+    }
+    if row.used_at.is_some() && row.in_grace {
+        // Two tabs refreshed with the same token: the later one gets the same successor.
+        if let Some(next) = row.successor_sealed.as_deref().and_then(|s| crypto::open_successor(presented, s)) {
+            let user = user_summary(&mut tx, row.user_id).await?;
+            if user.status != "ACTIVE" {
+                return Err(AuthError::AccountDisabled);
+            }
+            tx.commit().await?;
+            let access = keys.sign(&claims_for(&user, row.session_id, cfg)).await?;
+            return Ok(TokenResponse {
+                access_token: access,
+                refresh_token: next,
+                token_type: "Bearer",
+                expires_in: cfg.access_ttl.as_secs(),
+                user,
+            });
+        }
     }
     if row.used_at.is_some() {
         sqlx::query!(
@@ -235,10 +259,14 @@ pub async fn refresh(
     if user.status != "ACTIVE" {
         return Err(AuthError::AccountDisabled);
     }
-    sqlx::query!("update auth.refresh_tokens set used_at = now() where token_hash = $1", hash)
-        .execute(&mut *tx)
-        .await?;
     let next = crypto::random_token();
+    sqlx::query!(
+        "update auth.refresh_tokens set used_at = now(), successor_sealed = $2 where token_hash = $1",
+        hash,
+        crypto::seal_successor(presented, &next)
+    )
+    .execute(&mut *tx)
+    .await?;
     insert_refresh_token(&mut tx, &next, row.session_id).await?;
     tx.commit().await?;
     let access = keys.sign(&claims_for(&user, row.session_id, cfg)).await?;

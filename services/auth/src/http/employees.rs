@@ -175,8 +175,20 @@ async fn create_employee(
     .bind(st)
     .bind(req.hired_on)
     .execute(&s.pool)
-    .await?;
+    .await
+    .map_err(member_link)?;
     Ok((StatusCode::CREATED, Json(view(load(&s, id).await?, true))))
+}
+
+/// The link to a user is a foreign key on the shop's memberships: an unknown user and
+/// another shop's user are the same 422.
+fn member_link(e: sqlx::Error) -> AuthError {
+    match &e {
+        sqlx::Error::Database(d) if d.constraint() == Some("employees_member_fkey") => {
+            AuthError::field("userId", "not a member of this shop")
+        }
+        _ => e.into(),
+    }
 }
 
 async fn load(s: &AppState, id: Uuid) -> Result<Row, AuthError> {
@@ -288,7 +300,8 @@ async fn update_employee(
     .bind(req.hired_on)
     .bind(req.user_id)
     .execute(&s.pool)
-    .await?;
+    .await
+    .map_err(member_link)?;
     Ok(Json(view(load(&s, id).await?, true)))
 }
 

@@ -210,6 +210,32 @@ async fn delete_user(State(s): State<AppState>, user: AuthUser, Path(id): Path<U
     if role == "SUPER_ADMIN" && user.role != Role::SuperAdmin {
         return Err(AuthError::Forbidden("Only a super admin removes a super admin."));
     }
+    // A shop keeps an owner: the last active owner of a shop cannot go. The shops are locked
+    // first, so two owners of one shop leaving at once cannot both pass the check.
+    sqlx::query!(
+        "select 1 as locked from auth.shops where shop_id in (
+             select shop_id from auth.memberships where user_id = $1 and role = 'SHOP_OWNER' and status = 'ACTIVE')
+         order by shop_id for update",
+        id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let orphaned = sqlx::query_scalar!(
+        r#"select count(*) as "n!" from auth.memberships m
+            where m.user_id = $1 and m.role = 'SHOP_OWNER' and m.status = 'ACTIVE'
+              and not exists (select 1 from auth.memberships o join auth.users u on u.user_id = o.user_id
+                               where o.shop_id = m.shop_id and o.user_id <> $1 and o.role = 'SHOP_OWNER'
+                                 and o.status = 'ACTIVE' and u.status = 'ACTIVE')"#,
+        id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if orphaned > 0 {
+        return Err(AuthError::Conflict(
+            "SHOP_LAST_OWNER",
+            "This account is the last owner of a shop: make someone else its owner first.",
+        ));
+    }
     sqlx::query("update users set status = 'INACTIVE' where user_id = $1").bind(id).execute(&mut *tx).await?;
     session::revoke_all(&mut tx, id, "account deleted").await?;
     crate::access::announce_user(&mut tx, id, "INACTIVE").await?;

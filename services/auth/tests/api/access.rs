@@ -93,3 +93,36 @@ async fn suspended_removed_logged_out_family_revoked_and_deleted_lose_access_at_
         ]
     );
 }
+
+/// Two tabs refreshing with one refresh token at once both stay signed in (the same
+/// successor); a reuse after the grace period is still a theft and revokes the family.
+#[tokio::test]
+async fn two_tabs_refreshing_at_once_stay_signed_in_and_a_late_reuse_still_revokes() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Options {
+        refresh_reuse_grace: std::time::Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await;
+    let (_, owner) = app.seed_shop().await;
+    let login = app.login(&owner.email).await;
+    let token = login["refreshToken"].as_str().unwrap().to_owned();
+    let (a, b) = tokio::join!(
+        app.post("/auth/refresh", json!({"refreshToken": token}), None),
+        app.post("/auth/refresh", json!({"refreshToken": token}), None)
+    );
+    assert_eq!((a.0, b.0), (200, 200), "{} / {}", a.1, b.1);
+    assert_eq!(a.1["refreshToken"], b.1["refreshToken"], "the same successor for both tabs");
+    let successor = a.1["refreshToken"].as_str().unwrap().to_owned();
+    let (s, _) = app.call("GET", "/shops", None, b.1["accessToken"].as_str()).await;
+    assert_eq!(s, 200, "both tabs' access tokens work");
+
+    // The successor goes on normally.
+    let (s, next) = app.post("/auth/refresh", json!({"refreshToken": successor}), None).await;
+    assert_eq!(s, 200, "{next}");
+    // Long after the rotation, the first token again: revoked, and the family with it.
+    tokio::time::sleep(std::time::Duration::from_millis(1_300)).await;
+    let (s, b) = app.post("/auth/refresh", json!({"refreshToken": token}), None).await;
+    assert_eq!(s, 401, "{b}");
+    let (s, _) = app.post("/auth/refresh", json!({"refreshToken": next["refreshToken"]}), None).await;
+    assert_eq!(s, 401, "the family is revoked");
+}

@@ -28,11 +28,14 @@ pub struct TestApp {
 pub struct Options {
     pub google: bool,
     pub login_per_email: u32,
+    /// The two-tabs grace for reused refresh tokens; none by default, so a reuse in a test
+    /// is a reuse.
+    pub refresh_reuse_grace: Duration,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { google: false, login_per_email: 1_000 }
+        Self { google: false, login_per_email: 1_000, refresh_reuse_grace: Duration::ZERO }
     }
 }
 
@@ -81,6 +84,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
             access_ttl: Duration::from_secs(900),
             refresh_ttl: Duration::from_secs(30 * 86_400),
             refresh_ttl_short: Duration::from_secs(7 * 86_400),
+            refresh_reuse_grace: opts.refresh_reuse_grace,
         },
         app_url: url::Url::parse("http://app.cashvio.test").unwrap(),
         google,

@@ -7,4 +7,5 @@ mod flow;
 mod google;
 mod helpers;
 mod matrix;
+mod owner;
 mod shell;
