@@ -26,6 +26,15 @@ for s in "${SERVICES[@]}"; do
   got="$(curl -sS -o /dev/null -w '%{http_code} %{content_type}' "http://127.0.0.1:$NGINX_PORT/$s/metrics")"
   if [[ "$got" == "404 application/problem+json" ]]; then echo "ok: /$s/metrics not public"; else echo "FAILED: /$s/metrics answered $got"; failed=1; fi
 done
+# nginx's own errors are problem+json too: an unknown prefix, a URL or headers too large.
+long="$(python3 -c 'print("a" * 20000)')"
+for case in "404|/nosuchservice/x|" "414|/stock/$long|" "400|/stock/health|X-Big: $long$long"; do
+  IFS='|' read -r want path header <<<"$case"
+  args=(-sS -o /dev/null -w '%{http_code} %{content_type}')
+  [[ -n "$header" ]] && args+=(-H "$header")
+  got="$(curl "${args[@]}" "http://127.0.0.1:$NGINX_PORT$path")"
+  if [[ "$got" == "$want application/problem+json" ]]; then echo "ok: nginx $want is problem+json"; else echo "FAILED: nginx answered $got, expected $want problem+json"; failed=1; fi
+done
 # The README walkthrough, end to end through nginx.
 if bash "$ROOT/stack/walkthrough.sh"; then echo "ok: walkthrough"; else echo "FAILED: walkthrough"; failed=1; fi
 
@@ -52,5 +61,5 @@ if [[ $was_up -eq 0 ]]; then
   done
   [[ $failed -eq 0 ]] && echo "ok: nothing of the stack listens after make down"
 fi
-total=$((3 * ${#SERVICES[@]} + 5))
+total=$((3 * ${#SERVICES[@]} + 8))
 if [[ $failed -eq 0 ]]; then echo "smoke: $total passed, 0 failed"; else echo "smoke: failed"; exit 1; fi
