@@ -39,7 +39,8 @@ const SERVICES: &[(&str, &str, u16, Option<&str>)] = &[
     ("auth", "AUTH", 3010, None),
     ("stock", "STOCK", 3002, None),
     ("order", "ORDER", 3003, None),
-    ("mailer", "MAILER", 3001, Some("12m")),
+    // Uploads stream through: up to 10 files of 10 MB plus the multipart framing.
+    ("mailer", "MAILER", 3001, Some("101m")),
 ];
 
 impl NginxConfig {

@@ -94,7 +94,7 @@ fn nginx_template_renders_into_a_config_nginx_accepts() {
         "location /mailer/",
         "proxy_pass http://auth/;",
         "proxy_set_header X-Request-Id $request_id;",
-        "client_max_body_size 12m;",
+        "client_max_body_size 101m;",
         "client_max_body_size 1m;",
         "limit_req zone=auth_login",
         "application/problem+json",

@@ -117,6 +117,61 @@ async fn method_not_allowed() -> Problem {
     Problem::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "This endpoint does not take that method.")
 }
 
+/// Makes the OpenAPI document say what is served: every error is
+/// `application/problem+json` (utoipa writes `application/json` for `body = Problem`), and
+/// every operation documents the problems any of them can answer: 400 (unreadable), 401
+/// and 403 (token, session, membership), 422 (invalid input), 404 for paths with ids,
+/// 413 and 415 for operations with a body.
+fn document_problems(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{schema::Ref, Content, RefOr, ResponseBuilder};
+    const PROBLEM: &str = "application/problem+json";
+    let problem = |code: &str| {
+        let description = StatusCode::from_u16(code.parse().unwrap_or(500))
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Error")
+            .to_owned();
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(PROBLEM, Content::new(Some(Ref::from_schema_name("Problem"))))
+                .build(),
+        )
+    };
+    let components = openapi.components.get_or_insert_with(Default::default);
+    let mut schemas = Vec::new();
+    <Problem as utoipa::ToSchema>::schemas(&mut schemas);
+    schemas.push(("Problem".to_owned(), <Problem as utoipa::PartialSchema>::schema()));
+    for (name, schema) in schemas {
+        components.schemas.entry(name).or_insert(schema);
+    }
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for op in ops.into_iter().flatten() {
+            for (code, response) in op.responses.responses.iter_mut() {
+                if let (RefOr::T(r), true) = (response, code.starts_with('4') || code.starts_with('5')) {
+                    if let Some(content) = r.content.shift_remove("application/json") {
+                        r.content.insert(PROBLEM.to_owned(), content);
+                    }
+                }
+            }
+            if op.tags.as_ref().is_some_and(|t| t.iter().any(|t| t == "operations")) {
+                continue;
+            }
+            let mut codes = vec!["400", "401", "403", "422"];
+            if path.contains('{') {
+                codes.push("404");
+            }
+            if op.request_body.is_some() {
+                codes.extend(["413", "415"]);
+            }
+            for code in codes {
+                op.responses.responses.entry(code.to_owned()).or_insert_with(|| problem(code));
+            }
+        }
+    }
+}
+
 /// Assembles the service's router: its own routes plus the operational ones, the OpenAPI
 /// document generated from all of them, and the common layers.
 pub fn router(api: OpenApiRouter, shell: Shell) -> Router {
@@ -126,6 +181,7 @@ pub fn router(api: OpenApiRouter, shell: Shell) -> Router {
         .routes(routes!(metrics))
         .merge(api)
         .split_for_parts();
+    document_problems(&mut openapi);
     openapi.info.title = format!("Cashvio {}", shell.service);
     openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let openapi = Arc::new(openapi);

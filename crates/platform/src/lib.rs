@@ -16,6 +16,7 @@ pub mod money;
 pub mod pagination;
 pub mod shutdown;
 pub mod telemetry;
+pub mod validate;
 
 pub use error::Problem;
 pub use money::{Currency, Money};

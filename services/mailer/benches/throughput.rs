@@ -169,10 +169,13 @@ fn main() {
         let (rate, secs) = wait_sent(&db, EVENTS, &tag).await;
         println!("  receipts (PDF):  {rate:>7.1} e-mails/s, first queued to last sent ({EVENTS} in {secs:.2} s; each PDF rendered and stored in S3)");
 
-        let token = key.sign(&claims(Role::ShopStaff, &[(ShopId::new(), ShopRole::ShopStaff)], 3_600));
+        let staff = claims(Role::ShopStaff, &[(ShopId::new(), ShopRole::ShopStaff)], 3_600);
+        testkit::access::grant(&db.admin, "mailer", &staff).await;
+        let token = key.sign(&staff);
         let http = reqwest::Client::new();
         let file: Vec<u8> = {
-            let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
+            // A real PNG header (1x1 RGBA with IHDR's CRC): uploads are decoded that far.
+            let mut b = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89".to_vec();
             b.resize(2 * 1024 * 1024, 7);
             b
         };

@@ -14,7 +14,7 @@ use crate::http::AppState;
 use crate::storage::Storage;
 use crate::Config;
 
-/// Request body limit outside the upload routes; nginx enforces 12 MB in front.
+/// Request body limit outside the upload routes (nginx lets 101 MB through for uploads).
 pub const BODY_LIMIT: usize = 12 << 20;
 
 pub struct Application {

@@ -231,7 +231,15 @@ async fn register(
     }
     let user_id = insert_user(
         &mut tx,
-        &NewUser { email: &email, name: &name, hash: &hash, role: "SHOP_OWNER", image, contact, dob: req.dob },
+        &NewUser {
+            email: &email,
+            name: &name,
+            hash: &hash,
+            role: "SHOP_OWNER",
+            image,
+            contact,
+            dob: platform::validate::date("dob", req.dob)?,
+        },
     )
     .await?;
     let shop_id = Uuid::now_v7();
@@ -323,7 +331,15 @@ async fn register_customer(
     }
     let user_id = insert_user(
         &mut tx,
-        &NewUser { email: &email, name: &name, hash: &hash, role: "CUSTOMER", image, contact, dob: req.dob },
+        &NewUser {
+            email: &email,
+            name: &name,
+            hash: &hash,
+            role: "CUSTOMER",
+            image,
+            contact,
+            dob: platform::validate::date("dob", req.dob)?,
+        },
     )
     .await?;
     let event = UserRegistered {

@@ -173,7 +173,7 @@ async fn create_employee(
     .bind(domain::optional_text("department", req.department.as_deref(), 120)?)
     .bind(salary)
     .bind(st)
-    .bind(req.hired_on)
+    .bind(platform::validate::date("hiredOn", req.hired_on)?)
     .execute(&s.pool)
     .await
     .map_err(member_link)?;
@@ -297,7 +297,7 @@ async fn update_employee(
     .bind(domain::optional_text("department", req.department.as_deref(), 120)?)
     .bind(salary_minor(req.salary.as_deref(), currency)?)
     .bind(status(req.status.as_deref())?)
-    .bind(req.hired_on)
+    .bind(platform::validate::date("hiredOn", req.hired_on)?)
     .bind(req.user_id)
     .execute(&s.pool)
     .await

@@ -26,7 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Starts Google sign-in: redirects to the provider with state, PKCE and nonce.
-#[utoipa::path(get, path = "/auth/google/login", tag = "auth", responses((status = 302, description = "to Google"), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/auth/google/login", tag = "auth", responses((status = 303, description = "to Google"), (status = 404, body = Problem)))]
 #[tracing::instrument(skip_all)]
 async fn google_login(State(s): State<AppState>) -> Result<Response, AuthError> {
     let google = s.google.as_ref().ok_or(AuthError::GoogleDisabled)?;

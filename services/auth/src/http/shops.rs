@@ -221,8 +221,10 @@ async fn update_shop(
     let name = req.business_name.as_deref().map(|n| domain::name("businessName", n)).transpose()?;
     let address = domain::optional_text("address", req.address.as_deref(), 300)?;
     let phone = domain::optional_text("contactPhone", req.contact_phone.as_deref(), 40)?;
-    let logo = domain::optional_text("shopLogo", req.shop_logo.as_deref(), 500)?;
-    let banner = domain::optional_text("shopBanner", req.shop_banner.as_deref(), 500)?;
+    // An existing shop's images are its own uploads (a new shop has none yet to point at).
+    let upload = |field: &str, v: Option<String>| v.map(|v| platform::validate::shop_object(field, id, &v)).transpose();
+    let logo = upload("shopLogo", domain::optional_text("shopLogo", req.shop_logo.as_deref(), 1_000)?)?;
+    let banner = upload("shopBanner", domain::optional_text("shopBanner", req.shop_banner.as_deref(), 1_000)?)?;
     let currency = currency(req.currency.as_deref())?;
     let mut tx = s.pool.begin().await?;
     sqlx::query(

@@ -179,7 +179,7 @@ async fn update_user(
     .bind(name)
     .bind(image)
     .bind(contact)
-    .bind(req.dob)
+    .bind(platform::validate::date("dob", req.dob)?)
     .bind(&req.status)
     .bind(&req.role)
     .execute(&mut *tx)

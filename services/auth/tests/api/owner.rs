@@ -48,3 +48,23 @@ async fn an_employee_links_only_to_a_member_of_its_shop() {
     let (_, record) = app.call("GET", &format!("/employees/{id}"), None, Some(&token)).await;
     assert_eq!(record["userId"], serde_json::Value::Null, "{record}");
 }
+
+#[tokio::test]
+async fn insane_dates_and_another_shops_logo_are_422() {
+    let app = spawn_app().await;
+    let (shop, owner) = app.seed_shop().await;
+    let (other, _) = app.seed_shop().await;
+    let token = app.access_token(&owner.email).await;
+    let (s, b) =
+        app.post("/employees", json!({"shopId": shop, "name": "Kasun", "hiredOn": "1850-01-01"}), Some(&token)).await;
+    assert_eq!((s, b["errors"][0]["field"].as_str()), (422, Some("hiredOn")), "{b}");
+    let (s, b) =
+        app.call("PUT", &format!("/users/{}", owner.id), Some(json!({"dob": "2300-01-01"})), Some(&token)).await;
+    assert_eq!((s, b["errors"][0]["field"].as_str()), (422, Some("dob")), "{b}");
+    let theirs = format!("shops/{other}/images/logo.png");
+    let (s, b) = app.call("PUT", &format!("/shops/{shop}"), Some(json!({"shopLogo": theirs})), Some(&token)).await;
+    assert_eq!((s, b["errors"][0]["field"].as_str()), (422, Some("shopLogo")), "{b}");
+    let mine = format!("shops/{shop}/images/logo.png");
+    let (s, b) = app.call("PUT", &format!("/shops/{shop}"), Some(json!({"shopLogo": mine})), Some(&token)).await;
+    assert_eq!((s, b["shopLogo"].as_str()), (200, Some(mine.as_str())), "{b}");
+}

@@ -65,6 +65,55 @@ impl FileKind {
         }
     }
 
+    /// Bytes [`FileKind::verify`] reads.
+    pub const VERIFY_LEN: usize = 64;
+
+    /// Whether the first bytes are the real start of a file of this kind, decoded as far as
+    /// its header goes (a magic number followed by HTML is not an image): PNG's IHDR chunk
+    /// with its CRC, a JPEG marker segment, GIF's screen descriptor, a WebP image chunk, a
+    /// PDF version.
+    pub fn verify(self, head: &[u8]) -> bool {
+        let u16be = |i: usize| head.get(i..i + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+        let u32be = |i: usize| head.get(i..i + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        match self {
+            FileKind::Png => {
+                let (Some(len), Some(w), Some(h), Some(crc)) = (u32be(8), u32be(16), u32be(20), u32be(29)) else {
+                    return false;
+                };
+                len == 13
+                    && head.get(12..16) == Some(b"IHDR")
+                    && w > 0
+                    && h > 0
+                    && matches!(head[24], 1 | 2 | 4 | 8 | 16)
+                    && matches!(head[25], 0 | 2 | 3 | 4 | 6)
+                    && crc32(&head[12..29]) == crc
+            }
+            FileKind::Jpeg => {
+                head.get(2) == Some(&0xFF)
+                    && head.get(3).is_some_and(|m| (0xC0..=0xFE).contains(m))
+                    && u16be(4).is_some_and(|len| len >= 2)
+            }
+            FileKind::Gif => {
+                let dims =
+                    head.get(6..10).map(|b| (u16::from_le_bytes([b[0], b[1]]), u16::from_le_bytes([b[2], b[3]])));
+                let flags = head.get(10).copied().unwrap_or(0);
+                // Without a global colour table the next block starts at once.
+                let next_ok = flags & 0x80 != 0 || head.get(13).is_some_and(|b| matches!(b, 0x21 | 0x2C | 0x3B));
+                dims.is_some_and(|(w, h)| w > 0 && h > 0) && next_ok
+            }
+            FileKind::Webp => {
+                let size = head.get(4..8).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                size.is_some_and(|s| s >= 12)
+                    && head.get(12..16).is_some_and(|c| matches!(c, b"VP8 " | b"VP8L" | b"VP8X"))
+            }
+            FileKind::Pdf => {
+                head.get(5).is_some_and(u8::is_ascii_digit)
+                    && head.get(6) == Some(&b'.')
+                    && head.get(7).is_some_and(u8::is_ascii_digit)
+            }
+        }
+    }
+
     pub fn content_type(self) -> &'static str {
         match self {
             FileKind::Png => "image/png",
@@ -167,6 +216,18 @@ pub fn shop_of_key(key: &str) -> Option<uuid::Uuid> {
     uuid::Uuid::parse_str(shop).ok()
 }
 
+/// CRC-32 (IEEE), as PNG chunks carry it.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +241,30 @@ mod tests {
         assert_eq!(FileKind::sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some(FileKind::Jpeg));
         assert_eq!(FileKind::sniff(b"<html>"), None);
         assert_eq!(FileKind::sniff(b""), None);
+    }
+
+    /// The smallest real PNG header: 1x1, 8-bit RGBA, with IHDR's CRC.
+    const PNG_1X1: &[u8] =
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89";
+
+    #[test]
+    fn files_are_decoded_far_enough_to_be_sure() {
+        assert!(FileKind::Png.verify(PNG_1X1));
+        let mut html = b"\x89PNG\r\n\x1a\n".to_vec();
+        html.extend_from_slice(b"<html><script>alert(1)</script></html>");
+        assert!(!FileKind::Png.verify(&html), "a PNG signature followed by HTML");
+        let mut bad_crc = PNG_1X1.to_vec();
+        bad_crc[32] ^= 1;
+        assert!(!FileKind::Png.verify(&bad_crc));
+        assert!(FileKind::Jpeg.verify(&[0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F']));
+        assert!(!FileKind::Jpeg.verify(b"\xff\xd8\xff<html>"));
+        assert!(FileKind::Gif.verify(b"GIF89a\x01\x00\x01\x00\x80\x00\x00"));
+        assert!(!FileKind::Gif.verify(b"GIF89a<html><body>"));
+        assert!(FileKind::Webp.verify(b"RIFF\x24\x00\x00\x00WEBPVP8 "));
+        assert!(!FileKind::Webp.verify(b"RIFF\x24\x00\x00\x00WEBP<htm"));
+        assert!(FileKind::Pdf.verify(b"%PDF-1.7\n"));
+        assert!(!FileKind::Pdf.verify(b"%PDF-<html>"));
+        assert_eq!(crc32(b"IEND"), 0xAE42_6082);
     }
 
     #[test]

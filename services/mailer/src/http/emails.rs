@@ -42,6 +42,7 @@ impl EmailStatus {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    #[param(inline)]
     status: Option<EmailStatus>,
     page: Option<i64>,
     limit: Option<i64>,

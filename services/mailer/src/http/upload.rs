@@ -86,7 +86,7 @@ fn unprocessable(code: &str, field: &str, message: &str) -> Problem {
     responses(
         (status = 200, body = UploadResponse),
         (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 413, body = Problem), (status = 422, body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem),
     ))]
 #[tracing::instrument(skip_all)]
 async fn upload(
@@ -98,7 +98,15 @@ async fn upload(
     let shop = user.acting_shop(q.shop_id)?;
     let sub = SubFolder::parse(q.sub_folder.as_deref().unwrap_or(""))
         .map_err(|m| unprocessable("INVALID_SUB_FOLDER", "subFolder", m))?;
-    let mut multipart = multipart.map_err(|r| multipart_problem(r.status(), r.body_text()))?;
+    let mut multipart = multipart.map_err(|r| match r {
+        // Not multipart at all (or no boundary): the wrong media type.
+        MultipartRejection::InvalidBoundary(_) => Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "Send the files as multipart/form-data.",
+        ),
+        other => multipart_problem(other.status(), other.body_text()),
+    })?;
     let mut stored: Vec<StoredFile> = Vec::new();
     let outcome = receive(&state, &mut multipart, shop, q.folder, sub.as_ref(), &mut stored).await;
     if let Err(problem) = outcome {
@@ -138,7 +146,7 @@ async fn receive(
         }
         let name = field.file_name().unwrap_or_default().to_owned();
         let mut head: Vec<u8> = Vec::new();
-        while head.len() < FileKind::SNIFF_LEN {
+        while head.len() < FileKind::VERIFY_LEN {
             match field.chunk().await.map_err(|e| multipart_problem(e.status(), e.body_text()))? {
                 Some(c) => head.extend_from_slice(&c),
                 None => break,
@@ -147,6 +155,13 @@ async fn receive(
         let kind = FileKind::sniff(&head).ok_or_else(|| {
             unprocessable("UNSUPPORTED_FILE_TYPE", "files", "only PNG, JPEG, WebP, GIF and PDF content is accepted")
         })?;
+        if !kind.verify(&head) {
+            return Err(unprocessable(
+                "FILE_CORRUPT",
+                "files",
+                &format!("{name:?} starts like {} but is not one", kind.extension()),
+            ));
+        }
         if !folder.allows(kind) {
             return Err(unprocessable(
                 "FILE_TYPE_NOT_ALLOWED",

@@ -6,10 +6,14 @@ use reqwest::StatusCode;
 
 use crate::helpers::{spawn_app, TestApp};
 
+/// A real PNG header (1x1 RGBA, IHDR with its CRC): uploads are decoded that far.
+pub const PNG_HEAD: &[u8] =
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89";
+
 fn png(len: usize) -> Vec<u8> {
-    let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut b = PNG_HEAD.to_vec();
     // Varied bytes so a mix-up of parts would show.
-    b.extend((0..len.saturating_sub(8)).map(|i| u8::try_from((i * 31 + i / 7) % 251).unwrap()));
+    b.extend((0..len.saturating_sub(PNG_HEAD.len())).map(|i| u8::try_from((i * 31 + i / 7) % 251).unwrap()));
     b
 }
 
@@ -291,4 +295,30 @@ async fn presigned_put_uploads_directly() {
         let body: serde_json::Value = res.json().await.unwrap();
         assert_eq!(body["code"], code, "{bad}");
     }
+}
+
+/// An image is decoded far enough to be sure it is one, and the body must be multipart.
+#[tokio::test]
+async fn a_png_signature_in_front_of_html_is_refused_and_a_non_multipart_body_is_415() {
+    let app = spawn_app().await;
+    let shop = ShopId::new();
+    let token = app.staff_token(shop).await;
+    let mut fake = b"\x89PNG\r\n\x1a\n".to_vec();
+    fake.extend_from_slice(b"<html><script>document.location='https://evil.example'</script></html>");
+    let (status, body) = upload(&app, Some(&token), "folder=images", vec![("cat.png", fake)]).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("FILE_CORRUPT")), "{body}");
+    let listed = app.keys(&format!("shops/{shop}/")).await;
+    assert!(listed.is_empty(), "nothing stored: {listed:?}");
+    let res = app
+        .http
+        .post(format!("{}/upload?folder=images", app.base_url))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let ctype = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!((status, ctype.as_deref()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("application/problem+json")));
 }

@@ -137,7 +137,7 @@ async fn create(
     .bind(parent)
     .bind(&name)
     .bind(text("description", req.description.as_deref(), 1_000)?)
-    .bind(text("imageUrl", req.image_url.as_deref(), 500)?)
+    .bind(image(shop, req.image_url.as_deref())?)
     .execute(&s.pool)
     .await
     .map_err(|e| match &e {
@@ -181,6 +181,11 @@ async fn list(
     Ok(Json(Page::new(rows, page, total)))
 }
 
+/// A category's image: one of the shop's uploads (or none).
+fn image(shop: Uuid, raw: Option<&str>) -> Result<Option<String>, Problem> {
+    text("imageUrl", raw, 1_000)?.map(|v| platform::validate::shop_object("imageUrl", shop, &v)).transpose()
+}
+
 async fn update(
     s: &AppState,
     user: &AuthUser,
@@ -188,7 +193,13 @@ async fn update(
     id: Uuid,
     req: CategoryInput,
 ) -> Result<Json<CategoryView>, Problem> {
-    load_category(s, user, id, level).await?;
+    let current = load_category(s, user, id, level).await?;
+    platform::validate::unchanged("shopId", req.shop_id, Some(current.shop_id))?;
+    match level {
+        2 => platform::validate::unchanged("categoryId", req.category_id, current.parent_id)?,
+        3 => platform::validate::unchanged("subCategoryId", req.sub_category_id, current.parent_id)?,
+        _ => platform::validate::unchanged("categoryId", req.category_id, None)?,
+    }
     let status = match req.status.as_deref() {
         None => None,
         Some(st @ ("ACTIVE" | "HIDE")) => Some(st.to_owned()),
@@ -201,7 +212,7 @@ async fn update(
     .bind(id)
     .bind(text("name", req.name.as_deref(), 120)?)
     .bind(text("description", req.description.as_deref(), 1_000)?)
-    .bind(text("imageUrl", req.image_url.as_deref(), 500)?)
+    .bind(image(current.shop_id, req.image_url.as_deref())?)
     .bind(status)
     .execute(&s.pool)
     .await
@@ -509,7 +520,8 @@ async fn update_supplier(
     Path(id): Path<Uuid>,
     Json(req): Json<SupplierInput>,
 ) -> Result<Json<SupplierView>, Problem> {
-    load_supplier(&s, &user, id).await?;
+    let current = load_supplier(&s, &user, id).await?;
+    platform::validate::unchanged("shopId", req.shop_id, Some(current.shop_id))?;
     sqlx::query(
         "update suppliers set name = coalesce($2, name), contact_number = coalesce($3, contact_number),
                 email = coalesce($4, email), have_whatsapp = coalesce($5, have_whatsapp) where supplier_id = $1",

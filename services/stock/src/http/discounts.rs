@@ -148,8 +148,8 @@ async fn create_discount(
         .map(str::trim)
         .filter(|n| !n.is_empty() && n.len() <= 120)
         .ok_or_else(|| unprocessable("name", "1 to 120 characters"))?;
-    let starts = req.starts_at.unwrap_or_else(Utc::now);
-    let ends = req.ends_at.ok_or_else(|| unprocessable("endsAt", "required"))?;
+    let starts = platform::validate::moment("startsAt", req.starts_at)?.unwrap_or_else(Utc::now);
+    let ends = platform::validate::moment("endsAt", req.ends_at)?.ok_or_else(|| unprocessable("endsAt", "required"))?;
     if ends <= starts {
         return Err(unprocessable("endsAt", "must be after startsAt"));
     }
@@ -230,8 +230,9 @@ async fn update_discount(
     Json(req): Json<DiscountInput>,
 ) -> Result<Json<DiscountView>, Problem> {
     let current = load(&s, &user, id).await?;
-    let starts = req.starts_at.unwrap_or(current.starts_at);
-    let ends = req.ends_at.unwrap_or(current.ends_at);
+    platform::validate::unchanged("shopId", req.shop_id, Some(current.shop_id))?;
+    let starts = platform::validate::moment("startsAt", req.starts_at)?.unwrap_or(current.starts_at);
+    let ends = platform::validate::moment("endsAt", req.ends_at)?.unwrap_or(current.ends_at);
     if ends <= starts {
         return Err(unprocessable("endsAt", "must be after startsAt"));
     }

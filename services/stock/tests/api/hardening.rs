@@ -132,3 +132,94 @@ async fn an_idempotency_key_moves_stock_once_however_often_and_concurrently_it_i
     let answers = futures::future::join_all((0..10).map(|_| send("/items".into(), unit.clone(), "unit-1"))).await;
     assert!(answers.iter().all(|(s, a)| *s == 201 && a["id"] == answers[0].1["id"]), "{answers:?}");
 }
+
+/// Fields that cannot change are refused, not silently ignored; dates outside 1900–2200
+/// are refused; images are this shop's uploads, at most ten.
+#[tokio::test]
+async fn unchangeable_fields_insane_dates_and_foreign_images_are_422() {
+    let app = spawn_app().await;
+    let (shop, other) = (app.seed_shop().await, app.seed_shop().await);
+    let t = app.staff(shop).await;
+    let (_, sup) = app
+        .call("POST", "/suppliers", Some(json!({"shopId": shop, "name": "Abans", "contactNumber": "0771"})), Some(&t))
+        .await;
+    let sup = sup["id"].as_str().unwrap().to_owned();
+    let (_, c1) = app.call("POST", "/categories", Some(json!({"shopId": shop, "name": "Phones"})), Some(&t)).await;
+    let (_, c1b) = app.call("POST", "/categories", Some(json!({"shopId": shop, "name": "Audio"})), Some(&t)).await;
+    let (_, c2) = app
+        .call("POST", "/categories/subcategories", Some(json!({"categoryId": c1["id"], "name": "Android"})), Some(&t))
+        .await;
+    let mine = |name: &str| format!("shops/{shop}/images/products/{name}.png");
+    let theirs = format!("https://bucket.s3.amazonaws.com/shops/{other}/images/products/x.png");
+    let cases = [
+        ("supplier moves shop", "PUT", format!("/suppliers/{sup}"), json!({"shopId": other}), "shopId"),
+        (
+            "subcategory changes parent",
+            "PUT",
+            format!("/categories/subcategories/{}", c2["id"].as_str().unwrap()),
+            json!({"categoryId": c1b["id"], "name": "Android"}),
+            "categoryId",
+        ),
+        (
+            "discount ends in 9999",
+            "POST",
+            "/discounts".into(),
+            json!({"shopId": shop, "name": "Sale", "endsAt": "9999-01-01T00:00:00Z"}),
+            "endsAt",
+        ),
+        (
+            "discount starts in 1800",
+            "POST",
+            "/discounts".into(),
+            json!({"shopId": shop, "name": "Sale", "startsAt": "1800-01-01T00:00:00Z", "endsAt": "2030-01-01T00:00:00Z"}),
+            "startsAt",
+        ),
+        (
+            "another shop's image",
+            "POST",
+            "/products".into(),
+            json!({"shopId": shop, "name": "Mug", "sellPrice": "1.00", "imageUrls": [mine("a"), theirs]}),
+            "imageUrls",
+        ),
+        (
+            "any string as an image",
+            "POST",
+            "/products".into(),
+            json!({"shopId": shop, "name": "Mug", "sellPrice": "1.00", "imageUrls": ["<script>"]}),
+            "imageUrls",
+        ),
+        (
+            "eleven images",
+            "POST",
+            "/products".into(),
+            json!({"shopId": shop, "name": "Mug", "sellPrice": "1.00", "imageUrls": vec![mine("a"); 11]}),
+            "imageUrls",
+        ),
+        (
+            "a foreign category image",
+            "POST",
+            "/categories".into(),
+            json!({"shopId": shop, "name": "Toys", "imageUrl": theirs}),
+            "imageUrl",
+        ),
+    ];
+    for (name, method, path, body, field) in cases {
+        let (s, b) = app.call(method, &path, Some(body), Some(&t)).await;
+        assert_eq!((s, b["errors"][0]["field"].as_str()), (422, Some(field)), "{name}: {b}");
+    }
+    // The same values pass where they are right.
+    let (s, b) = app
+        .call("PUT", &format!("/suppliers/{sup}"), Some(json!({"shopId": shop, "name": "Abans PLC"})), Some(&t))
+        .await;
+    assert_eq!(s, 200, "repeating the shop is fine: {b}");
+    let images = json!([mine("a"), format!("https://bucket.s3.amazonaws.com/{}", mine("b"))]);
+    let (s, b) = app
+        .call(
+            "POST",
+            "/products",
+            Some(json!({"shopId": shop, "name": "Mug", "sellPrice": "1.00", "imageUrls": images})),
+            Some(&t),
+        )
+        .await;
+    assert_eq!((s, &b["imageUrls"]), (201, &images), "{b}");
+}
