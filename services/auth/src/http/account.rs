@@ -202,6 +202,7 @@ fn unique_email(e: sqlx::Error) -> AuthError {
 
 /// Shop-owner sign-up: the user, the shop and the owner membership in one transaction.
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest, responses(
+    (status = 429, body = Problem, description = "Too many attempts from this address or for this account"),
     (status = 201, body = TokenResponse), (status = 400, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
 ))]
 #[tracing::instrument(skip_all)]
@@ -309,6 +310,7 @@ pub struct CustomerRegisterRequest {
 
 /// Customer sign-up (same OTP check, no shop).
 #[utoipa::path(post, path = "/auth/customer/register", tag = "auth", request_body = CustomerRegisterRequest, responses(
+    (status = 429, body = Problem, description = "Too many attempts from this address or for this account"),
     (status = 201, body = TokenResponse), (status = 400, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
 ))]
 #[tracing::instrument(skip_all)]
@@ -435,6 +437,7 @@ fn optional_body(body: &[u8]) -> Result<Option<RefreshRequest>, AuthError> {
 
 /// Rotates the refresh token. A reused (already rotated) token closes its whole session.
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest, responses(
+    (status = 429, body = Problem, description = "Too many attempts from this address or for this account"),
     (status = 200, body = TokenResponse), (status = 401, body = Problem), (status = 403, body = Problem),
 ))]
 #[tracing::instrument(skip_all)]
@@ -546,6 +549,7 @@ pub struct ResetRequest {
 
 /// Sets a new password with a reset token; every session of the account is closed.
 #[utoipa::path(post, path = "/auth/reset-password", tag = "auth", request_body = ResetRequest, responses(
+    (status = 429, body = Problem, description = "Too many attempts from this address or for this account"),
     (status = 200, body = Accepted), (status = 400, body = Problem), (status = 422, body = Problem),
 ))]
 #[tracing::instrument(skip_all)]

@@ -129,6 +129,7 @@ pub struct ExchangeRequest {
 
 /// Trades the one-time code from the callback for tokens (once).
 #[utoipa::path(post, path = "/auth/google/exchange", tag = "auth", request_body = ExchangeRequest, responses(
+    (status = 429, body = Problem, description = "Too many attempts from this address or for this account"),
     (status = 200, body = TokenResponse), (status = 400, body = Problem), (status = 403, body = Problem),
 ))]
 #[tracing::instrument(skip_all)]

@@ -147,7 +147,15 @@ async fn update_user(
         return Err(AuthError::Forbidden("Only platform admins change status or role."));
     }
     let name = req.name.as_deref().map(|n| domain::name("name", n)).transpose()?;
-    let image = domain::optional_text("profileImage", req.profile_image.as_deref(), 500)?;
+    // A profile picture is an upload of one of the caller's shops (uploads live under a shop).
+    let image = domain::optional_text("profileImage", req.profile_image.as_deref(), 1_000)?
+        .map(|img| {
+            user.shops
+                .keys()
+                .find_map(|shop| platform::validate::shop_object("profileImage", shop.0, &img).ok())
+                .ok_or_else(|| AuthError::field("profileImage", "an uploaded file of one of your shops"))
+        })
+        .transpose()?;
     let contact = domain::optional_text("contactNumber", req.contact_number.as_deref(), 40)?;
     if let Some(st) = req.status.as_deref() {
         if !matches!(st, "ACTIVE" | "INACTIVE" | "SUSPENDED") {

@@ -67,4 +67,10 @@ async fn insane_dates_and_another_shops_logo_are_422() {
     let mine = format!("shops/{shop}/images/logo.png");
     let (s, b) = app.call("PUT", &format!("/shops/{shop}"), Some(json!({"shopLogo": mine})), Some(&token)).await;
     assert_eq!((s, b["shopLogo"].as_str()), (200, Some(mine.as_str())), "{b}");
+    // A profile picture: an upload of one of the caller's shops, not another's.
+    let me = format!("/users/{}", owner.id);
+    let (s, b) = app.call("PUT", &me, Some(json!({"profileImage": theirs})), Some(&token)).await;
+    assert_eq!((s, b["errors"][0]["field"].as_str()), (422, Some("profileImage")), "{b}");
+    let (s, b) = app.call("PUT", &me, Some(json!({"profileImage": mine})), Some(&token)).await;
+    assert_eq!(s, 200, "{b}");
 }
