@@ -124,6 +124,7 @@ pub async fn assert_shell(base_url: &str, service: &str) {
     let doc: serde_json::Value = get("/openapi.json").await.expect("openapi").json().await.expect("openapi json");
     assert!(doc["info"]["title"].as_str().is_some_and(|t| t.contains(service)), "{service}: {doc}");
     assert!(doc["paths"]["/ready"].is_object(), "{service}: {doc}");
+    assert_openapi_tells_the_truth(service, &doc);
     let metrics = get("/metrics").await.expect("metrics").text().await.expect("metrics text");
     assert!(metrics.contains("route=\"/ready\""), "{service} metrics count requests per route: {metrics}");
     let missing = get("/no-such-path").await.expect("404");
@@ -178,4 +179,48 @@ pub async fn assert_process_contract(
         .expect("wait");
     assert!(status.success(), "clean exit after SIGTERM: {status:?}");
     assert!(reqwest::get(format!("{base}/health")).await.is_err(), "nothing listens after shutdown");
+}
+
+/// What the OpenAPI document must say for schemathesis (and clients) to trust it: every
+/// `$ref` resolves; every error response is `application/problem+json`; every operation but
+/// the operational ones documents the problems any of them can answer.
+pub fn assert_openapi_tells_the_truth(service: &str, doc: &serde_json::Value) {
+    fn refs<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                    out.push(r);
+                }
+                m.values().for_each(|x| refs(x, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(doc, &mut all);
+    for r in all {
+        let name = r.strip_prefix("#/components/schemas/").unwrap_or(r);
+        assert!(doc["components"]["schemas"][name].is_object(), "{service}: {r} does not resolve");
+    }
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("path item") {
+            let responses = op["responses"].as_object().expect("responses");
+            for (code, response) in responses {
+                if code.starts_with('4') || code.starts_with('5') {
+                    if let Some(content) = response["content"].as_object() {
+                        let types: Vec<&String> = content.keys().collect();
+                        assert_eq!(types, ["application/problem+json"], "{service}: {method} {path} {code}");
+                    }
+                }
+            }
+            let operational = op["tags"].as_array().is_some_and(|t| t.iter().any(|t| t == "operations"));
+            if !operational {
+                for code in ["400", "401", "403", "422"] {
+                    assert!(responses.contains_key(code), "{service}: {method} {path} documents {code}");
+                }
+            }
+        }
+    }
 }

@@ -6,6 +6,12 @@ use crate::helpers::{spawn_app, PREFIX, ROLE};
 async fn operational_endpoints_answer() {
     let app = spawn_app().await;
     testkit::service::assert_shell(&app.base_url, "auth").await;
+    let doc: serde_json::Value =
+        app.http.get(format!("{}/openapi.json", app.base_url)).send().await.unwrap().json().await.unwrap();
+    // Google login redirects with axum's Redirect::to: 303, as documented.
+    let login = &doc["paths"]["/auth/google/login"]["get"]["responses"];
+    assert!(login["303"].is_object() && login["302"].is_null(), "{login}");
+    assert!(doc["paths"]["/auth/login"]["post"]["responses"]["429"].is_object(), "sign-in documents its rate limit");
     app.shutdown.cancel();
 }
 
