@@ -48,6 +48,13 @@ begin
         execute format($f$
             insert into %I.access_members (shop_id, user_id, role, status, changed_at)
             select shop_id, user_id, role, status, updated_at from auth.memberships$f$, s);
+        -- A shop's first owner who is no longer a member stays out: `auth.shop.created` is
+        -- re-sent on brand updates and only ever creates the owner's row.
+        execute format($f$
+            insert into %I.access_members (shop_id, user_id, role, status, changed_at)
+            select s.shop_id, s.owner_id, 'SHOP_OWNER', 'REMOVED', now() from auth.shops s
+             where not exists (select 1 from auth.memberships m
+                                where m.shop_id = s.shop_id and m.user_id = s.owner_id)$f$, s);
         execute format($f$
             insert into %I.access_users (user_id, status, changed_at)
             select user_id, status, now() from auth.users where status <> 'ACTIVE'$f$, s);

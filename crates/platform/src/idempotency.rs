@@ -9,7 +9,16 @@
 //!
 //! The row lives in the service's own schema (`idempotency_keys`, through the pool's
 //! search_path). A process that dies mid-request leaves its key "running": after
-//! [`ABANDONED_AFTER`] another request takes it over.
+//! [`ABANDONED_AFTER`] another request takes it over. Because the answer is stored after the
+//! effect, an effect that must never repeat also carries [`effect_id`] so its own store can
+//! refuse a second copy (stock's ledger does).
+
+/// A stable id for the effect of (shop, route, key): handed to the code that applies it so
+/// a re-run after a lost answer (a timeout, a crash, a takeover) is recognised there.
+pub fn effect_id(shop: ShopId, route: &str, key: &IdempotencyKey) -> Option<uuid::Uuid> {
+    const NS: uuid::Uuid = uuid::Uuid::from_u128(0x3c1f_08a4_7d2e_4b9a_8f61_5e0d_2a7b_9c44);
+    key.0.as_ref().map(|k| uuid::Uuid::new_v5(&NS, format!("{}:{route}:{k}", shop.0).as_bytes()))
+}
 
 use std::time::Duration;
 
@@ -119,7 +128,23 @@ where
             return Ok((status, axum::Json(body)).into_response());
         }
         if row.abandoned {
-            release(pool, shop, route, key).await?;
+            // Taken over in one statement: of several waiters, exactly one wins it.
+            let won = sqlx::query!(
+                "update idempotency_keys set created_at = now()
+                  where shop_id = $1 and route = $2 and key = $3 and completed_at is null
+                    and created_at < now() - make_interval(secs => $4)",
+                shop.0,
+                route,
+                key,
+                ABANDONED_AFTER.as_secs_f64()
+            )
+            .execute(pool)
+            .await?
+            .rows_affected()
+                == 1;
+            if won {
+                return run(pool, shop, route, key, act).await;
+            }
             continue;
         }
         if started.elapsed() >= WAIT {

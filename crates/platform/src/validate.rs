@@ -46,29 +46,39 @@ pub fn unchanged<T: PartialEq>(field: &str, given: Option<T>, current: Option<T>
 pub const MAX_IMAGES: usize = 10;
 
 /// A stored upload of `shop`: its object key (`shops/{shop}/…`, as the mailer's upload
-/// answers) or a URL whose path holds that key (clients prefix their bucket's URL). Another
-/// shop's key, a key outside any shop, or any other string is a 422 naming `field`.
+/// answers) or an http(s) URL whose path holds that key (clients prefix their bucket's
+/// URL). The key must start at a path segment and use only letters, digits and `._-/`, with
+/// no empty, `.` or `..` segment, so no encoding or relative trick can point elsewhere.
+/// Another shop's key, a key outside any shop, or any other string is a 422 naming `field`.
+/// (The URL's host is not checked here: services do not know the bucket's public address.)
 pub fn shop_object(field: &str, shop: uuid::Uuid, value: &str) -> Result<String, Problem> {
+    let refused = || Problem::field(field, "an uploaded file of this shop");
     let value = value.trim();
-    let path = match value.split_once("://") {
-        Some(("http" | "https", rest)) => {
-            rest.split_once('/').map(|(_, p)| p.split(['?', '#']).next().unwrap_or_default()).unwrap_or_default()
-        }
-        Some(_) => return Err(Problem::field(field, "an uploaded file of this shop")),
+    if value.len() > 1_000 {
+        return Err(refused());
+    }
+    let key = match value.split_once("://") {
         None => value,
-    };
-    let prefix = format!("shops/{shop}/");
-    let key =
-        path.match_indices(&prefix).find(|(i, _)| *i == 0 || path.as_bytes()[i - 1] == b'/').map(|(i, _)| &path[i..]);
-    match key {
-        Some(k)
-            if k.len() > prefix.len()
-                && value.len() <= 1_000
-                && !k.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") =>
-        {
-            Ok(value.to_owned())
+        Some(("http" | "https", rest)) => {
+            let (host, path) = rest.split_once('/').ok_or_else(refused)?;
+            if host.is_empty() || host.contains(['@', '\\']) {
+                return Err(refused());
+            }
+            let path = path.split(['?', '#']).next().unwrap_or_default();
+            let prefix = format!("shops/{shop}/");
+            let at = path.match_indices(&prefix).find(|(i, _)| *i == 0 || path.as_bytes()[i - 1] == b'/');
+            at.map(|(i, _)| &path[i..]).ok_or_else(refused)?
         }
-        _ => Err(Problem::field(field, "an uploaded file of this shop")),
+        Some(_) => return Err(refused()),
+    };
+    let rest = key.strip_prefix(&format!("shops/{shop}/")).ok_or_else(refused)?;
+    let clean = !rest.is_empty()
+        && rest.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
+        && !rest.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..");
+    if clean {
+        Ok(value.to_owned())
+    } else {
+        Err(refused())
     }
 }
 
@@ -97,7 +107,12 @@ mod tests {
             format!("https://evil.example/x/notshops/{mine}/a.png"),
             format!("shops/{mine}/"),
             format!("shops/{mine}/../{theirs}/a.png"),
+            format!("shops/{mine}/%2e%2e/{theirs}/a.png"),
             format!("javascript://shops/{mine}/a.png"),
+            format!("javascript:alert(1)//shops/{mine}/a.png"),
+            format!("//evil.example/shops/{mine}/a.png"),
+            format!("data:text/html,x/shops/{mine}/x"),
+            format!("x/shops/{mine}/a.png"),
             "anything".to_owned(),
         ] {
             assert!(shop_object("imageUrls", mine, &bad).is_err(), "{bad}");

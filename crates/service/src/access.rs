@@ -107,6 +107,7 @@ impl AccessSource for ProjectedAccess {
         let key = (user, session);
         let started = Instant::now();
         let mut answer = self.cached(&key);
+        let mut pause = Duration::from_millis(25);
         loop {
             let (access, known) = match answer.take() {
                 Some(a) => a,
@@ -122,7 +123,8 @@ impl AccessSource for ProjectedAccess {
             if !waiting || started.elapsed() >= PENDING_WAIT {
                 return access.map_err(Problem::from);
             }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(400));
         }
     }
 }
@@ -142,9 +144,18 @@ impl<H: Handler> Handler for WithAccess<H> {
         let changed = match msg.message_type.as_str() {
             ShopCreated::TYPE => {
                 let e: ShopCreated = msg.event()?;
-                // The owner's membership dates from the shop's creation: a later change to
-                // it (a newer `changed_at`) is never undone by a re-sent brand update.
-                upsert_member(conn, e.shop.id, e.owner_id, "SHOP_OWNER", "ACTIVE", e.created_at).await?;
+                // The owner's membership as the shop was created; the same event is re-sent
+                // on every brand update, so it only ever creates the row and never touches
+                // one (a removed or demoted first owner stays so).
+                sqlx::query!(
+                    "insert into access_members (shop_id, user_id, role, status, changed_at)
+                     values ($1, $2, 'SHOP_OWNER', 'ACTIVE', $3) on conflict (user_id, shop_id) do nothing",
+                    e.shop.id,
+                    e.owner_id,
+                    e.created_at
+                )
+                .execute(&mut *conn)
+                .await?;
                 Some(e.owner_id)
             }
             MemberChanged::TYPE => {

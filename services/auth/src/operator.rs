@@ -38,6 +38,8 @@ pub async fn create_super_admin(
             .execute(&mut *tx)
             .await
             .context("promoting the account")?;
+            crate::access::announce_user(&mut tx, id, "ACTIVE").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            crate::session::revoke_all(&mut tx, id, "role changed").await.map_err(|e| anyhow::anyhow!("{e}"))?;
             (id, false)
         }
         None => {

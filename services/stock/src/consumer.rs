@@ -70,8 +70,17 @@ impl Handler for StockEvents {
                     return Ok(());
                 }
                 let registry = self.coordinator.registry();
-                for line in &e.lines {
-                    let Some(product) = line.product_id else { continue };
+                // One restock per bulk product, however many lines name it: the return id
+                // is what makes a redelivery restock once, so two lines must not look like
+                // two copies.
+                let mut bulk: std::collections::BTreeMap<uuid::Uuid, i64> = std::collections::BTreeMap::new();
+                for line in e.lines.iter().filter(|l| l.barcode.is_none()) {
+                    if let Some(product) = line.product_id {
+                        *bulk.entry(product).or_default() += line.quantity;
+                    }
+                }
+                let units = e.lines.iter().filter(|l| l.barcode.is_some()).filter_map(|l| l.product_id.map(|p| (p, l)));
+                for (product, line) in units {
                     let answer = match &line.barcode {
                         Some(code) => {
                             let item: Option<uuid::Uuid> =
@@ -88,23 +97,24 @@ impl Handler for StockEvents {
                                 None => Ok(()),
                             }
                         }
-                        None => {
-                            let change = Adjustment {
-                                delta: line.quantity,
-                                kind: "RETURN",
-                                reason: Some(format!("return of order #{}", e.order_number)),
-                                actor_id: None,
-                                unit_cost_minor: None,
-                                source_id: Some(e.return_id),
-                                supplier_id: None,
-                            };
-                            registry
-                                .ask(product, |reply| Msg::Adjust { change: change.clone(), reply })
-                                .await
-                                .map(|_| ())
-                        }
+                        None => Ok(()),
                     };
                     answer.map_err(|err| HandlerError::Transient(anyhow::anyhow!(err)))?;
+                }
+                for (product, quantity) in bulk {
+                    let change = Adjustment {
+                        delta: quantity,
+                        kind: "RETURN",
+                        reason: Some(format!("return of order #{}", e.order_number)),
+                        actor_id: None,
+                        unit_cost_minor: None,
+                        source_id: Some(e.return_id),
+                        supplier_id: None,
+                    };
+                    registry
+                        .ask(product, |reply| Msg::Adjust { change: change.clone(), reply })
+                        .await
+                        .map_err(|err| HandlerError::Transient(anyhow::anyhow!(err)))?;
                 }
                 Ok(())
             }

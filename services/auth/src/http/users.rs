@@ -198,6 +198,11 @@ async fn update_user(
         }
         crate::access::announce_user(&mut tx, id, status).await?;
     }
+    // The platform role travels in the access token: a changed role ends the sessions, so a
+    // demoted admin's token cannot be used to undo the demotion.
+    if req.role.as_deref().is_some_and(|r| r != target_role) {
+        session::revoke_all(&mut tx, id, "role changed").await?;
+    }
     tx.commit().await?;
     Ok(Json(load(&s, id).await?))
 }

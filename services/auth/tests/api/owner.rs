@@ -74,3 +74,20 @@ async fn insane_dates_and_another_shops_logo_are_422() {
     let (s, b) = app.call("PUT", &me, Some(json!({"profileImage": mine})), Some(&token)).await;
     assert_eq!(s, 200, "{b}");
 }
+
+/// The platform role travels in the token: changing it ends the user's sessions, so a
+/// demoted admin cannot use their old token to undo the demotion.
+#[tokio::test]
+async fn a_changed_role_ends_the_sessions_of_that_user() {
+    let app = spawn_app().await;
+    let root = app.seed_user("SUPER_ADMIN", &[]).await;
+    let admin = app.seed_user("ADMIN", &[]).await;
+    let (root_token, admin_token) = (app.access_token(&root.email).await, app.access_token(&admin.email).await);
+    let (s, _) = app.call("GET", "/users?limit=1", None, Some(&admin_token)).await;
+    assert_eq!(s, 200);
+    let path = format!("/users/{}", admin.id);
+    let (s, b) = app.call("PUT", &path, Some(json!({"role": "CUSTOMER"})), Some(&root_token)).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = app.call("PUT", &path, Some(json!({"role": "ADMIN"})), Some(&admin_token)).await;
+    assert_eq!((s, b["code"].as_str()), (401, Some("AUTH_SESSION_REVOKED")), "{b}");
+}

@@ -452,18 +452,22 @@ async fn receive(
 ) -> Result<Response, Problem> {
     let row = load_product(&s, &user, id).await?;
     let (s, user, req) = (&s, &user, &req);
-    idempotency::once(
-        &s.pool,
-        &key,
-        ShopId(row.shop_id),
-        "POST /products/{id}/receive",
-        &(id, req),
-        move || async move { Ok((StatusCode::OK, receive_now(s, user, &row, req).await?)) },
-    )
+    let route = "POST /products/{id}/receive";
+    // The ledger recognises a second copy of this effect (a re-run after a lost answer).
+    let effect = idempotency::effect_id(ShopId(row.shop_id), route, &key);
+    idempotency::once(&s.pool, &key, ShopId(row.shop_id), route, &(id, req), move || async move {
+        Ok((StatusCode::OK, receive_now(s, user, &row, req, effect).await?))
+    })
     .await
 }
 
-async fn receive_now(s: &AppState, user: &AuthUser, row: &ProductRow, req: &ReceiveInput) -> Result<Level, Problem> {
+async fn receive_now(
+    s: &AppState,
+    user: &AuthUser,
+    row: &ProductRow,
+    req: &ReceiveInput,
+    effect: Option<Uuid>,
+) -> Result<Level, Problem> {
     let id = row.id;
     if !(1..=1_000_000).contains(&req.quantity) {
         return Err(unprocessable("quantity", "1 to 1000000"));
@@ -491,7 +495,7 @@ async fn receive_now(s: &AppState, user: &AuthUser, row: &ProductRow, req: &Rece
         reason: note,
         actor_id: Some(user.user_id.0),
         unit_cost_minor: cost,
-        source_id: None,
+        source_id: effect,
         supplier_id: req.supplier_id,
     };
     Ok(s.registry.ask(id, |reply| Msg::Adjust { change: change.clone(), reply }).await?)
@@ -518,18 +522,22 @@ async fn adjust(
 ) -> Result<Response, Problem> {
     let row = load_product(&s, &user, id).await?;
     let (s, user, req) = (&s, &user, &req);
-    idempotency::once(
-        &s.pool,
-        &key,
-        ShopId(row.shop_id),
-        "POST /products/{id}/adjust",
-        &(id, req),
-        move || async move { Ok((StatusCode::OK, adjust_now(s, user, id, req).await?)) },
-    )
+    let route = "POST /products/{id}/adjust";
+    // The ledger recognises a second copy of this effect (a re-run after a lost answer).
+    let effect = idempotency::effect_id(ShopId(row.shop_id), route, &key);
+    idempotency::once(&s.pool, &key, ShopId(row.shop_id), route, &(id, req), move || async move {
+        Ok((StatusCode::OK, adjust_now(s, user, id, req, effect).await?))
+    })
     .await
 }
 
-async fn adjust_now(s: &AppState, user: &AuthUser, id: Uuid, req: &AdjustInput) -> Result<Level, Problem> {
+async fn adjust_now(
+    s: &AppState,
+    user: &AuthUser,
+    id: Uuid,
+    req: &AdjustInput,
+    effect: Option<Uuid>,
+) -> Result<Level, Problem> {
     if req.delta == 0 || req.delta.abs() > 1_000_000 {
         return Err(unprocessable("delta", "non-zero, at most 1000000 either way"));
     }
@@ -540,7 +548,7 @@ async fn adjust_now(s: &AppState, user: &AuthUser, id: Uuid, req: &AdjustInput) 
         reason: Some(reason),
         actor_id: Some(user.user_id.0),
         unit_cost_minor: None,
-        source_id: None,
+        source_id: effect,
         supplier_id: None,
     };
     Ok(s.registry.ask(id, |reply| Msg::Adjust { change: change.clone(), reply }).await?)

@@ -89,7 +89,8 @@ pub struct Adjustment {
     pub reason: Option<String>,
     pub actor_id: Option<Uuid>,
     pub unit_cost_minor: Option<i64>,
-    /// For RETURN: the return it belongs to (a redelivered return restocks once).
+    /// What it belongs to, so a second copy applies nothing: the return (RETURN), or the
+    /// idempotency key's effect id (RECEIPT, ADJUSTMENT).
     pub source_id: Option<Uuid>,
     /// For RECEIPT: the supplier it came from (one of the shop's).
     pub supplier_id: Option<Uuid>,
@@ -371,8 +372,10 @@ impl Actor for ProductActor {
                     );
                     return Ok(());
                 }
-                if let (true, Some(source)) = (change.kind == "RETURN", change.source_id) {
-                    match self.return_seen(state, source, None).await {
+                // A change with a source (a return, an idempotent receipt or adjustment) is
+                // applied once: a second copy answers the level without applying.
+                if let Some(source) = change.source_id {
+                    match self.seen(state, change.kind, source, None).await {
                         Seen::InBatch => {
                             // The first copy is in the unflushed batch: decide after it lands.
                             let _ = myself.cast(Msg::Adjust { change, reply });
@@ -416,7 +419,7 @@ impl Actor for ProductActor {
                 None => log_err(reply.send(Err(StockError::UnitNotFound(item_id.to_string())))),
             },
             Msg::ReturnUnit { item_id, return_id, reply } => {
-                match self.return_seen(state, return_id, Some(item_id)).await {
+                match self.seen(state, "RETURN", return_id, Some(item_id)).await {
                     Seen::InBatch => {
                         let _ = myself.cast(Msg::ReturnUnit { item_id, return_id, reply });
                     }
@@ -599,27 +602,28 @@ impl ProductActor {
         state.pending.push(Op::Release { reservation_id, quantity: h.quantity, items: h.items, expired, reply });
     }
 
-    /// Whether a return (of a bulk quantity, or of one unit) was already applied: a
-    /// redelivered or duplicated return event restocks once. A copy whose twin waits in the
-    /// unflushed batch is asked again after that batch.
-    async fn return_seen(&self, state: &State, return_id: Uuid, item: Option<Uuid>) -> Seen {
+    /// Whether a change with this source (a return of a bulk quantity or of one unit, an
+    /// idempotent receipt or adjustment) was already applied: a redelivered return restocks
+    /// once, a re-run request counts once. A copy whose twin waits in the unflushed batch is
+    /// asked again after that batch.
+    async fn seen(&self, state: &State, kind: &str, source: Uuid, item: Option<Uuid>) -> Seen {
         let in_batch = state.pending.iter().any(|op| match op {
-            Op::Adjust { change, .. } => {
-                item.is_none() && change.kind == "RETURN" && change.source_id == Some(return_id)
-            }
-            Op::ReturnUnit { item_id, return_id: r, .. } => Some(*item_id) == item && *r == return_id,
+            Op::Adjust { change, .. } => item.is_none() && change.kind == kind && change.source_id == Some(source),
+            Op::ReturnUnit { item_id, return_id: r, .. } => Some(*item_id) == item && *r == source,
             _ => false,
         });
         if in_batch {
             return Seen::InBatch;
         }
+        // The source travels in the ledger's reservation_id column (see `persist`).
         let seen = sqlx::query_scalar!(
             r#"select exists(select 1 from stock.movements
-                              where product_id = $1 and kind = 'RETURN' and reservation_id = $2
+                              where product_id = $1 and kind = $4 and reservation_id = $2
                                 and item_id is not distinct from $3) as "seen!""#,
             state.product_id,
-            return_id,
-            item as Option<Uuid>
+            source,
+            item as Option<Uuid>,
+            kind
         )
         .fetch_one(&self.pool)
         .await;

@@ -251,3 +251,43 @@ async fn concurrent_copies_of_a_return_restock_once() {
     let (s, again) = app.reserve_http(shop, json!([{"barcode": "IMEI-R1"}]), 600).await;
     assert_eq!(s, 201, "the returned unit can be sold again: {again}");
 }
+
+/// A return naming the same bulk product on two lines restocks both lines, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_return_with_two_lines_of_one_product_restocks_both_once() {
+    let app = spawn_app().await;
+    let shop = app.seed_shop().await;
+    let product = app.bulk_product(shop, "Cable", "500.00", 10).await;
+    let broker = bus::Broker::new(&testkit::amqp_url(), "stock-events-test");
+    let sale = order(shop, Uuid::new_v4());
+    let line = |quantity: i64| ReceiptLine {
+        name: "Cable".into(),
+        product_id: Some(product),
+        barcode: None,
+        quantity,
+        unit_price: "500.00".into(),
+        discount: "0.00".into(),
+        line_total: "500.00".into(),
+        warranty_until: None,
+    };
+    let ret = ReturnCompleted {
+        return_id: Uuid::new_v4(),
+        order_id: sale.order_id,
+        order_number: 7,
+        shop: sale.shop.clone(),
+        currency: "LKR".into(),
+        customer_id: None,
+        customer: None,
+        lines: vec![line(2), line(1)],
+        refunds: vec![],
+        total_refund: "1500.00".into(),
+        restocked: true,
+        wallet_balance_after: None,
+        completed_at: Utc::now(),
+    };
+    testkit::events::publish(&broker, &app.exchange, &ret, Uuid::now_v7()).await;
+    assert!(eventually(async || app.assert_consistent(product).await == (13, 0)).await, "both lines back");
+    testkit::events::publish(&broker, &app.exchange, &ret, Uuid::now_v7()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.assert_consistent(product).await, (13, 0), "and only once");
+}

@@ -223,3 +223,28 @@ async fn unchangeable_fields_insane_dates_and_foreign_images_are_422() {
         .await;
     assert_eq!((s, &b["imageUrls"]), (201, &images), "{b}");
 }
+
+/// The answer under an idempotency key is stored after the stock moved; if it is lost (a
+/// timeout, a crash, a takeover after the key was abandoned) the re-run must not count the
+/// stock again: the ledger knows the key's effect.
+#[tokio::test]
+async fn a_rerun_after_a_lost_answer_moves_stock_once() {
+    let app = spawn_app().await;
+    let shop = app.seed_shop().await;
+    let t = app.staff(shop).await;
+    let product = app.bulk_product(shop, "Cable", "500.00", 0).await;
+    let receive = || {
+        app.http
+            .post(format!("{}/products/{product}/receive", app.base_url))
+            .bearer_auth(&t)
+            .header("idempotency-key", "lost-1")
+            .json(&json!({"quantity": 4}))
+            .send()
+    };
+    assert_eq!(receive().await.unwrap().status().as_u16(), 200);
+    // The stored answer is lost.
+    sqlx::query("delete from stock.idempotency_keys").execute(&app.db.admin).await.unwrap();
+    let res = receive().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(app.assert_consistent(product).await, (4, 0), "counted once");
+}
