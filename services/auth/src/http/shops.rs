@@ -93,8 +93,18 @@ async fn create_shop(
     let address = domain::optional_text("address", req.address.as_deref(), 300)?
         .ok_or_else(|| AuthError::field("address", "required"))?;
     let phone = domain::optional_text("contactPhone", req.contact_phone.as_deref(), 40)?;
-    let logo = domain::optional_text("shopLogo", req.shop_logo.as_deref(), 500)?;
-    let banner = domain::optional_text("shopBanner", req.shop_banner.as_deref(), 500)?;
+    // A new shop has no uploads yet: its images are uploads of one of the caller's shops.
+    let own_upload = |field: &str, v: Option<String>| -> Result<Option<String>, AuthError> {
+        v.map(|v| {
+            user.shops
+                .keys()
+                .find_map(|shop| platform::validate::shop_object(field, shop.0, &v).ok())
+                .ok_or_else(|| AuthError::field(field, "an uploaded file of one of your shops"))
+        })
+        .transpose()
+    };
+    let logo = own_upload("shopLogo", domain::optional_text("shopLogo", req.shop_logo.as_deref(), 1_000)?)?;
+    let banner = own_upload("shopBanner", domain::optional_text("shopBanner", req.shop_banner.as_deref(), 1_000)?)?;
     let currency = currency(req.currency.as_deref())?.unwrap_or_else(|| "LKR".into());
     let allow_credit = req.allow_credit.unwrap_or(false);
     let shop_id = Uuid::now_v7();

@@ -73,6 +73,12 @@ async fn insane_dates_and_another_shops_logo_are_422() {
     assert_eq!((s, b["errors"][0]["field"].as_str()), (422, Some("profileImage")), "{b}");
     let (s, b) = app.call("PUT", &me, Some(json!({"profileImage": mine})), Some(&token)).await;
     assert_eq!(s, 200, "{b}");
+    // A new shop's logo: an upload of one of the owner's shops.
+    let new_shop = |logo: &str| json!({"businessName": "Branch", "address": "Galle", "shopLogo": logo});
+    let (s, b) = app.post("/shops", new_shop(&theirs), Some(&token)).await;
+    assert_eq!((s, b["errors"][0]["field"].as_str()), (422, Some("shopLogo")), "{b}");
+    let (s, b) = app.post("/shops", new_shop(&mine), Some(&token)).await;
+    assert_eq!(s, 201, "{b}");
 }
 
 /// The platform role travels in the token: changing it ends the user's sessions, so a
