@@ -72,8 +72,19 @@ impl RpcClient {
 
     /// Sends `request` to its queue and waits at most `timeout` for the reply.
     pub async fn call<R: Rpc>(&self, request: &R, meta: &MessageMeta, timeout: Duration) -> Result<R::Reply, RpcError> {
+        self.call_to(R::QUEUE, request, meta, timeout).await
+    }
+
+    /// [`RpcClient::call`] to a queue of the deployment's choosing (a test's own, a shard).
+    pub async fn call_to<R: Rpc>(
+        &self,
+        queue: &str,
+        request: &R,
+        meta: &MessageMeta,
+        timeout: Duration,
+    ) -> Result<R::Reply, RpcError> {
         let body = serde_json::to_vec(request).map_err(|e| RpcError::Decode(e.to_string()))?;
-        let raw = self.call_raw(R::QUEUE, R::TYPE, body, meta, timeout).await?;
+        let raw = self.call_raw(queue, R::TYPE, body, meta, timeout).await?;
         match serde_json::from_slice::<Reply>(&raw).map_err(|e| RpcError::Decode(e.to_string()))? {
             Reply::Ok(v) => serde_json::from_value(v).map_err(|e| RpcError::Decode(e.to_string())),
             Reply::Err(f) => Err(RpcError::Fault(f)),

@@ -41,6 +41,8 @@ struct ProblemBody<'a> {
     /// Stable machine-readable code, e.g. `STOCK_INSUFFICIENT`.
     code: &'a str,
     detail: &'a str,
+    /// The same text as `detail`: the first Cashvio's clients show `message`.
+    message: &'a str,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: &'a [FieldError],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,6 +57,7 @@ impl Serialize for Problem {
             status: self.status,
             code: &self.code,
             detail: &self.detail,
+            message: &self.detail,
             errors: &self.errors,
             retry_after_secs: self.retry_after_secs,
         }

@@ -223,6 +223,42 @@ impl DecimalAmount {
     }
 }
 
+/// An amount as a client sends it: a decimal string ("12.50") or a JSON number (12.5), read
+/// from the number's own text (never through an f64, so 0.1 stays 0.1 and 1e3 is refused
+/// like any other malformed amount). The currency comes later, from the shop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String, example = "1250.00")]
+pub struct MoneyInput(String);
+
+impl MoneyInput {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn to_money(&self, currency: Currency) -> Result<Money, MoneyError> {
+        Money::parse(&self.0, currency)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for MoneyInput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let raw: Box<serde_json::value::RawValue> = Deserialize::deserialize(d)?;
+        let text = raw.get().trim();
+        if text.starts_with('"') {
+            let s: String = serde_json::from_str(text).map_err(D::Error::custom)?;
+            return Ok(Self(s));
+        }
+        if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+            return Ok(Self(text.to_owned()));
+        }
+        Err(D::Error::custom("expected an amount: a decimal string or a number"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +306,31 @@ mod tests {
         assert_eq!(Money::from_minor(-1999, Currency::LKR).percentage(1_000).unwrap().minor(), -200);
         assert_eq!(Money::from_minor(5, Currency::LKR).percentage(1_000).unwrap().minor(), 1);
         // 0.5 -> 1
+    }
+
+    #[test]
+    fn money_input_reads_numbers_from_their_text() {
+        #[derive(Deserialize)]
+        struct Body {
+            amount: MoneyInput,
+        }
+        let cases = [
+            (r#"{"amount": 0.1}"#, Ok(10)),
+            (r#"{"amount": 12.5}"#, Ok(1250)),
+            (r#"{"amount": "12.50"}"#, Ok(1250)),
+            (r#"{"amount": 1999.99}"#, Ok(199_999)),
+            (r#"{"amount": 92233720368547758.07}"#, Ok(i64::MAX)),
+            (r#"{"amount": 1.005}"#, Err(MoneyError::TooPrecise)),
+            (r#"{"amount": 1e3}"#, Err(MoneyError::Malformed)),
+            (r#"{"amount": 92233720368547758.08}"#, Err(MoneyError::Overflow)),
+        ];
+        for (json, want) in cases {
+            let body: Body = serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(body.amount.to_money(Currency::LKR).map(|m| m.minor()), want, "{json}");
+        }
+        for bad in [r#"{"amount": true}"#, r#"{"amount": null}"#, r#"{"amount": [1]}"#] {
+            assert!(serde_json::from_str::<Body>(bad).is_err(), "{bad} should not parse");
+        }
     }
 
     #[test]

@@ -3,8 +3,16 @@
 //! `Application::build(config)` gives a started service (port 0 in tests);
 //! `run_until_stopped` serves until shutdown.
 
+pub mod checkout;
 pub mod config;
+pub mod consumer;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod http;
 pub mod startup;
+pub mod stock;
+pub mod view;
 
 pub use config::Config;
 pub use startup::Application;

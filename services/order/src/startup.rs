@@ -1,9 +1,12 @@
-//! Wiring: the shared runtime plus this service's routes and background tasks.
+//! Wiring: the shared runtime plus the checkout, its stock client, the event consumer and
+//! the routes.
 
 use platform::shutdown::CancellationToken;
 use service::{Running, ServiceBase};
-use utoipa_axum::router::OpenApiRouter;
 
+use crate::checkout::Sales;
+use crate::consumer::{OrderEvents, BINDINGS};
+use crate::stock::Stock;
 use crate::Config;
 
 /// Request body limit; nginx enforces the same in front.
@@ -17,8 +20,11 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let mut base = ServiceBase::new(config.common)?;
         base.project_access(&config.queue);
-        let api = OpenApiRouter::new();
-        let running = base.start(api, BODY_LIMIT).await?;
+        base.consume(&config.queue, BINDINGS, OrderEvents).await;
+        let rpc = bus::RpcClient::new(base.broker.clone());
+        let stock = Stock::new(rpc, config.stock_rpc_queue, config.stock_timeout);
+        let sales = Sales { pool: base.pool.clone(), stock };
+        let running = base.start(crate::http::router(sales), BODY_LIMIT).await?;
         Ok(Self { running })
     }
 

@@ -20,8 +20,16 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // The actors write through a pool of their own: a consumer or handler that holds a
+        // connection while it waits for an actor (the order events' commits do, inside their
+        // inbox transaction) can then never take the connection the actor needs to answer.
+        let actor_pool = platform::db::pool(
+            &config.common.database_url,
+            &config.common.database_schema,
+            config.common.database_max_connections,
+        )?;
         let mut base = ServiceBase::new(config.common)?;
-        let registry = Registry::start(base.pool.clone(), config.actor_idle, config.actor_call_timeout).await?;
+        let registry = Registry::start(actor_pool, config.actor_idle, config.actor_call_timeout).await?;
         let coordinator = Coordinator::new(registry.clone());
 
         base.project_access(&config.queue);

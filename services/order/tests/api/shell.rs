@@ -6,7 +6,7 @@ use crate::helpers::{spawn_app, PREFIX, ROLE};
 async fn operational_endpoints_answer() {
     let app = spawn_app().await;
     testkit::service::assert_shell(&app.base_url, "order").await;
-    app.shutdown.cancel();
+    app.stop();
 }
 
 #[tokio::test]
@@ -21,5 +21,5 @@ async fn binary_refuses_bad_configuration_and_drains_on_sigterm() {
         &[],
     )
     .await;
-    app.shutdown.cancel();
+    app.stop();
 }

@@ -1,0 +1,397 @@
+//! The checkout: validate → reserve every line over `stock.rpc` (all or nothing, priced by
+//! stock) → price → settle the payments → one transaction books the order, its lines,
+//! payments, ledger rows and the `sales.order.completed` event → commit the reservation.
+//!
+//! Compensation: any failure after the reservation releases it before answering. A lost
+//! commit call is covered by stock's consumer of the completed event (it commits by
+//! reservation id, idempotently); a process that dies between reserve and booking leaves a
+//! reservation that expires after [`crate::stock::HOLD_SECONDS`], and nothing booked.
+//!
+//! Idempotency: the order id is derived from the Idempotency-Key (when there is one) and
+//! the reservation id from the order id, so a retry — even one that outlives the stored
+//! answer, or follows a crash — reserves the same reservation and finds the same order.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use bus::MessageMeta;
+use contracts::common::Recipient;
+use contracts::sales::{OrderCompleted, PaymentLine, ReceiptLine};
+use contracts::stock::{ReservationView, ReserveLine};
+use platform::auth::ShopRole;
+use platform::money::{Currency, Money};
+
+use crate::db::customers::{self, Customer};
+use crate::db::orders::{self, LedgerContext, NewLedger, NewLines, NewOrder, NewPayments};
+use crate::db::shops::{self, Shop};
+use crate::domain::checkout::{Amounts, Checkout, CustomerRef};
+use crate::domain::payment::{self, CreditPolicy, SettleInput, Settlement, Source};
+use crate::domain::pricing::{self, Discount, LineInput, Priced};
+use crate::domain::types::{display_number, OrderStatus};
+use crate::error::Error;
+use crate::stock::{Stock, StockCallError};
+use crate::view::{self, OrderView};
+
+/// Reservation ids of orders: derived, so a retried reserve is the same reservation.
+const RESERVATION_NS: Uuid = Uuid::from_u128(0x8a4e_1f20_93c6_4d7b_b5e2_0c9a_7f31_d6e8);
+
+pub fn reservation_for(order_id: Uuid) -> Uuid {
+    Uuid::new_v5(&RESERVATION_NS, order_id.as_bytes())
+}
+
+/// Who is ringing the sale up.
+#[derive(Debug, Clone, Copy)]
+pub struct Cashier {
+    pub user_id: Uuid,
+    pub role: ShopRole,
+}
+
+#[derive(Clone)]
+pub struct Sales {
+    pub pool: PgPool,
+    pub stock: Stock,
+}
+
+impl Sales {
+    /// Places (or, with `status: DRAFT`, saves) an order. `order_id` is the key's effect id,
+    /// or a new id when the till sent no key.
+    #[tracing::instrument(skip_all, fields(order_id = %order_id, shop_id = %checkout.shop_id))]
+    pub async fn place(
+        &self,
+        cashier: Cashier,
+        checkout: Checkout,
+        order_id: Uuid,
+        retry_possible: bool,
+        meta: &MessageMeta,
+    ) -> Result<OrderView, Error> {
+        if retry_possible {
+            // A re-run after a lost answer or a crash: the order may already be booked.
+            if let Some(done) = self.view(order_id).await? {
+                return Ok(done);
+            }
+        }
+        let shop = shops::get(&self.pool, checkout.shop_id).await?.ok_or(Error::ShopNotFound)?;
+        let currency: Currency = shop
+            .currency
+            .parse()
+            .map_err(|_| anyhow::anyhow!("shop {} has currency {}", shop.shop_id, shop.currency))?;
+        let amounts = checkout.amounts(currency)?;
+        let mut conn = self.pool.acquire().await?;
+        let customer = match &checkout.customer {
+            CustomerRef::None => None,
+            CustomerRef::Id(id) => {
+                Some(customers::by_id(&mut conn, shop.shop_id, *id).await?.ok_or(Error::CustomerNotFound)?)
+            }
+            CustomerRef::WalkIn { name, email, phone } => Some(
+                customers::walk_in(&mut conn, shop.shop_id, name.as_deref(), email.as_deref(), phone.as_deref())
+                    .await?,
+            ),
+        };
+        drop(conn);
+
+        let reservation_id = reservation_for(order_id);
+        let reserved = if checkout.lines.is_empty() {
+            None
+        } else {
+            let lines = checkout
+                .lines
+                .iter()
+                .map(|l| ReserveLine { product_id: l.product_id, barcode: l.barcode.clone(), quantity: l.quantity })
+                .collect();
+            match self.stock.reserve(reservation_id, shop.shop_id, lines, meta).await {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    if matches!(e, StockCallError::Unavailable(_)) {
+                        // It may have been reserved after all: let it go now, not at its TTL.
+                        self.stock.release(reservation_id, meta).await;
+                    }
+                    return Err(e.into());
+                }
+            }
+        };
+        // From here on, a failure releases what was reserved.
+        let outcome = self
+            .book(&shop, currency, cashier, &checkout, &amounts, customer.as_ref(), order_id, reserved.as_ref(), meta)
+            .await;
+        match outcome {
+            Ok(view) => {
+                if reserved.is_some() && !checkout.draft {
+                    if let Err(e) = self.stock.commit(reservation_id, order_id, meta).await {
+                        // The completed event carries the reservation: stock commits it from there.
+                        tracing::warn!(error = %e, "commit call failed; stock commits from the order event");
+                    }
+                }
+                if checkout.draft && reserved.is_some() {
+                    // A draft holds nothing: it was reserved only to be priced.
+                    self.stock.release(reservation_id, meta).await;
+                }
+                Ok(view)
+            }
+            Err(e) => {
+                if reserved.is_some() {
+                    self.stock.release(reservation_id, meta).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "one step of one flow; a struct would only rename them")]
+    async fn book(
+        &self,
+        shop: &Shop,
+        currency: Currency,
+        cashier: Cashier,
+        checkout: &Checkout,
+        amounts: &Amounts,
+        customer: Option<&Customer>,
+        order_id: Uuid,
+        reserved: Option<&ReservationView>,
+        meta: &MessageMeta,
+    ) -> Result<OrderView, Error> {
+        let reserved_lines = reserved.map(|r| r.lines.as_slice()).unwrap_or_default();
+        if reserved_lines.len() != checkout.lines.len() {
+            return Err(anyhow::anyhow!(
+                "stock answered {} lines for {} asked",
+                reserved_lines.len(),
+                checkout.lines.len()
+            )
+            .into());
+        }
+        if let Some(r) = reserved {
+            if r.currency != shop.currency {
+                return Err(
+                    anyhow::anyhow!("stock prices in {} but the shop is in {}", r.currency, shop.currency).into()
+                );
+            }
+        }
+        let mut inputs = Vec::with_capacity(reserved_lines.len());
+        for (line, custom) in reserved_lines.iter().zip(&amounts.custom_prices) {
+            let parse = |s: &str| Money::parse(s, currency).map_err(|e| anyhow::anyhow!("stock sent price {s}: {e}"));
+            inputs.push(LineInput {
+                quantity: line.quantity,
+                list_price: parse(&line.list_price)?,
+                unit_price: parse(&line.unit_price)?,
+                custom_price: *custom,
+            });
+        }
+        let priced = pricing::price(currency, &inputs, amounts.discount)?;
+        if priced.lines.iter().any(|l| l.overridden) && cashier.role < ShopRole::ShopOwner && !shop.staff_price_override
+        {
+            return Err(Error::PriceOverrideForbidden);
+        }
+
+        let status = if checkout.draft { OrderStatus::Draft } else { OrderStatus::Completed };
+        let wallet_balance = match customer {
+            // Wallets arrive with the wallet store; until then every customer starts at 0
+            // and nothing may move a wallet (see `settle` below).
+            Some(_) => Some(Money::zero(currency)),
+            None => None,
+        };
+        let settlement = if checkout.draft {
+            None
+        } else {
+            let input = SettleInput {
+                total: priced.total,
+                to_wallet: amounts.to_wallet,
+                declared_due: amounts.declared_due,
+                change_to_wallet: checkout.change_to_wallet,
+                wallet_balance,
+                credit: CreditPolicy {
+                    allowed: shop.allow_credit,
+                    limit: Money::from_minor(shop.credit_limit_minor, currency),
+                },
+            };
+            let s = payment::settle(currency, &input, &amounts.tenders)?;
+            if s.wallet_debit.minor() != 0 || s.to_wallet.minor() != 0 || s.due.minor() != 0 {
+                return Err(platform::Problem::new(
+                    axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                    "WALLET_UNAVAILABLE",
+                    "Wallet payments, dues and money into wallets are not available yet.",
+                )
+                .into());
+            }
+            Some(s)
+        };
+
+        let mut tx = self.pool.begin().await?;
+        let record = NewOrder {
+            order_id,
+            shop_id: shop.shop_id,
+            status: status.as_str(),
+            customer_id: customer.map(|c| c.customer_id),
+            register_id: checkout.register_id,
+            currency: currency.code(),
+            subtotal_minor: priced.subtotal.minor(),
+            discount_minor: priced.discount.minor(),
+            total_minor: priced.total.minor(),
+            paid_minor: settlement.map_or(0, |s| s.tendered.minor()),
+            change_minor: settlement.map_or(0, |s| s.change.minor()),
+            due_minor: settlement.map_or(0, |s| s.due.minor()),
+            discount_type: amounts.discount.map(|d| match d {
+                Discount::Percentage(_) => "PERCENTAGE",
+                Discount::Fixed(_) => "FIXED",
+            }),
+            discount_value: amounts.discount.map(|d| match d {
+                Discount::Percentage(bp) => Money::from_minor(bp, Currency::USD).to_decimal_string(),
+                Discount::Fixed(m) => m.to_decimal_string(),
+            }),
+            reservation_id: reservation_for(order_id),
+            send_receipt: checkout.send_receipt,
+            note: checkout.note.as_deref(),
+            created_by: cashier.user_id,
+            completed: !checkout.draft,
+        };
+        // The shop row's lock (the order number) is held until commit: take it last.
+        let lines = new_lines(reserved_lines, &priced, cashier.user_id);
+        let mut payments = NewPayments::default();
+        for (t, reference) in amounts.tenders.iter().zip(&amounts.references) {
+            payments.id.push(Uuid::now_v7());
+            payments.method.push(t.method.as_str().to_owned());
+            payments.amount.push(t.amount.minor());
+            payments.reference.push(reference.clone());
+        }
+        let number = shops::take_order_number(&mut tx, shop.shop_id).await?;
+        orders::insert_order(&mut tx, &record, number).await?;
+        orders::insert_lines(&mut tx, shop.shop_id, order_id, &lines).await?;
+        if let Some(s) = &settlement {
+            orders::insert_payments(&mut tx, shop.shop_id, order_id, &payments).await?;
+            let ledger = new_ledger(&amounts.tenders, s, wallet_balance, number)?;
+            let context = LedgerContext {
+                shop_id: shop.shop_id,
+                currency: currency.code(),
+                order_id: Some(order_id),
+                return_id: None,
+                register_id: checkout.register_id,
+                customer_id: customer.map(|c| c.customer_id),
+                actor_id: Some(cashier.user_id),
+            };
+            orders::insert_ledger(&mut tx, &context, &ledger).await?;
+            let event = completed_event(
+                shop,
+                currency,
+                order_id,
+                number,
+                checkout,
+                customer,
+                reserved_lines,
+                &priced,
+                s,
+                amounts,
+            );
+            bus::enqueue(&mut tx, &event, meta).await?;
+        }
+        tx.commit().await?;
+        self.view(order_id).await?.ok_or_else(|| anyhow::anyhow!("order {order_id} vanished after booking").into())
+    }
+
+    pub async fn view(&self, order_id: Uuid) -> Result<Option<OrderView>, Error> {
+        let Some(row) = orders::by_id(&self.pool, order_id).await? else { return Ok(None) };
+        let (lines, payments) = orders::details(&self.pool, &[order_id]).await?;
+        Ok(view::orders(vec![row], lines, payments).pop())
+    }
+}
+
+fn new_lines(reserved: &[contracts::stock::ReservedLine], priced: &Priced, cashier: Uuid) -> NewLines {
+    let mut l = NewLines::default();
+    for (i, (r, p)) in reserved.iter().zip(&priced.lines).enumerate() {
+        l.id.push(Uuid::now_v7());
+        l.position.push(i32::try_from(i).unwrap_or(i32::MAX));
+        l.product_id.push(r.product_id);
+        l.item_id.push(r.item_id);
+        l.barcode.push(r.barcode.clone());
+        l.name.push(r.name.clone());
+        l.quantity.push(r.quantity);
+        l.list_price.push(Money::parse(&r.list_price, p.sold_price.currency()).map_or(0, |m| m.minor()));
+        l.unit_price.push(Money::parse(&r.unit_price, p.sold_price.currency()).map_or(0, |m| m.minor()));
+        l.sold_price.push(p.sold_price.minor());
+        l.override_by.push(p.overridden.then_some(cashier));
+        l.discount.push(p.discount.minor());
+        l.line_total.push(p.total.minor());
+        l.warranty_until.push(r.warranty_until);
+        l.loyalty_points.push(0);
+    }
+    l
+}
+
+fn new_ledger(
+    tenders: &[payment::Tender],
+    s: &Settlement,
+    balance_before: Option<Money>,
+    number: i64,
+) -> Result<NewLedger, Error> {
+    let mut l = NewLedger::default();
+    let shown = display_number(number);
+    for mv in payment::ledger_moves(tenders, s, balance_before).map_err(|e| Error::Internal(e.into()))? {
+        l.id.push(Uuid::now_v7());
+        l.method.push(mv.method.as_str().to_owned());
+        l.direction.push(if mv.outgoing { "OUT" } else { "IN" }.to_owned());
+        l.amount.push(mv.amount.minor());
+        l.source.push(mv.source.as_str().to_owned());
+        l.description.push(match mv.source {
+            Source::Sale => format!("Order #{shown}"),
+            Source::Change => format!("Change, order #{shown}"),
+            Source::DuePayment => format!("Due payment, order #{shown}"),
+            Source::WalletTopUp => format!("Wallet top-up, order #{shown}"),
+        });
+    }
+    Ok(l)
+}
+
+#[allow(clippy::too_many_arguments, reason = "assembles one event from the booking's parts")]
+fn completed_event(
+    shop: &Shop,
+    currency: Currency,
+    order_id: Uuid,
+    number: i64,
+    checkout: &Checkout,
+    customer: Option<&Customer>,
+    reserved: &[contracts::stock::ReservedLine],
+    priced: &Priced,
+    s: &Settlement,
+    amounts: &Amounts,
+) -> OrderCompleted {
+    let recipient = customer
+        .filter(|_| checkout.send_receipt)
+        .and_then(|c| c.email.as_ref().map(|email| Recipient { email: email.clone(), name: c.name.clone() }));
+    OrderCompleted {
+        order_id,
+        reservation_id: (!reserved.is_empty()).then(|| reservation_for(order_id)),
+        order_number: number,
+        shop: shop.brand(),
+        currency: currency.code().to_owned(),
+        customer_id: customer.map(|c| c.customer_id),
+        customer: recipient,
+        lines: reserved
+            .iter()
+            .zip(&priced.lines)
+            .map(|(r, p)| ReceiptLine {
+                name: r.name.clone(),
+                product_id: Some(r.product_id),
+                barcode: r.barcode.clone(),
+                quantity: r.quantity,
+                unit_price: p.sold_price.to_decimal_string(),
+                discount: p.discount.to_decimal_string(),
+                line_total: p.total.to_decimal_string(),
+                warranty_until: r.warranty_until,
+            })
+            .collect(),
+        subtotal: priced.subtotal.to_decimal_string(),
+        discount_total: priced.discount.to_decimal_string(),
+        total: priced.total.to_decimal_string(),
+        payments: amounts
+            .tenders
+            .iter()
+            .zip(&amounts.references)
+            .map(|(t, r)| PaymentLine {
+                method: t.method.as_str().to_owned(),
+                amount: t.amount.to_decimal_string(),
+                reference: r.clone(),
+            })
+            .collect(),
+        change: s.change.to_decimal_string(),
+        wallet_balance_after: s.wallet_after.map(|m| m.to_decimal_string()),
+        cashier_name: None,
+        completed_at: chrono::Utc::now(),
+    }
+}

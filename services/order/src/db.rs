@@ -1,0 +1,5 @@
+//! Small async functions over the `sales` schema, SQL inline and compile-checked.
+
+pub mod customers;
+pub mod orders;
+pub mod shops;

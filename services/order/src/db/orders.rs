@@ -1,0 +1,358 @@
+//! Orders, their lines and payments, and the ledger rows a sale writes: one booking is a
+//! handful of statements (arrays through `unnest`, not a statement per line).
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+/// An order as stored.
+#[derive(Debug, Clone)]
+pub struct OrderRow {
+    pub order_id: Uuid,
+    pub shop_id: Uuid,
+    pub order_number: i64,
+    pub status: String,
+    pub customer_id: Option<Uuid>,
+    pub register_id: Option<Uuid>,
+    pub currency: String,
+    pub subtotal_minor: i64,
+    pub discount_minor: i64,
+    pub total_minor: i64,
+    pub paid_minor: i64,
+    pub change_minor: i64,
+    pub due_minor: i64,
+    pub discount_type: Option<String>,
+    pub discount_value: Option<String>,
+    pub reservation_id: Uuid,
+    pub send_receipt: bool,
+    pub note: Option<String>,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub customer_name: Option<String>,
+    pub customer_email: Option<String>,
+    pub customer_phone: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LineRow {
+    pub order_line_id: Uuid,
+    pub order_id: Uuid,
+    pub product_id: Uuid,
+    pub item_id: Option<Uuid>,
+    pub barcode: Option<String>,
+    pub name: String,
+    pub quantity: i64,
+    pub list_price_minor: i64,
+    pub unit_price_minor: i64,
+    pub sold_price_minor: i64,
+    pub override_by: Option<Uuid>,
+    pub discount_minor: i64,
+    pub line_total_minor: i64,
+    pub warranty_until: Option<DateTime<Utc>>,
+    pub loyalty_points: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PaymentRow {
+    pub payment_id: Uuid,
+    pub order_id: Uuid,
+    pub method: String,
+    pub amount_minor: i64,
+    pub reference: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The new order's own row (the number is taken in the same transaction).
+pub struct NewOrder<'a> {
+    pub order_id: Uuid,
+    pub shop_id: Uuid,
+    pub status: &'a str,
+    pub customer_id: Option<Uuid>,
+    pub register_id: Option<Uuid>,
+    pub currency: &'a str,
+    pub subtotal_minor: i64,
+    pub discount_minor: i64,
+    pub total_minor: i64,
+    pub paid_minor: i64,
+    pub change_minor: i64,
+    pub due_minor: i64,
+    pub discount_type: Option<&'a str>,
+    pub discount_value: Option<String>,
+    pub reservation_id: Uuid,
+    pub send_receipt: bool,
+    pub note: Option<&'a str>,
+    pub created_by: Uuid,
+    pub completed: bool,
+}
+
+pub async fn insert_order(conn: &mut PgConnection, o: &NewOrder<'_>, number: i64) -> sqlx::Result<DateTime<Utc>> {
+    sqlx::query_scalar!(
+        "insert into sales.orders (order_id, shop_id, order_number, status, customer_id, register_id, currency,
+             subtotal_minor, discount_minor, total_minor, paid_minor, change_minor, due_minor, discount_type,
+             discount_value, reservation_id, send_receipt, note, created_by, completed_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+                 case when $20 then now() end)
+         returning created_at",
+        o.order_id,
+        o.shop_id,
+        number,
+        o.status,
+        o.customer_id,
+        o.register_id,
+        o.currency,
+        o.subtotal_minor,
+        o.discount_minor,
+        o.total_minor,
+        o.paid_minor,
+        o.change_minor,
+        o.due_minor,
+        o.discount_type,
+        o.discount_value,
+        o.reservation_id,
+        o.send_receipt,
+        o.note,
+        o.created_by,
+        o.completed
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Lines as columns, for one `unnest` insert.
+#[derive(Default)]
+pub struct NewLines {
+    pub id: Vec<Uuid>,
+    pub position: Vec<i32>,
+    pub product_id: Vec<Uuid>,
+    pub item_id: Vec<Option<Uuid>>,
+    pub barcode: Vec<Option<String>>,
+    pub name: Vec<String>,
+    pub quantity: Vec<i64>,
+    pub list_price: Vec<i64>,
+    pub unit_price: Vec<i64>,
+    pub sold_price: Vec<i64>,
+    pub override_by: Vec<Option<Uuid>>,
+    pub discount: Vec<i64>,
+    pub line_total: Vec<i64>,
+    pub warranty_until: Vec<Option<DateTime<Utc>>>,
+    pub loyalty_points: Vec<i64>,
+}
+
+pub async fn insert_lines(conn: &mut PgConnection, shop_id: Uuid, order_id: Uuid, l: &NewLines) -> sqlx::Result<()> {
+    sqlx::query!(
+        "insert into sales.order_lines (order_line_id, order_id, shop_id, position, product_id, item_id, barcode, name,
+             quantity, list_price_minor, unit_price_minor, sold_price_minor, override_by, discount_minor,
+             line_total_minor, warranty_until, loyalty_points)
+         select id, $1, $2, pos, product, item, code, name, qty, list, unit, sold, overrider, disc, total, warranty, points
+           from unnest($3::uuid[], $4::int4[], $5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::int8[], $10::int8[],
+                       $11::int8[], $12::int8[], $13::uuid[], $14::int8[], $15::int8[], $16::timestamptz[], $17::int8[])
+             as t(id, pos, product, item, code, name, qty, list, unit, sold, overrider, disc, total, warranty, points)",
+        order_id,
+        shop_id,
+        &l.id,
+        &l.position,
+        &l.product_id,
+        &l.item_id as &[Option<Uuid>],
+        &l.barcode as &[Option<String>],
+        &l.name,
+        &l.quantity,
+        &l.list_price,
+        &l.unit_price,
+        &l.sold_price,
+        &l.override_by as &[Option<Uuid>],
+        &l.discount,
+        &l.line_total,
+        &l.warranty_until as &[Option<DateTime<Utc>>],
+        &l.loyalty_points
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Default)]
+pub struct NewPayments {
+    pub id: Vec<Uuid>,
+    pub method: Vec<String>,
+    pub amount: Vec<i64>,
+    pub reference: Vec<Option<String>>,
+}
+
+pub async fn insert_payments(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    order_id: Uuid,
+    p: &NewPayments,
+) -> sqlx::Result<()> {
+    if p.id.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "insert into sales.payments (payment_id, order_id, shop_id, method, amount_minor, reference)
+         select id, $1, $2, method, amount, reference
+           from unnest($3::uuid[], $4::text[], $5::int8[], $6::text[]) as t(id, method, amount, reference)",
+        order_id,
+        shop_id,
+        &p.id,
+        &p.method,
+        &p.amount,
+        &p.reference as &[Option<String>]
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Ledger rows as columns, for one `unnest` insert.
+#[derive(Default)]
+pub struct NewLedger {
+    pub id: Vec<Uuid>,
+    pub method: Vec<String>,
+    pub direction: Vec<String>,
+    pub amount: Vec<i64>,
+    pub source: Vec<String>,
+    pub description: Vec<String>,
+}
+
+pub struct LedgerContext<'a> {
+    pub shop_id: Uuid,
+    pub currency: &'a str,
+    pub order_id: Option<Uuid>,
+    pub return_id: Option<Uuid>,
+    pub register_id: Option<Uuid>,
+    pub customer_id: Option<Uuid>,
+    pub actor_id: Option<Uuid>,
+}
+
+pub async fn insert_ledger(conn: &mut PgConnection, c: &LedgerContext<'_>, l: &NewLedger) -> sqlx::Result<()> {
+    if l.id.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "insert into sales.ledger (entry_id, shop_id, method, direction, amount_minor, currency, source, order_id,
+             return_id, register_id, customer_id, description, actor_id)
+         select id, $1, method, direction, amount, $2, source, $3, $4, $5, $6, description, $7
+           from unnest($8::uuid[], $9::text[], $10::text[], $11::int8[], $12::text[], $13::text[])
+             as t(id, method, direction, amount, source, description)",
+        c.shop_id,
+        c.currency,
+        c.order_id,
+        c.return_id,
+        c.register_id,
+        c.customer_id,
+        c.actor_id,
+        &l.id,
+        &l.method,
+        &l.direction,
+        &l.amount,
+        &l.source,
+        &l.description
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Filters of the order list, all optional but the shop.
+pub struct ListFilter {
+    pub shop_id: Option<Uuid>,
+    /// Only these shops (the caller's), when no shop is named.
+    pub shops: Vec<Uuid>,
+    pub customer_id: Option<Uuid>,
+    pub status: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+pub async fn list(pool: &PgPool, f: &ListFilter, limit: i64, offset: i64) -> sqlx::Result<(Vec<OrderRow>, i64)> {
+    let total = sqlx::query_scalar!(
+        r#"select count(*) as "n!" from sales.orders o
+            where o.shop_id = any($1) and ($2::uuid is null or o.shop_id = $2) and ($3::uuid is null or o.customer_id = $3)
+              and ($4::text is null or o.status = $4) and ($5::timestamptz is null or o.created_at >= $5)
+              and ($6::timestamptz is null or o.created_at < $6)"#,
+        &f.shops,
+        f.shop_id,
+        f.customer_id,
+        f.status,
+        f.from,
+        f.until
+    )
+    .fetch_one(pool)
+    .await?;
+    let rows = sqlx::query_as!(
+        OrderRow,
+        r#"select o.order_id, o.shop_id, o.order_number, o.status, o.customer_id, o.register_id, o.currency,
+                  o.subtotal_minor, o.discount_minor, o.total_minor, o.paid_minor, o.change_minor, o.due_minor,
+                  o.discount_type, o.discount_value, o.reservation_id, o.send_receipt, o.note, o.created_by,
+                  o.created_at, o.updated_at, o.completed_at,
+                  c.name as "customer_name?", c.email as "customer_email?", c.phone as "customer_phone?"
+             from sales.orders o
+             left join sales.customers c on c.shop_id = o.shop_id and c.customer_id = o.customer_id
+            where o.shop_id = any($1) and ($2::uuid is null or o.shop_id = $2) and ($3::uuid is null or o.customer_id = $3)
+              and ($4::text is null or o.status = $4) and ($5::timestamptz is null or o.created_at >= $5)
+              and ($6::timestamptz is null or o.created_at < $6)
+            order by o.created_at desc, o.order_id desc
+            limit $7 offset $8"#,
+        &f.shops,
+        f.shop_id,
+        f.customer_id,
+        f.status,
+        f.from,
+        f.until,
+        limit,
+        offset
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok((rows, total))
+}
+
+pub async fn by_id(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<OrderRow>> {
+    sqlx::query_as!(
+        OrderRow,
+        r#"select o.order_id, o.shop_id, o.order_number, o.status, o.customer_id, o.register_id, o.currency,
+                  o.subtotal_minor, o.discount_minor, o.total_minor, o.paid_minor, o.change_minor, o.due_minor,
+                  o.discount_type, o.discount_value, o.reservation_id, o.send_receipt, o.note, o.created_by,
+                  o.created_at, o.updated_at, o.completed_at,
+                  c.name as "customer_name?", c.email as "customer_email?", c.phone as "customer_phone?"
+             from sales.orders o
+             left join sales.customers c on c.shop_id = o.shop_id and c.customer_id = o.customer_id
+            where o.order_id = $1"#,
+        order_id
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// The lines and payments of `orders`, in order.
+pub async fn details(pool: &PgPool, orders: &[Uuid]) -> sqlx::Result<(Vec<LineRow>, Vec<PaymentRow>)> {
+    let lines = sqlx::query_as!(
+        LineRow,
+        "select order_line_id, order_id, product_id, item_id, barcode, name, quantity, list_price_minor,
+                unit_price_minor, sold_price_minor, override_by, discount_minor, line_total_minor, warranty_until,
+                loyalty_points
+           from sales.order_lines where order_id = any($1) order by order_id, position",
+        orders
+    )
+    .fetch_all(pool)
+    .await?;
+    let payments = sqlx::query_as!(
+        PaymentRow,
+        "select payment_id, order_id, method, amount_minor, reference, created_at
+           from sales.payments where order_id = any($1) order by order_id, created_at, payment_id",
+        orders
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok((lines, payments))
+}
+
+pub async fn set_note(pool: &PgPool, order_id: Uuid, note: Option<&str>) -> sqlx::Result<bool> {
+    let n = sqlx::query!("update sales.orders set note = $2 where order_id = $1", order_id, note)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    Ok(n == 1)
+}

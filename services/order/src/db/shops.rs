@@ -1,0 +1,120 @@
+//! What the order service knows of shops (from auth's events) and the settings it owns.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use contracts::auth::ShopCreated;
+use contracts::common::ShopBrand;
+
+#[derive(Debug, Clone)]
+pub struct Shop {
+    pub shop_id: Uuid,
+    pub name: String,
+    pub logo_url: Option<String>,
+    pub address: Option<String>,
+    pub contact_phone: Option<String>,
+    pub currency: String,
+    pub time_zone: String,
+    pub allow_credit: bool,
+    pub credit_limit_minor: i64,
+    pub staff_price_override: bool,
+    pub require_open_shift: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Shop {
+    pub fn brand(&self) -> ShopBrand {
+        ShopBrand {
+            id: self.shop_id,
+            name: self.name.clone(),
+            logo_url: self.logo_url.clone(),
+            address: self.address.clone(),
+            contact_phone: self.contact_phone.clone(),
+        }
+    }
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn get(pool: &PgPool, shop_id: Uuid) -> sqlx::Result<Option<Shop>> {
+    sqlx::query_as!(
+        Shop,
+        "select shop_id, name, logo_url, address, contact_phone, currency, time_zone, allow_credit, credit_limit_minor,
+                staff_price_override, require_open_shift, updated_at
+           from sales.shops where shop_id = $1",
+        shop_id
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// A shop's brand and currency from auth. The credit policy is taken only when the shop is
+/// new here: after that the owner's settings (this service's) decide.
+pub async fn upsert_from_event(conn: &mut PgConnection, e: &ShopCreated) -> sqlx::Result<()> {
+    sqlx::query!(
+        "insert into sales.shops (shop_id, name, logo_url, address, contact_phone, currency, allow_credit)
+         values ($1, $2, $3, $4, $5, $6, $7)
+         on conflict (shop_id) do update set name = excluded.name, logo_url = excluded.logo_url,
+             address = excluded.address, contact_phone = excluded.contact_phone, currency = excluded.currency",
+        e.shop.id,
+        e.shop.name,
+        e.shop.logo_url,
+        e.shop.address,
+        e.shop.contact_phone,
+        e.currency,
+        e.allow_credit
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Settings as the owner sets them (every field given; the handler merges).
+pub struct Settings {
+    pub time_zone: String,
+    pub allow_credit: bool,
+    pub credit_limit_minor: i64,
+    pub staff_price_override: bool,
+    pub require_open_shift: bool,
+}
+
+pub async fn put_settings(pool: &PgPool, shop_id: Uuid, s: &Settings) -> sqlx::Result<Option<Shop>> {
+    sqlx::query_as!(
+        Shop,
+        "update sales.shops set time_zone = $2, allow_credit = $3, credit_limit_minor = $4, staff_price_override = $5,
+                require_open_shift = $6
+          where shop_id = $1
+         returning shop_id, name, logo_url, address, contact_phone, currency, time_zone, allow_credit, credit_limit_minor,
+                   staff_price_override, require_open_shift, updated_at",
+        shop_id,
+        s.time_zone,
+        s.allow_credit,
+        s.credit_limit_minor,
+        s.staff_price_override,
+        s.require_open_shift
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// Takes the shop's next order number, in the booking's transaction (so a rolled-back
+/// checkout takes none). Holds the shop row's lock until commit: keep it the last step.
+pub async fn take_order_number(conn: &mut PgConnection, shop_id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"update sales.shops set next_order_number = next_order_number + 1 where shop_id = $1
+           returning next_order_number - 1 as "n!""#,
+        shop_id
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Whether PostgreSQL (whose zone database the reports use) knows this IANA time zone.
+pub async fn time_zone_exists(pool: &PgPool, tz: &str) -> sqlx::Result<bool> {
+    if tz.is_empty() || tz.len() > 64 {
+        return Ok(false);
+    }
+    sqlx::query_scalar!(r#"select exists (select 1 from pg_timezone_names where name = $1) as "known!""#, tz)
+        .fetch_one(pool)
+        .await
+}

@@ -1,0 +1,7 @@
+//! The order service's business rules, with no I/O: typed values, parsing a till's order
+//! (either shape) into a checkout, pricing and payment settlement.
+
+pub mod checkout;
+pub mod payment;
+pub mod pricing;
+pub mod types;

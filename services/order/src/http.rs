@@ -1,0 +1,23 @@
+//! The order service's HTTP API (paths as the service sees them; nginx adds `/order`).
+
+pub mod orders;
+pub mod settings;
+
+use axum::http::HeaderMap;
+use utoipa_axum::router::OpenApiRouter;
+
+use bus::MessageMeta;
+
+use crate::checkout::Sales;
+
+pub type AppState = Sales;
+
+pub fn router(state: AppState) -> OpenApiRouter {
+    OpenApiRouter::new().merge(orders::router()).merge(settings::router()).with_state(state)
+}
+
+/// The request's id and trace context, carried into the messages it causes.
+pub fn meta(headers: &HeaderMap) -> MessageMeta {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    MessageMeta { request_id: text("x-request-id"), traceparent: text("traceparent") }
+}
