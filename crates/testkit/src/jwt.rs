@@ -69,6 +69,13 @@ pub fn claims(role: Role, shops: &[(ShopId, ShopRole)], ttl_secs: i64) -> Claims
     }
 }
 
+/// Claims of a given user (a customer whose id the test already knows).
+pub fn claims_for(user: uuid::Uuid, role: Role, ttl_secs: i64) -> Claims {
+    let mut c = claims(role, &[], ttl_secs);
+    c.sub = UserId(user);
+    c
+}
+
 /// Serves `GET /.well-known/jwks.json` with a key set the test can change, counting fetches.
 pub struct JwksServer {
     pub addr: SocketAddr,

@@ -31,6 +31,7 @@ use crate::domain::types::{display_number, OrderStatus};
 use crate::error::Error;
 use crate::stock::{Stock, StockCallError};
 use crate::view::{self, OrderView};
+use crate::wallet::{Cached, Change, Wallets};
 
 /// Reservation ids of orders: derived, so a retried reserve is the same reservation.
 const RESERVATION_NS: Uuid = Uuid::from_u128(0x8a4e_1f20_93c6_4d7b_b5e2_0c9a_7f31_d6e8);
@@ -50,6 +51,7 @@ pub struct Cashier {
 pub struct Sales {
     pub pool: PgPool,
     pub stock: Stock,
+    pub wallets: Wallets,
 }
 
 impl Sales {
@@ -182,12 +184,16 @@ impl Sales {
         }
 
         let status = if checkout.draft { OrderStatus::Draft } else { OrderStatus::Completed };
-        let wallet_balance = match customer {
-            // Wallets arrive with the wallet store; until then every customer starts at 0
-            // and nothing may move a wallet (see `settle` below).
-            Some(_) => Some(Money::zero(currency)),
-            None => None,
+        // A named customer's wallet is this sale's to change until it is booked: its turn
+        // is taken before the balance is read and handed back after the commit.
+        let turn = match (customer, checkout.draft) {
+            (Some(c), false) => Some(self.wallets.turn(shop.shop_id, c.customer_id).await?),
+            _ => None,
         };
+        let wallet_before = turn.as_ref().map(|t| match &t.state {
+            Cached::Present(w) => Money::from_minor(w.balance, currency),
+            Cached::Absent | Cached::Unknown => Money::zero(currency),
+        });
         let settlement = if checkout.draft {
             None
         } else {
@@ -196,22 +202,17 @@ impl Sales {
                 to_wallet: amounts.to_wallet,
                 declared_due: amounts.declared_due,
                 change_to_wallet: checkout.change_to_wallet,
-                wallet_balance,
+                wallet_balance: wallet_before,
                 credit: CreditPolicy {
                     allowed: shop.allow_credit,
                     limit: Money::from_minor(shop.credit_limit_minor, currency),
                 },
             };
-            let s = payment::settle(currency, &input, &amounts.tenders)?;
-            if s.wallet_debit.minor() != 0 || s.to_wallet.minor() != 0 || s.due.minor() != 0 {
-                return Err(platform::Problem::new(
-                    axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                    "WALLET_UNAVAILABLE",
-                    "Wallet payments, dues and money into wallets are not available yet.",
-                )
-                .into());
-            }
-            Some(s)
+            Some(payment::settle(currency, &input, &amounts.tenders)?)
+        };
+        let changes = match (&settlement, wallet_before) {
+            (Some(s), Some(before)) => wallet_changes(s, amounts.to_wallet, before),
+            _ => Vec::new(),
         };
 
         let mut tx = self.pool.begin().await?;
@@ -256,7 +257,7 @@ impl Sales {
         orders::insert_lines(&mut tx, shop.shop_id, order_id, &lines).await?;
         if let Some(s) = &settlement {
             orders::insert_payments(&mut tx, shop.shop_id, order_id, &payments).await?;
-            let ledger = new_ledger(&amounts.tenders, s, wallet_balance, number)?;
+            let ledger = new_ledger(&amounts.tenders, s, wallet_before, number)?;
             let context = LedgerContext {
                 shop_id: shop.shop_id,
                 currency: currency.code(),
@@ -281,7 +282,26 @@ impl Sales {
             );
             bus::enqueue(&mut tx, &event, meta).await?;
         }
+        let wallet_after = match (&turn, customer) {
+            (Some(t), Some(c)) => Some(
+                self.wallets
+                    .write(
+                        &mut tx,
+                        shop.shop_id,
+                        c.customer_id,
+                        &t.state,
+                        &changes,
+                        Some(order_id),
+                        Some(cashier.user_id),
+                    )
+                    .await?,
+            ),
+            _ => None,
+        };
         tx.commit().await?;
+        if let (Some(t), Some(after)) = (turn, wallet_after) {
+            t.finish(after);
+        }
         self.view(order_id).await?.ok_or_else(|| anyhow::anyhow!("order {order_id} vanished after booking").into())
     }
 
@@ -290,6 +310,37 @@ impl Sales {
         let (lines, payments) = orders::details(&self.pool, &[order_id]).await?;
         Ok(view::orders(vec![row], lines, payments).pop())
     }
+}
+
+/// The wallet entries of a settled sale: its wallet payment, money paid in (a due payment
+/// up to what was owed, a top-up beyond), change kept, and a new due.
+fn wallet_changes(s: &Settlement, paid_in: Money, before: Money) -> Vec<Change> {
+    let mut changes = Vec::new();
+    if s.wallet_debit.minor() > 0 {
+        changes.push(Change {
+            kind: "SALE_PAYMENT",
+            method: Some("WALLET"),
+            amount: -s.wallet_debit.minor(),
+            points: 0,
+        });
+    }
+    let owed = before.minor().min(0).saturating_neg();
+    let paid_in = paid_in.minor().min(s.to_wallet.minor());
+    let paying_due = paid_in.min(owed);
+    if paying_due > 0 {
+        changes.push(Change { kind: "DUE_PAYMENT", method: None, amount: paying_due, points: 0 });
+    }
+    if paid_in - paying_due > 0 {
+        changes.push(Change { kind: "TOP_UP", method: None, amount: paid_in - paying_due, points: 0 });
+    }
+    let kept = s.to_wallet.minor() - paid_in;
+    if kept > 0 {
+        changes.push(Change { kind: "CHANGE", method: Some("CASH"), amount: kept, points: 0 });
+    }
+    if s.due.minor() > 0 {
+        changes.push(Change { kind: "DUE", method: None, amount: -s.due.minor(), points: 0 });
+    }
+    changes
 }
 
 fn new_lines(reserved: &[contracts::stock::ReservedLine], priced: &Priced, cashier: Uuid) -> NewLines {

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use platform::config::{CommonConfig, ConfigError, Env};
 
+use crate::wallet::keys::KmsConfig;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub common: CommonConfig,
@@ -13,6 +15,8 @@ pub struct Config {
     pub stock_rpc_queue: String,
     /// How long a checkout waits for stock before answering 503 (and releasing).
     pub stock_timeout: Duration,
+    /// KMS and the wallet data-key cache.
+    pub kms: KmsConfig,
 }
 
 impl Config {
@@ -22,6 +26,23 @@ impl Config {
             queue: env.or("ORDER_QUEUE", "order.events".to_owned())?,
             stock_rpc_queue: env.or("STOCK_RPC_QUEUE", contracts::routing::STOCK_RPC_QUEUE.to_owned())?,
             stock_timeout: Duration::from_millis(env.or("ORDER_STOCK_TIMEOUT_MS", 5_000)?),
+            kms: KmsConfig {
+                key_id: env.or("KMS_KEY_ID", "alias/cashvio-wallets".to_owned())?,
+                region: env.or("AWS_REGION", "us-east-1".to_owned())?,
+                endpoint_url: match env.optional::<String>("AWS_ENDPOINT_URL")? {
+                    Some(raw) => {
+                        env.url("AWS_ENDPOINT_URL", &["http", "https"])?;
+                        Some(raw.trim().trim_end_matches('/').to_owned())
+                    }
+                    None => None,
+                },
+                access_key_id: env.secret("AWS_ACCESS_KEY_ID")?,
+                secret_access_key: env.secret("AWS_SECRET_ACCESS_KEY")?,
+                session_token: env.secret_optional("AWS_SESSION_TOKEN"),
+                create_key: env.or("KMS_CREATE_KEY", false)?,
+                cache_max_age: Duration::from_secs(env.or("WALLET_KEY_CACHE_MAX_AGE_SECS", 300)?),
+                cache_max_uses: env.or("WALLET_KEY_CACHE_MAX_USES", 1_000_000)?,
+            },
         })
     }
 }

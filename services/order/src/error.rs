@@ -6,6 +6,7 @@ use platform::Problem;
 use crate::domain::payment::SettleError;
 use crate::domain::pricing::PricingError;
 use crate::stock::StockCallError;
+use crate::wallet::WalletError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -27,6 +28,8 @@ pub enum Error {
     Settle(#[from] SettleError),
     #[error(transparent)]
     Stock(#[from] StockCallError),
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -83,6 +86,17 @@ impl From<Error> for Problem {
                 tracing::warn!(%why, "stock unavailable");
                 Problem::unavailable("STOCK_UNAVAILABLE", "Stock did not answer in time; nothing was sold. Try again.")
             }
+            Error::Wallet(w) => match w {
+                WalletError::Tampered => Problem::conflict(
+                    "WALLET_INTEGRITY_FAILED",
+                    "This customer's wallet failed its integrity check, so nothing was booked on it. The shop's \
+                     operator has been alerted.",
+                ),
+                WalletError::Conflict => Problem::conflict("WALLET_CONFLICT", w.to_string()),
+                WalletError::Busy => Problem::unavailable("WALLET_BUSY", w.to_string()),
+                WalletError::Overflow => unprocessable("AMOUNT_OUT_OF_RANGE", w.to_string()),
+                WalletError::Internal(err) => Problem::internal(&err),
+            },
             Error::Internal(err) => Problem::internal(&err),
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod orders;
 pub mod settings;
+pub mod wallets;
 
 use axum::http::HeaderMap;
 use utoipa_axum::router::OpenApiRouter;
@@ -13,7 +14,7 @@ use crate::checkout::Sales;
 pub type AppState = Sales;
 
 pub fn router(state: AppState) -> OpenApiRouter {
-    OpenApiRouter::new().merge(orders::router()).merge(settings::router()).with_state(state)
+    OpenApiRouter::new().merge(orders::router()).merge(settings::router()).merge(wallets::router()).with_state(state)
 }
 
 /// The request's id and trace context, carried into the messages it causes.

@@ -13,6 +13,7 @@ pub mod http;
 pub mod startup;
 pub mod stock;
 pub mod view;
+pub mod wallet;
 
 pub use config::Config;
 pub use startup::Application;

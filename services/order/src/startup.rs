@@ -7,6 +7,8 @@ use service::{Running, ServiceBase};
 use crate::checkout::Sales;
 use crate::consumer::{OrderEvents, BINDINGS};
 use crate::stock::Stock;
+use crate::wallet::keys::{self, KeyRing};
+use crate::wallet::Wallets;
 use crate::Config;
 
 /// Request body limit; nginx enforces the same in front.
@@ -23,7 +25,13 @@ impl Application {
         base.consume(&config.queue, BINDINGS, OrderEvents).await;
         let rpc = bus::RpcClient::new(base.broker.clone());
         let stock = Stock::new(rpc, config.stock_rpc_queue, config.stock_timeout);
-        let sales = Sales { pool: base.pool.clone(), stock };
+        let kms_calls = base.metrics.counter("order_kms_calls", "Calls to KMS (data keys generated or unwrapped)");
+        let keys = KeyRing::new(keys::client(&config.kms), &config.kms, base.pool.clone(), kms_calls);
+        if config.kms.create_key {
+            keys.ensure_key().await?;
+        }
+        let wallets = Wallets::new(keys, base.pool.clone());
+        let sales = Sales { pool: base.pool.clone(), stock, wallets };
         let running = base.start(crate::http::router(sales), BODY_LIMIT).await?;
         Ok(Self { running })
     }

@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
+use cashvio_order::wallet::keys::KmsConfig;
 use cashvio_order::{Application, Config};
 use platform::auth::{Role, ShopRole};
+use platform::config::Secret;
 use platform::ids::ShopId;
 use serde_json::{json, Value};
 use testkit::jwt::{claims, JwksServer, SigningKey};
@@ -37,6 +39,22 @@ pub fn order_config(db: &TestDb, jwks: &JwksServer, stock: &cashvio_stock::Confi
         queue: testkit::unique("test_order"),
         stock_rpc_queue: stock.rpc_queue.clone(),
         stock_timeout: Duration::from_secs(3),
+        kms: kms_config(),
+    }
+}
+
+/// KMS on the moto stand-in, with a key of this test's own (created at start).
+pub fn kms_config() -> KmsConfig {
+    KmsConfig {
+        key_id: format!("alias/{}", testkit::unique("test-wallets")),
+        region: "us-east-1".to_owned(),
+        endpoint_url: Some(std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:5000".to_owned())),
+        access_key_id: Secret::new("test"),
+        secret_access_key: Secret::new("test"),
+        session_token: None,
+        create_key: true,
+        cache_max_age: Duration::from_secs(300),
+        cache_max_uses: 1_000_000,
     }
 }
 

@@ -5,3 +5,4 @@ mod checkout;
 mod helpers;
 mod settings;
 mod shell;
+mod wallets;

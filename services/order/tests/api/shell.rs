@@ -18,7 +18,7 @@ async fn binary_refuses_bad_configuration_and_drains_on_sigterm() {
         ROLE,
         &app.db,
         &app.jwks,
-        &[],
+        &[("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")],
     )
     .await;
     app.stop();
