@@ -6,12 +6,15 @@
 //! - `create-super-admin --email E --name N`: the first platform super admin; the password
 //!   comes from `SUPER_ADMIN_PASSWORD` or, when unset, a line on standard input.
 //! - `rotate-signing-key`: a new access-token signing key; old ones stay published.
+//! - `rewrap-wallet-keys --key K`: re-wraps every shop's wallet data key under the KMS key K
+//!   (KMS ReEncrypt; the data keys and everything sealed with them stay as they are), while
+//!   the order service runs. Point `KMS_KEY_ID` at K afterwards so new shops use it too.
 
 use cashvio_admin::{accounts, migrate, nginx};
 use platform::config::{exit_on_error, Env};
 
 const USAGE: &str =
-    "usage: cashvio-admin <migrate | render-nginx [--out FILE] | create-super-admin --email E --name N | rotate-signing-key>";
+    "usage: cashvio-admin <migrate | render-nginx [--out FILE] | create-super-admin --email E --name N | rotate-signing-key | rewrap-wallet-keys --key K>";
 
 fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
@@ -73,6 +76,17 @@ async fn main() -> anyhow::Result<()> {
             let pool = owner_pool(&env).await?;
             let kid = accounts::rotate_signing_key(&pool, std::time::Duration::from_secs(ttl)).await?;
             println!("new signing key {kid}; older keys stay published for {} s", ttl + 120);
+        }
+        Some("rewrap-wallet-keys") => {
+            let Some(key) = flag(&args, "--key") else {
+                eprintln!("{USAGE}");
+                std::process::exit(64);
+            };
+            let order = exit_on_error(cashvio_order::Config::from_env(&env));
+            let kms = cashvio_order::wallet::keys::client(&order.kms);
+            let pool = owner_pool(&env).await?;
+            let n = cashvio_order::wallet::keys::KeyRing::rewrap_all(&kms, &pool, key).await?;
+            println!("re-wrapped {n} shop data keys under {key}");
         }
         _ => {
             eprintln!("{USAGE}");

@@ -31,7 +31,7 @@ use crate::domain::types::{display_number, OrderStatus};
 use crate::error::Error;
 use crate::stock::{Stock, StockCallError};
 use crate::view::{self, OrderView};
-use crate::wallet::{Cached, Change, Wallets};
+use crate::wallet::{Cached, Change, Owner, Wallets};
 
 /// Reservation ids of orders: derived, so a retried reserve is the same reservation.
 const RESERVATION_NS: Uuid = Uuid::from_u128(0x8a4e_1f20_93c6_4d7b_b5e2_0c9a_7f31_d6e8);
@@ -287,8 +287,7 @@ impl Sales {
                 self.wallets
                     .write(
                         &mut tx,
-                        shop.shop_id,
-                        c.customer_id,
+                        Owner { shop_id: shop.shop_id, customer_id: c.customer_id },
                         &t.state,
                         &changes,
                         Some(order_id),

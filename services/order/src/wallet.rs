@@ -142,11 +142,21 @@ impl Actor for WalletActor {
     }
 }
 
+/// The live actors, by (shop, customer).
+type ActorMap = HashMap<(Uuid, Uuid), ActorRef<WalletMsg>>;
+
+/// Who and what a wallet change belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner {
+    pub shop_id: Uuid,
+    pub customer_id: Uuid,
+}
+
 #[derive(Clone)]
 pub struct Wallets {
     pub keys: KeyRing,
     pool: PgPool,
-    actors: Arc<Mutex<HashMap<(Uuid, Uuid), ActorRef<WalletMsg>>>>,
+    actors: Arc<Mutex<ActorMap>>,
 }
 
 impl Wallets {
@@ -246,13 +256,13 @@ impl Wallets {
     pub async fn write(
         &self,
         tx: &mut PgConnection,
-        shop_id: Uuid,
-        customer_id: Uuid,
+        owner: Owner,
         before: &Cached,
         changes: &[Change],
         order_id: Option<Uuid>,
         actor_id: Option<Uuid>,
     ) -> Result<Cached, WalletError> {
+        let Owner { shop_id, customer_id } = owner;
         if changes.is_empty() {
             return Ok(before.clone());
         }

@@ -23,7 +23,7 @@ use crate::db::orders::{self as db_orders, LedgerContext, NewLedger};
 use crate::db::{customers, shops};
 use crate::domain::types::PaymentMethod;
 use crate::error::Error;
-use crate::wallet::{Cached, Change};
+use crate::wallet::{Cached, Change, Owner};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_wallet)).routes(routes!(customer_wallets)).routes(routes!(top_up))
@@ -228,7 +228,14 @@ async fn top_up(
         db_orders::insert_ledger(&mut tx, &context, &ledger).await.map_err(Error::from)?;
         let after = s
             .wallets
-            .write(&mut tx, shop, customer, &turn.state, &changes, None, Some(user.user_id.0))
+            .write(
+                &mut tx,
+                Owner { shop_id: shop, customer_id: customer },
+                &turn.state,
+                &changes,
+                None,
+                Some(user.user_id.0),
+            )
             .await
             .map_err(Error::from)?;
         tx.commit().await.map_err(Error::from)?;

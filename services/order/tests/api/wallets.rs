@@ -234,3 +234,69 @@ async fn rows_hold_no_plaintext_and_swapped_or_restored_ciphertexts_are_refused(
     assert_eq!(app.count("orders", shop).await, 1);
     app.stop();
 }
+
+/// The `…order_kms_calls_total` counter on /metrics.
+async fn kms_calls(app: &TestApp, base_url: &str) -> u64 {
+    let text = app.http.get(format!("{base_url}/metrics")).send().await.unwrap().text().await.unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.split_whitespace().next().is_some_and(|name| name.ends_with("order_kms_calls_total")))
+        .unwrap_or_else(|| panic!("no KMS counter in /metrics:\n{text}"));
+    line.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap() as u64
+}
+
+#[tokio::test]
+async fn steady_state_checkouts_make_no_kms_call_and_keys_rewrap_under_a_new_kms_key() {
+    let app = spawn_app().await;
+    let shop = app.seed_shop().await;
+    let gum = app.bulk_product(shop, "Gum", "1.00", 100).await;
+    let staff = app.staff(shop).await;
+    let customer = app.seed_person("Mala", "mala@example.test").await;
+    top_up(&app, shop, customer, "50.00", &staff).await;
+    let after_first = kms_calls(&app, &app.base_url).await;
+    assert_eq!(after_first, 1, "the shop's data key was generated once");
+
+    let body = json!({"shopId": shop, "customerId": customer, "items": [{"productId": gum}],
+                      "payments": [{"method": "WALLET", "amount": "1.00"}]});
+    for _ in 0..20 {
+        let (status, order) = app.order(body.clone(), &staff, None).await;
+        assert_eq!(status, 201, "{order}");
+    }
+    assert_eq!(kms_calls(&app, &app.base_url).await, after_first, "no KMS call per checkout");
+
+    // Rotation: every shop's data key re-wrapped under a new KMS key while the service runs.
+    let kms = cashvio_order::wallet::keys::client(&crate::helpers::kms_config());
+    let new_key = kms.create_key().send().await.unwrap().key_metadata().unwrap().key_id().to_owned();
+    let before: Vec<u8> = sqlx::query_scalar("select wrapped_key from sales.shop_keys where shop_id = $1")
+        .bind(shop)
+        .fetch_one(&app.db.admin)
+        .await
+        .unwrap();
+    let n = cashvio_order::wallet::keys::KeyRing::rewrap_all(&kms, &app.db.admin, &new_key).await.unwrap();
+    assert_eq!(n, 1);
+    let (kms_key, after): (String, Vec<u8>) =
+        sqlx::query_as("select kms_key_id, wrapped_key from sales.shop_keys where shop_id = $1")
+            .bind(shop)
+            .fetch_one(&app.db.admin)
+            .await
+            .unwrap();
+    assert_eq!(kms_key, new_key);
+    assert_ne!(after, before, "wrapped anew");
+    // The running instance keeps selling; a new instance (empty cache) unwraps the re-wrapped
+    // key and reads the same balance.
+    let (status, order) = app.order(body.clone(), &staff, None).await;
+    assert_eq!(status, 201, "{order}");
+    let second = cashvio_order::Application::build(crate::helpers::order_config(&app.db, &app.jwks, &app.stock_config))
+        .await
+        .unwrap();
+    let second_url = format!("http://127.0.0.1:{}", second.port());
+    let stop_second = second.shutdown_token();
+    tokio::spawn(second.run_until_stopped());
+    let (status, wallet) =
+        app.request(&second_url, "GET", &format!("/customer-wallet/{shop}/{customer}"), None, Some(&staff), None).await;
+    assert_eq!(status, 200, "{wallet}");
+    assert_eq!(wallet["balance"], "29.00");
+    assert_eq!(kms_calls(&app, &second_url).await, 1, "one Decrypt on the new instance");
+    stop_second.cancel();
+    app.stop();
+}
