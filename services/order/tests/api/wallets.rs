@@ -242,7 +242,7 @@ async fn kms_calls(app: &TestApp, base_url: &str) -> u64 {
         .lines()
         .find(|l| l.split_whitespace().next().is_some_and(|name| name.ends_with("order_kms_calls_total")))
         .unwrap_or_else(|| panic!("no KMS counter in /metrics:\n{text}"));
-    line.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap() as u64
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()
 }
 
 #[tokio::test]
