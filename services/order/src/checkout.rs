@@ -40,6 +40,31 @@ pub fn reservation_for(order_id: Uuid) -> Uuid {
     Uuid::new_v5(&RESERVATION_NS, order_id.as_bytes())
 }
 
+/// The reservation of one attempt to complete a draft (the draft's own, taken only to price
+/// it, was released at once; a refused attempt releases its own, so each attempt has one, and
+/// a keyed retry of the same attempt finds it again).
+pub fn completion_reservation_for(order_id: Uuid, attempt: Uuid) -> Uuid {
+    Uuid::new_v5(&RESERVATION_NS, format!("{order_id}:complete:{attempt}").as_bytes())
+}
+
+/// What a checkout books.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// A new order; `retry_possible` when an Idempotency-Key names it (it may be booked).
+    New { retry_possible: bool },
+    /// The saved draft with this number, completed now; `attempt` names this try (the
+    /// Idempotency-Key's effect id, or a new id).
+    Draft { number: i64, attempt: Uuid },
+}
+
+/// The ids a booking writes under.
+#[derive(Debug, Clone, Copy)]
+struct Booking {
+    order_id: Uuid,
+    reservation_id: Uuid,
+    draft_number: Option<i64>,
+}
+
 /// Who is ringing the sale up.
 #[derive(Debug, Clone, Copy)]
 pub struct Cashier {
@@ -63,10 +88,10 @@ impl Sales {
         cashier: Cashier,
         checkout: Checkout,
         order_id: Uuid,
-        retry_possible: bool,
+        target: Target,
         meta: &MessageMeta,
     ) -> Result<OrderView, Error> {
-        if retry_possible {
+        if matches!(target, Target::New { retry_possible: true }) {
             // A re-run after a lost answer or a crash: the order may already be booked.
             if let Some(done) = self.view(order_id).await? {
                 return Ok(done);
@@ -91,7 +116,11 @@ impl Sales {
         };
         drop(conn);
 
-        let reservation_id = reservation_for(order_id);
+        let (reservation_id, draft_number) = match target {
+            Target::New { .. } => (reservation_for(order_id), None),
+            Target::Draft { number, attempt } => (completion_reservation_for(order_id, attempt), Some(number)),
+        };
+        let booking = Booking { order_id, reservation_id, draft_number };
         let reserved = if checkout.lines.is_empty() {
             None
         } else {
@@ -113,7 +142,7 @@ impl Sales {
         };
         // From here on, a failure releases what was reserved.
         let outcome = self
-            .book(&shop, currency, cashier, &checkout, &amounts, customer.as_ref(), order_id, reserved.as_ref(), meta)
+            .book(&shop, currency, cashier, &checkout, &amounts, customer.as_ref(), booking, reserved.as_ref(), meta)
             .await;
         match outcome {
             Ok(view) => {
@@ -147,10 +176,11 @@ impl Sales {
         checkout: &Checkout,
         amounts: &Amounts,
         customer: Option<&Customer>,
-        order_id: Uuid,
+        booking: Booking,
         reserved: Option<&ReservationView>,
         meta: &MessageMeta,
     ) -> Result<OrderView, Error> {
+        let order_id = booking.order_id;
         let reserved_lines = reserved.map(|r| r.lines.as_slice()).unwrap_or_default();
         if reserved_lines.len() != checkout.lines.len() {
             return Err(anyhow::anyhow!(
@@ -237,7 +267,7 @@ impl Sales {
                 Discount::Percentage(bp) => Money::from_minor(bp, Currency::USD).to_decimal_string(),
                 Discount::Fixed(m) => m.to_decimal_string(),
             }),
-            reservation_id: reservation_for(order_id),
+            reservation_id: booking.reservation_id,
             send_receipt: checkout.send_receipt,
             note: checkout.note.as_deref(),
             created_by: cashier.user_id,
@@ -252,8 +282,21 @@ impl Sales {
             payments.amount.push(t.amount.minor());
             payments.reference.push(reference.clone());
         }
-        let number = shops::take_order_number(&mut tx, shop.shop_id).await?;
-        orders::insert_order(&mut tx, &record, number).await?;
+        let number = match booking.draft_number {
+            None => {
+                let number = shops::take_order_number(&mut tx, shop.shop_id).await?;
+                orders::insert_order(&mut tx, &record, number).await?;
+                number
+            }
+            Some(number) => {
+                // Re-priced now: the draft's lines give way to what stock reserved.
+                if !orders::complete_draft(&mut tx, &record).await? {
+                    return Err(Error::OrderState("no longer a draft".into()));
+                }
+                orders::delete_lines(&mut tx, order_id).await?;
+                number
+            }
+        };
         orders::insert_lines(&mut tx, shop.shop_id, order_id, &lines).await?;
         if let Some(s) = &settlement {
             orders::insert_payments(&mut tx, shop.shop_id, order_id, &payments).await?;
@@ -271,7 +314,7 @@ impl Sales {
             let event = completed_event(
                 shop,
                 currency,
-                order_id,
+                booking,
                 number,
                 checkout,
                 customer,
@@ -302,6 +345,69 @@ impl Sales {
             t.finish(after);
         }
         self.view(order_id).await?.ok_or_else(|| anyhow::anyhow!("order {order_id} vanished after booking").into())
+    }
+
+    /// Completes a saved draft: its lines are reserved and priced again now, then paid and
+    /// booked as any sale, under the draft's number.
+    pub async fn complete(
+        &self,
+        cashier: Cashier,
+        order_id: Uuid,
+        payment: crate::domain::checkout::CompletionBody,
+        attempt: Uuid,
+        meta: &MessageMeta,
+    ) -> Result<OrderView, Error> {
+        let order = orders::by_id(&self.pool, order_id).await?.ok_or(Error::OrderNotFound)?;
+        if order.status != OrderStatus::Draft.as_str() {
+            return Err(Error::OrderState(order.status));
+        }
+        let (lines, _) = orders::details(&self.pool, &[order_id]).await?;
+        let currency: Currency =
+            order.currency.parse().map_err(|_| anyhow::anyhow!("order currency {}", order.currency))?;
+        let saved = lines
+            .iter()
+            .map(|l| crate::domain::checkout::LineRequest {
+                product_id: Some(l.product_id),
+                barcode: l.barcode.clone(),
+                quantity: l.quantity,
+                custom_price: l.override_by.map(|_| {
+                    platform::money::MoneyInput::new(
+                        Money::from_minor(l.sold_price_minor, currency).to_decimal_string(),
+                    )
+                }),
+            })
+            .collect();
+        let checkout = Checkout::completing(
+            order.shop_id,
+            order.customer_id,
+            saved,
+            order.discount_type.as_deref(),
+            order.discount_value.as_deref(),
+            order.note.clone(),
+            payment,
+        )?;
+        self.place(cashier, checkout, order_id, Target::Draft { number: order.order_number, attempt }, meta).await
+    }
+
+    /// Cancels a DRAFT or PENDING order: it holds nothing afterwards (a draft's pricing
+    /// reservation was released when it was saved; the event lets stock release whatever is
+    /// left, idempotently). A completed sale is undone by a return, not a cancel.
+    pub async fn cancel(&self, order_id: Uuid, meta: &MessageMeta) -> Result<OrderView, Error> {
+        let mut tx = self.pool.begin().await?;
+        let Some((shop_id, reservation_id)) = orders::cancel(&mut tx, order_id).await? else {
+            let current = orders::by_id(&self.pool, order_id).await?.ok_or(Error::OrderNotFound)?;
+            return Err(Error::OrderState(current.status));
+        };
+        let event = contracts::sales::OrderCancelled {
+            order_id,
+            shop_id,
+            reservation_id: Some(reservation_id),
+            cancelled_at: chrono::Utc::now(),
+        };
+        bus::enqueue(&mut tx, &event, meta).await?;
+        tx.commit().await?;
+        self.stock.release(reservation_id, meta).await;
+        self.view(order_id).await?.ok_or(Error::OrderNotFound)
     }
 
     pub async fn view(&self, order_id: Uuid) -> Result<Option<OrderView>, Error> {
@@ -392,7 +498,7 @@ fn new_ledger(
 fn completed_event(
     shop: &Shop,
     currency: Currency,
-    order_id: Uuid,
+    booking: Booking,
     number: i64,
     checkout: &Checkout,
     customer: Option<&Customer>,
@@ -405,8 +511,8 @@ fn completed_event(
         .filter(|_| checkout.send_receipt)
         .and_then(|c| c.email.as_ref().map(|email| Recipient { email: email.clone(), name: c.name.clone() }));
     OrderCompleted {
-        order_id,
-        reservation_id: (!reserved.is_empty()).then(|| reservation_for(order_id)),
+        order_id: booking.order_id,
+        reservation_id: (!reserved.is_empty()).then_some(booking.reservation_id),
         order_number: number,
         shop: shop.brand(),
         currency: currency.code().to_owned(),

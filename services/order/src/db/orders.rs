@@ -356,3 +356,49 @@ pub async fn set_note(pool: &PgPool, order_id: Uuid, note: Option<&str>) -> sqlx
         .rows_affected();
     Ok(n == 1)
 }
+
+/// Turns a draft into the completed sale `o` describes (same number). False when the order
+/// is no longer a draft (completed or cancelled meanwhile).
+pub async fn complete_draft(conn: &mut PgConnection, o: &NewOrder<'_>) -> sqlx::Result<bool> {
+    let n = sqlx::query!(
+        "update sales.orders set status = $2, customer_id = $3, register_id = $4, subtotal_minor = $5,
+                discount_minor = $6, total_minor = $7, paid_minor = $8, change_minor = $9, due_minor = $10,
+                reservation_id = $11, send_receipt = $12, completed_at = now(), created_by = created_by
+          where order_id = $1 and status = 'DRAFT'",
+        o.order_id,
+        o.status,
+        o.customer_id,
+        o.register_id,
+        o.subtotal_minor,
+        o.discount_minor,
+        o.total_minor,
+        o.paid_minor,
+        o.change_minor,
+        o.due_minor,
+        o.reservation_id,
+        o.send_receipt
+    )
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+pub async fn delete_lines(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!("delete from sales.order_lines where order_id = $1", order_id).execute(conn).await?;
+    Ok(())
+}
+
+/// Cancels a DRAFT or PENDING order; answers its shop and reservation, or None when it is
+/// in another state (or does not exist).
+pub async fn cancel(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<Option<(Uuid, Uuid)>> {
+    let row = sqlx::query!(
+        "update sales.orders set status = 'CANCELLED', cancelled_at = now()
+          where order_id = $1 and status in ('DRAFT', 'PENDING')
+         returning shop_id, reservation_id",
+        order_id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| (r.shop_id, r.reservation_id)))
+}

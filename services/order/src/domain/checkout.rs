@@ -127,6 +127,44 @@ impl<'de> Deserialize<'de> for DiscountBody {
     }
 }
 
+/// `POST /orders/{id}/complete`: how a saved draft is paid.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CompletionBody {
+    #[serde(default)]
+    pub payments: Vec<PaymentBody>,
+    pub due_paid_amount: Option<MoneyInput>,
+    pub extra_wallet_amount: Option<MoneyInput>,
+    pub change_to_wallet: Option<bool>,
+    pub send_receipt_email: Option<bool>,
+    pub register_id: Option<Uuid>,
+}
+
+fn parse_payments(body: Vec<PaymentBody>, errors: &mut Vec<FieldError>) -> Vec<PaymentRequest> {
+    if body.len() > MAX_PAYMENTS {
+        errors.push(FieldError { field: "payments".into(), message: format!("at most {MAX_PAYMENTS} payments") });
+    }
+    let mut payments = Vec::new();
+    for (i, p) in body.into_iter().take(MAX_PAYMENTS).enumerate() {
+        let Some(method) = PaymentMethod::parse(&p.method) else {
+            errors.push(FieldError {
+                field: format!("payments[{i}].method"),
+                message: "CASH, CARD, BANK or WALLET".into(),
+            });
+            continue;
+        };
+        let reference = p.reference.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+        if reference.as_ref().is_some_and(|r| r.chars().count() > MAX_TEXT) {
+            errors.push(FieldError {
+                field: format!("payments[{i}].reference"),
+                message: "at most 200 characters".into(),
+            });
+        }
+        payments.push(PaymentRequest { method, amount: p.amount, reference });
+    }
+    payments
+}
+
 /// Who the sale is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CustomerRef {
@@ -337,22 +375,6 @@ impl Checkout {
             },
         };
 
-        if body.payments.len() > MAX_PAYMENTS {
-            err("payments", &format!("at most {MAX_PAYMENTS} payments"));
-        }
-        let mut payments = Vec::new();
-        for (i, p) in body.payments.into_iter().take(MAX_PAYMENTS).enumerate() {
-            let Some(method) = PaymentMethod::parse(&p.method) else {
-                err(&format!("payments[{i}].method"), "CASH, CARD, BANK or WALLET");
-                continue;
-            };
-            let reference = p.reference.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
-            if reference.as_ref().is_some_and(|r| r.chars().count() > MAX_TEXT) {
-                err(&format!("payments[{i}].reference"), "at most 200 characters");
-            }
-            payments.push(PaymentRequest { method, amount: p.amount, reference });
-        }
-
         let walk_in = body.customer.map(|c| (c.name, c.email, c.phone));
         let flat = (body.customer_name, body.customer_email, body.customer_phone);
         let has_flat = flat.0.is_some() || flat.1.is_some() || flat.2.is_some();
@@ -373,6 +395,7 @@ impl Checkout {
             (None, false) => CustomerRef::None,
         };
         let note = text(&mut errors, "note", body.note, MAX_NOTE);
+        let payments = parse_payments(body.payments, &mut errors);
 
         if lines.is_empty()
             && !matches!(&body.extra_wallet_amount, Some(a) if !a.as_str().trim_start().starts_with('-'))
@@ -400,6 +423,44 @@ impl Checkout {
             change_to_wallet: body.change_to_wallet.unwrap_or(false),
             note,
             draft,
+            send_receipt: body.send_receipt_email.unwrap_or(true),
+            register_id: body.register_id,
+        })
+    }
+
+    /// The checkout that completes a saved draft: its lines (with their recorded overrides),
+    /// customer, discount and note, paid as `body` says.
+    #[allow(clippy::too_many_arguments, reason = "the draft's stored parts, one each")]
+    pub fn completing(
+        shop_id: Uuid,
+        customer_id: Option<Uuid>,
+        lines: Vec<LineRequest>,
+        discount_type: Option<&str>,
+        discount_value: Option<&str>,
+        note: Option<String>,
+        body: CompletionBody,
+    ) -> Result<Self, Problem> {
+        let mut errors = Vec::new();
+        let payments = parse_payments(body.payments, &mut errors);
+        if !errors.is_empty() {
+            return Err(Problem::validation(errors));
+        }
+        let discount = match (discount_type, discount_value) {
+            (Some("PERCENTAGE"), Some(v)) => Some(DiscountRequest::Percentage(MoneyInput::new(v))),
+            (Some("FIXED"), Some(v)) => Some(DiscountRequest::Fixed(MoneyInput::new(v))),
+            _ => None,
+        };
+        Ok(Checkout {
+            shop_id,
+            customer: customer_id.map_or(CustomerRef::None, CustomerRef::Id),
+            lines,
+            discount,
+            payments,
+            to_wallet: body.extra_wallet_amount,
+            due_paid: body.due_paid_amount,
+            change_to_wallet: body.change_to_wallet.unwrap_or(false),
+            note,
+            draft: false,
             send_receipt: body.send_receipt_email.unwrap_or(true),
             register_id: body.register_id,
         })

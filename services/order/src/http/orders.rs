@@ -18,18 +18,23 @@ use platform::pagination::{PageMeta, PageQuery};
 use platform::Problem;
 
 use super::AppState;
-use crate::checkout::Cashier;
+use crate::checkout::{Cashier, Target};
 use crate::db::orders::{self, ListFilter};
-use crate::domain::checkout::{Checkout, OrderBody, MAX_NOTE};
+use crate::domain::checkout::{Checkout, CompletionBody, OrderBody, MAX_NOTE};
 use crate::domain::types::OrderStatus;
 use crate::error::Error;
 use crate::view::{self, OrderView};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(place_order, list_orders)).routes(routes!(get_order, update_order))
+    OpenApiRouter::new()
+        .routes(routes!(place_order, list_orders))
+        .routes(routes!(get_order, update_order))
+        .routes(routes!(complete_order))
+        .routes(routes!(cancel_order))
 }
 
 const ROUTE: &str = "POST /orders";
+const COMPLETE_ROUTE: &str = "POST /orders/{id}/complete";
 
 /// Rings a sale up: reserves stock, prices it, takes the payments, books it and commits the
 /// stock. With `Idempotency-Key`, a retry answers the first result and sells nothing twice.
@@ -56,7 +61,8 @@ async fn place_order(
     let retry_possible = key.0.is_some();
     let cashier = Cashier { user_id: user.user_id.0, role };
     idempotency::once(&s.pool, &key, shop, ROUTE, &checkout, || async {
-        let view = s.place(cashier, checkout.clone(), order_id, retry_possible, &meta).await.map_err(Problem::from)?;
+        let target = Target::New { retry_possible };
+        let view = s.place(cashier, checkout.clone(), order_id, target, &meta).await.map_err(Problem::from)?;
         Ok((StatusCode::CREATED, view))
     })
     .await
@@ -192,4 +198,51 @@ async fn update_order(
     }
     orders::set_note(&s.pool, id, note.as_deref()).await.map_err(Error::from)?;
     Ok(Json(visible(&s, &user, id).await?))
+}
+
+/// Completes a saved DRAFT: its lines are reserved and priced now, then paid and booked like
+/// any sale, under the draft's number.
+#[utoipa::path(post, path = "/orders/{id}/complete", tag = "orders", request_body = CompletionBody,
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses(
+        (status = 200, body = OrderView), (status = 401, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn complete_order(
+    State(s): State<AppState>,
+    user: AuthUser,
+    key: IdempotencyKey,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    Json(body): Json<CompletionBody>,
+) -> Result<Response, Problem> {
+    let order = visible(&s, &user, id).await?;
+    let shop = ShopId(order.shop_id);
+    let role = user.require_shop_role(shop, ShopRole::ShopStaff)?;
+    let cashier = Cashier { user_id: user.user_id.0, role };
+    let meta = super::meta(&headers);
+    let request = format!("{id} {body:?}");
+    let attempt = idempotency::effect_id(shop, COMPLETE_ROUTE, &key).unwrap_or_else(Uuid::now_v7);
+    idempotency::once(&s.pool, &key, shop, COMPLETE_ROUTE, &request, || async {
+        let view = s.complete(cashier, id, body, attempt, &meta).await.map_err(Problem::from)?;
+        Ok((StatusCode::OK, view))
+    })
+    .await
+}
+
+/// Cancels a DRAFT or PENDING order (a completed sale is undone by a return).
+#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = OrderView), (status = 401, body = Problem), (status = 404, body = Problem),
+    (status = 409, body = Problem),
+))]
+#[tracing::instrument(skip_all)]
+async fn cancel_order(
+    State(s): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Result<Json<OrderView>, Problem> {
+    visible(&s, &user, id).await?;
+    Ok(Json(s.cancel(id, &super::meta(&headers)).await?))
 }

@@ -500,3 +500,52 @@ async fn a_registered_customer_is_named_by_id_and_gets_the_receipt() {
     assert_eq!(recipients, vec![Some("kamala@example.test".to_owned()), None]);
     app.stop();
 }
+
+#[tokio::test]
+async fn a_draft_holds_nothing_and_completes_or_cancels_once() {
+    let app = spawn_app().await;
+    let shop = app.seed_shop().await;
+    let rice = app.bulk_product(shop, "Rice", "100.00", 10).await;
+    let token = app.staff(shop).await;
+
+    let draft = json!({"shopId": shop, "status": "DRAFT", "items": [{"productId": rice, "quantity": 2}],
+                       "discount": {"type": "FIXED", "value": "20.00"}, "note": "hold for Mr Perera"});
+    let (status, saved) = app.order(draft.clone(), &token, None).await;
+    assert_eq!(status, 201, "{saved}");
+    assert_eq!((saved["status"].as_str(), saved["total"].as_str()), (Some("DRAFT"), Some("180.00")));
+    assert_eq!(app.level(rice).await, (10, 0), "a draft holds nothing");
+    assert_eq!(app.count("ledger", shop).await, 0);
+
+    let path = format!("/orders/{}/complete", id(&saved));
+    let (status, short) =
+        app.call("POST", &path, Some(json!({"payments": [{"method": "CASH", "amount": "100.00"}]})), &token).await;
+    assert_eq!((status, short["code"].as_str()), (422, Some("PAYMENT_SHORT")), "{short}");
+    assert_eq!(app.level(rice).await, (10, 0), "a refused completion holds nothing");
+    let (status, done) =
+        app.call("POST", &path, Some(json!({"payments": [{"method": "CASH", "amount": "200.00"}]})), &token).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["status"], "COMPLETED");
+    assert_eq!(done["orderNumber"], saved["orderNumber"], "the draft's number");
+    assert_eq!((done["total"].as_str(), done["change"].as_str()), (Some("180.00"), Some("20.00")));
+    assert_eq!(done["note"], "hold for Mr Perera");
+    assert_eq!(app.level(rice).await, (8, 0));
+    let (status, again) =
+        app.call("POST", &path, Some(json!({"payments": [{"method": "CASH", "amount": "200.00"}]})), &token).await;
+    assert_eq!((status, again["code"].as_str()), (409, Some("ORDER_STATE")), "{again}");
+    let (status, no_cancel) = app.call("POST", &format!("/orders/{}/cancel", id(&saved)), None, &token).await;
+    assert_eq!((status, no_cancel["code"].as_str()), (409, Some("ORDER_STATE")), "a sale is undone by a return");
+
+    let (status, other) = app.order(draft, &token, None).await;
+    assert_eq!(status, 201, "{other}");
+    let (status, cancelled) = app.call("POST", &format!("/orders/{}/cancel", id(&other)), None, &token).await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "CANCELLED");
+    assert_eq!(app.level(rice).await, (8, 0));
+    let numbers: Vec<i64> = sqlx::query_scalar("select order_number from sales.orders where shop_id = $1 order by 1")
+        .bind(shop)
+        .fetch_all(&app.db.admin)
+        .await
+        .unwrap();
+    assert_eq!(numbers, vec![1, 2], "drafts keep their numbers; none is skipped");
+    app.stop();
+}
