@@ -2,4 +2,5 @@
 
 pub mod customers;
 pub mod orders;
+pub mod returns;
 pub mod shops;

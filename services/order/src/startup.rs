@@ -1,6 +1,7 @@
 //! Wiring: the shared runtime plus the checkout, its stock client, the event consumer and
 //! the routes.
 
+use anyhow::Context;
 use platform::shutdown::CancellationToken;
 use service::{Running, ServiceBase};
 
@@ -28,7 +29,7 @@ impl Application {
         let kms_calls = base.metrics.counter("order_kms_calls", "Calls to KMS (data keys generated or unwrapped)");
         let keys = KeyRing::new(keys::client(&config.kms), &config.kms, base.pool.clone(), kms_calls);
         if config.kms.create_key {
-            keys.ensure_key().await?;
+            keys.ensure_key().await.context("KMS: creating the wallet key (KMS_CREATE_KEY=true); is KMS reachable?")?;
         }
         let wallets = Wallets::new(keys, base.pool.clone());
         let sales = Sales { pool: base.pool.clone(), stock, wallets };

@@ -31,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_order, update_order))
         .routes(routes!(complete_order))
         .routes(routes!(cancel_order))
+        .routes(routes!(return_goods))
 }
 
 const ROUTE: &str = "POST /orders";
@@ -245,4 +246,35 @@ async fn cancel_order(
 ) -> Result<Json<OrderView>, Problem> {
     visible(&s, &user, id).await?;
     Ok(Json(s.cancel(id, &super::meta(&headers)).await?))
+}
+
+const RETURN_ROUTE: &str = "POST /orders/{id}/returns";
+
+/// Takes goods back from a completed sale and refunds them (cash, card, bank or the
+/// customer's wallet); a unit or quantity comes back at most once across all returns.
+#[utoipa::path(post, path = "/orders/{id}/returns", tag = "returns", request_body = crate::returns::ReturnBody,
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+    responses(
+        (status = 201, body = crate::returns::ReturnView), (status = 401, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn return_goods(
+    State(s): State<AppState>,
+    user: AuthUser,
+    key: IdempotencyKey,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    Json(body): Json<crate::returns::ReturnBody>,
+) -> Result<Response, Problem> {
+    let order = visible(&s, &user, id).await?;
+    let shop = ShopId(order.shop_id);
+    let meta = super::meta(&headers);
+    let return_id = idempotency::effect_id(shop, RETURN_ROUTE, &key).unwrap_or_else(Uuid::now_v7);
+    let request = format!("{id} {body:?}");
+    idempotency::once(&s.pool, &key, shop, RETURN_ROUTE, &request, || async {
+        let view = s.return_goods(user.user_id.0, id, return_id, &body, &meta).await.map_err(Problem::from)?;
+        Ok((StatusCode::CREATED, view))
+    })
+    .await
 }

@@ -3,6 +3,7 @@
 
 mod checkout;
 mod helpers;
+mod returns;
 mod settings;
 mod shell;
 mod wallets;
