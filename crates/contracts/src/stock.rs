@@ -87,6 +87,9 @@ pub struct ReservedLine {
     pub barcode: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warranty_until: Option<DateTime<Utc>>,
+    /// Loyalty points a customer earns per unit (the product's `loyaltyPoints`).
+    #[serde(default)]
+    pub loyalty_points: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

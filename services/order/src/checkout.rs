@@ -240,8 +240,9 @@ impl Sales {
             };
             Some(payment::settle(currency, &input, &amounts.tenders)?)
         };
+        let points: i64 = reserved_lines.iter().map(|l| l.loyalty_points.saturating_mul(l.quantity).max(0)).sum();
         let changes = match (&settlement, wallet_before) {
-            (Some(s), Some(before)) => wallet_changes(s, amounts.to_wallet, before),
+            (Some(s), Some(before)) => wallet_changes(s, amounts.to_wallet, before, points),
             _ => Vec::new(),
         };
 
@@ -418,8 +419,9 @@ impl Sales {
 }
 
 /// The wallet entries of a settled sale: its wallet payment, money paid in (a due payment
-/// up to what was owed, a top-up beyond), change kept, and a new due.
-fn wallet_changes(s: &Settlement, paid_in: Money, before: Money) -> Vec<Change> {
+/// up to what was owed, a top-up beyond), change kept, a new due, and the loyalty points the
+/// goods earn.
+fn wallet_changes(s: &Settlement, paid_in: Money, before: Money, points: i64) -> Vec<Change> {
     let mut changes = Vec::new();
     if s.wallet_debit.minor() > 0 {
         changes.push(Change {
@@ -445,6 +447,9 @@ fn wallet_changes(s: &Settlement, paid_in: Money, before: Money) -> Vec<Change> 
     if s.due.minor() > 0 {
         changes.push(Change { kind: "DUE", method: None, amount: -s.due.minor(), points: 0 });
     }
+    if points > 0 {
+        changes.push(Change { kind: "LOYALTY_EARNED", method: None, amount: 0, points });
+    }
     changes
 }
 
@@ -465,7 +470,7 @@ fn new_lines(reserved: &[contracts::stock::ReservedLine], priced: &Priced, cashi
         l.discount.push(p.discount.minor());
         l.line_total.push(p.total.minor());
         l.warranty_until.push(r.warranty_until);
-        l.loyalty_points.push(0);
+        l.loyalty_points.push(r.loyalty_points.saturating_mul(r.quantity).max(0));
     }
     l
 }

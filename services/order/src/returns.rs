@@ -147,8 +147,9 @@ impl Sales {
             refunds = Some(parsed);
         }
         let to_wallet = refunds.as_ref().is_some_and(|r| r.iter().any(|(m, _)| *m == PaymentMethod::Wallet));
+        // A named customer's wallet may change (a refund to it, loyalty points taken back).
         let turn = match (to_wallet, order.customer_id) {
-            (true, Some(customer)) => Some(self.wallets.turn(order.shop_id, customer).await?),
+            (_, Some(customer)) => Some(self.wallets.turn(order.shop_id, customer).await?),
             (true, None) => {
                 return Err(refused(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -197,6 +198,7 @@ impl Sales {
         }
         let mut rows = Vec::new();
         let mut total_value = 0i64;
+        let mut points_back = 0i64;
         for (idx, q) in &per_line {
             let l = &lines[*idx];
             let v = crate::domain::returns::value(l.line_total_minor, l.quantity, l.returned_quantity, *q).ok_or_else(
@@ -212,6 +214,9 @@ impl Sales {
                 },
             )?;
             total_value = total_value.checked_add(v).ok_or_else(|| anyhow::anyhow!("overflow"))?;
+            // The points these units earned go back the same way (cumulative floor).
+            let p = crate::domain::returns::value(l.loyalty_points, l.quantity, l.returned_quantity, *q).unwrap_or(0);
+            points_back = points_back.saturating_add(p);
             rows.push((l.order_line_id, *q, v));
         }
         let refunds = refunds.unwrap_or_else(|| {
@@ -266,6 +271,9 @@ impl Sales {
             if *method == PaymentMethod::Wallet {
                 changes.push(Change { kind: "REFUND", method: Some("WALLET"), amount: amount.minor(), points: 0 });
             }
+        }
+        if points_back > 0 {
+            changes.push(Change { kind: "LOYALTY_REVERSED", method: None, amount: 0, points: -points_back });
         }
         let context = LedgerContext {
             shop_id: order.shop_id,

@@ -110,6 +110,8 @@ pub struct HeldLine {
     pub item_id: Option<Uuid>,
     pub barcode: Option<String>,
     pub warranty_until: Option<DateTime<Utc>>,
+    /// Loyalty points per unit.
+    pub loyalty_points: i64,
     /// The shop's currency (the actor knows it; saves the coordinator a query).
     pub currency: platform::Currency,
 }

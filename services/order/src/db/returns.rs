@@ -15,6 +15,8 @@ pub struct ReturnableLine {
     pub line_total_minor: i64,
     pub returned_quantity: i64,
     pub warranty_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Points the whole line earned.
+    pub loyalty_points: i64,
 }
 
 /// The order's lines, locked until the transaction ends: concurrent returns of one order
@@ -23,7 +25,7 @@ pub async fn lock_lines(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result
     sqlx::query_as!(
         ReturnableLine,
         "select order_line_id, product_id, barcode, name, quantity, sold_price_minor, line_total_minor,
-                returned_quantity, warranty_until
+                returned_quantity, warranty_until, loyalty_points
            from sales.order_lines where order_id = $1 order by position for update",
         order_id
     )

@@ -145,3 +145,46 @@ async fn a_refund_to_the_wallet_credits_it_and_drafts_cannot_be_returned() {
     assert_eq!((status, refused["code"].as_str()), (409, Some("ORDER_STATE")), "{refused}");
     app.stop();
 }
+
+#[tokio::test]
+async fn loyalty_points_are_earned_by_a_sale_and_taken_back_by_its_return() {
+    let app = spawn_app().await;
+    let shop = app.seed_shop().await;
+    let owner = app.owner(shop).await;
+    let (status, product) = app
+        .stock_call(
+            "POST",
+            "/products",
+            Some(json!({"shopId": shop, "name": "Tea", "sellPrice": "50.00", "loyaltyPoints": 5})),
+            &owner,
+        )
+        .await;
+    assert_eq!(status, 201, "{product}");
+    let tea = id(&product);
+    let (status, _) =
+        app.stock_call("POST", &format!("/products/{tea}/receive"), Some(json!({"quantity": 10})), &owner).await;
+    assert_eq!(status, 200);
+    let customer = app.seed_person("Lal", "lal@example.test").await;
+    let (status, order) = app
+        .order(
+            json!({"shopId": shop, "customerId": customer, "items": [{"productId": tea, "quantity": 3}],
+                   "payments": [{"method": "CASH", "amount": "150.00"}]}),
+            &owner,
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{order}");
+    assert_eq!(order["orderItems"][0]["loyaltyPoints"], 15);
+    let wallet_path = format!("/customer-wallet/{shop}/{customer}");
+    let (_, wallet) = app.call("GET", &wallet_path, None, &owner).await;
+    assert_eq!((wallet["loyaltyPoints"].as_i64(), wallet["balance"].as_str()), (Some(15), Some("0.00")));
+
+    let (status, back) = app
+        .call("POST", &format!("/orders/{}/returns", id(&order)), Some(json!({"items": [{"productId": tea}]})), &owner)
+        .await;
+    assert_eq!(status, 201, "{back}");
+    let (_, wallet) = app.call("GET", &wallet_path, None, &owner).await;
+    assert_eq!(wallet["loyaltyPoints"], 10, "{wallet}");
+    assert_eq!(wallet["transactions"][0]["type"], "LOYALTY_REVERSED");
+    app.stop();
+}

@@ -137,6 +137,7 @@ pub struct State {
     currency: Currency,
     price_minor: i64,
     warranty_months: i32,
+    loyalty_points: i64,
     keeping_units: i64,
     on_hand: i64,
     reserved: i64,
@@ -517,6 +518,7 @@ impl ProductActor {
                         item_id: None,
                         barcode: None,
                         warranty_until: warranty,
+                        loyalty_points: state.loyalty_points,
                         currency: state.currency,
                     });
                 }
@@ -572,6 +574,7 @@ impl ProductActor {
                         barcode: Some(u.barcode.clone()),
                         warranty_until: (months > 0)
                             .then(|| now + chrono::Months::new(u32::try_from(months).unwrap_or(0))),
+                        loyalty_points: state.loyalty_points,
                         currency: state.currency,
                     });
                     items.push(*id);
@@ -1112,7 +1115,7 @@ impl ProductActor {
 async fn load(pool: &PgPool, product_id: Uuid) -> anyhow::Result<State> {
     let row = sqlx::query!(
         r#"select p.shop_id, p.name, p.tracking, p.sell_price_minor, p.warranty_months, p.keeping_units,
-                  s.currency as "currency?"
+                  p.loyalty_points, s.currency as "currency?"
              from stock.products p left join stock.shops s using (shop_id)
             where p.product_id = $1 and p.status <> 'DELETED'"#,
         product_id
@@ -1121,8 +1124,8 @@ async fn load(pool: &PgPool, product_id: Uuid) -> anyhow::Result<State> {
     .await
     .context("reading the product")?
     .ok_or_else(|| anyhow::anyhow!("product {product_id} not found"))?;
-    let (shop_id, name, price, warranty, keeping) =
-        (row.shop_id, row.name, row.sell_price_minor, row.warranty_months, row.keeping_units);
+    let (shop_id, name, price, warranty, keeping, loyalty) =
+        (row.shop_id, row.name, row.sell_price_minor, row.warranty_months, row.keeping_units, row.loyalty_points);
     let tracking = if row.tracking == "SERIALIZED" { Tracking::Serialized } else { Tracking::Bulk };
     // A shop not announced by auth yet has the platform default; a code we cannot read is a bug.
     let currency: Currency = match row.currency {
@@ -1195,6 +1198,7 @@ async fn load(pool: &PgPool, product_id: Uuid) -> anyhow::Result<State> {
             item_id: l.item_id,
             barcode,
             warranty_until: None,
+            loyalty_points: i64::from(loyalty),
             currency,
         });
     }
@@ -1218,6 +1222,7 @@ async fn load(pool: &PgPool, product_id: Uuid) -> anyhow::Result<State> {
         currency,
         price_minor: price.unwrap_or(0),
         warranty_months: warranty,
+        loyalty_points: i64::from(loyalty),
         keeping_units: i64::from(keeping),
         on_hand: i64::from(on_hand),
         reserved: i64::from(reserved),

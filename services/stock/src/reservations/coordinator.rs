@@ -223,8 +223,9 @@ impl Coordinator {
         .ok_or(StockError::ReservationNotFound)?;
         let rows = sqlx::query!(
             r#"select l.line_no, l.unit_no, l.product_id, l.name, l.quantity, l.unit_price_minor, l.item_id,
-                      i.barcode as "barcode?"
+                      i.barcode as "barcode?", coalesce(p.loyalty_points, 0)::int8 as "loyalty_points!"
                  from stock.reservation_lines l left join stock.items i using (item_id)
+                 left join stock.products p on p.product_id = l.product_id
                 where l.reservation_id = $1 order by l.line_no, l.unit_no"#,
             reservation_id
         )
@@ -245,6 +246,7 @@ impl Coordinator {
                 item_id: l.item_id,
                 barcode: l.barcode,
                 warranty_until: None,
+                loyalty_points: l.loyalty_points,
                 currency,
             })
             .collect();
@@ -277,6 +279,7 @@ fn view(
                 item_id: l.item_id,
                 barcode: l.barcode.clone(),
                 warranty_until: l.warranty_until,
+                loyalty_points: l.loyalty_points,
             })
             .collect(),
     }
