@@ -1,5 +1,6 @@
 //! The order service's HTTP API (paths as the service sees them; nginx adds `/order`).
 
+pub mod history;
 pub mod orders;
 pub mod settings;
 pub mod wallets;
@@ -14,7 +15,12 @@ use crate::checkout::Sales;
 pub type AppState = Sales;
 
 pub fn router(state: AppState) -> OpenApiRouter {
-    OpenApiRouter::new().merge(orders::router()).merge(settings::router()).merge(wallets::router()).with_state(state)
+    OpenApiRouter::new()
+        .merge(orders::router())
+        .merge(settings::router())
+        .merge(wallets::router())
+        .merge(history::router())
+        .with_state(state)
 }
 
 /// The request's id and trace context, carried into the messages it causes.

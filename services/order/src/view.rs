@@ -28,6 +28,17 @@ pub struct CustomerView {
 pub struct ProductRef {
     pub id: Uuid,
     pub name: String,
+    /// The name as sold (the first system's screens read it).
+    pub display_name: String,
+    /// Months of warranty the unit was sold with (0: none).
+    pub warranty_months: i64,
+}
+
+/// Whole calendar months from `from` to `until` (0 when none).
+pub fn months_between(from: DateTime<Utc>, until: DateTime<Utc>) -> i64 {
+    use chrono::Datelike;
+    let m = |d: DateTime<Utc>| i64::from(d.year()) * 12 + i64::from(d.month0());
+    (m(until) - m(from)).max(0)
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -112,7 +123,14 @@ pub fn orders(rows: Vec<OrderRow>, lines: Vec<LineRow>, payments: Vec<PaymentRow
                 .map(|l| LineView {
                     id: l.order_line_id,
                     product_id: l.product_id,
-                    product: ProductRef { id: l.product_id, name: l.name.clone() },
+                    product: ProductRef {
+                        id: l.product_id,
+                        name: l.name.clone(),
+                        display_name: l.name.clone(),
+                        warranty_months: l
+                            .warranty_until
+                            .map_or(0, |until| months_between(o.completed_at.unwrap_or(o.created_at), until)),
+                    },
                     item_id: l.item_id,
                     barcode: l.barcode.clone(),
                     name: l.name.clone(),

@@ -300,3 +300,54 @@ async fn steady_state_checkouts_make_no_kms_call_and_keys_rewrap_under_a_new_kms
     stop_second.cancel();
     app.stop();
 }
+
+#[tokio::test]
+async fn a_customer_sees_their_history_and_warranties_and_staff_see_their_shops_part() {
+    let app = spawn_app().await;
+    let shop = app.seed_shop().await;
+    let other = app.seed_shop().await;
+    app.serialized_product(shop, "Phone", "500.00", &["W-1"]).await;
+    let rice = app.bulk_product(other, "Rice", "10.00", 10).await;
+    let customer = app.seed_person("Nila", "nila@example.test").await;
+    let staff = app.staff(shop).await;
+    let other_staff = app.staff(other).await;
+    for (s, token, item) in
+        [(shop, &staff, json!({"barcode": "W-1"})), (other, &other_staff, json!({"productId": rice}))]
+    {
+        let amount = if s == shop { "500.00" } else { "10.00" };
+        let (status, order) = app
+            .order(
+                json!({"shopId": s, "customerId": customer, "items": [item], "payments": [{"method": "CASH", "amount": amount}]}),
+                token,
+                None,
+            )
+            .await;
+        assert_eq!(status, 201, "{order}");
+    }
+    let me = app.key.sign(&testkit::jwt::claims_for(customer, platform::auth::Role::Customer, 3_600));
+    let (status, history) = app.call("GET", &format!("/customer-orders/all/{customer}/history"), None, &me).await;
+    assert_eq!(status, 200, "{history}");
+    assert_eq!(history["customer"]["email"], "nila@example.test");
+    assert_eq!(history["shopData"].as_array().unwrap().len(), 2);
+    let phone = &history["shopData"][0]["orderHistory"]["orders"][0]["orderItems"][0];
+    assert_eq!(phone["product"]["warrantyMonths"], 12, "{phone}");
+    let (status, warranty) = app.call("GET", &format!("/customer-orders/all/{customer}/warranty"), None, &me).await;
+    assert_eq!(status, 200, "{warranty}");
+    assert_eq!((warranty["activeCount"].as_u64(), warranty["expiredCount"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(warranty["allActiveWarranty"][0]["barcode"], "W-1");
+
+    // A shop's staff see their shop's part only; another shop's path is refused.
+    let (status, theirs) = app.call("GET", &format!("/customer-orders/all/{customer}/history"), None, &staff).await;
+    assert_eq!(status, 200, "{theirs}");
+    assert_eq!(theirs["shopData"].as_array().unwrap().len(), 1);
+    let (status, _) = app.call("GET", &format!("/customer-orders/{customer}/shop/{other}/history"), None, &staff).await;
+    assert_eq!(status, 403);
+    let (status, one) =
+        app.call("GET", &format!("/customer-orders/{customer}/shop/{shop}/warranty"), None, &staff).await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["activeCount"], 1);
+    let stranger = app.key.sign(&testkit::jwt::claims(platform::auth::Role::Customer, &[], 3_600));
+    let (status, _) = app.call("GET", &format!("/customer-orders/all/{customer}/history"), None, &stranger).await;
+    assert_eq!(status, 404);
+    app.stop();
+}
