@@ -5,7 +5,7 @@
 //! Compensation: any failure after the reservation releases it before answering. A lost
 //! commit call is covered by stock's consumer of the completed event (it commits by
 //! reservation id, idempotently); a process that dies between reserve and booking leaves a
-//! reservation that expires after [`crate::stock::HOLD_SECONDS`], and nothing booked.
+//! reservation that expires after its hold (`ORDER_STOCK_HOLD_SECS`), and nothing booked.
 //!
 //! Idempotency: the order id is derived from the Idempotency-Key (when there is one) and
 //! the reservation id from the order id, so a retry — even one that outlives the stored
@@ -77,6 +77,8 @@ pub struct Sales {
     pub pool: PgPool,
     pub stock: Stock,
     pub wallets: Wallets,
+    /// Fault injection for tests only (zero otherwise): see `Config::test_pause_after_reserve`.
+    pub pause_after_reserve: std::time::Duration,
 }
 
 impl Sales {
@@ -120,26 +122,41 @@ impl Sales {
             Target::New { .. } => (reservation_for(order_id), None),
             Target::Draft { number, attempt } => (completion_reservation_for(order_id, attempt), Some(number)),
         };
-        let booking = Booking { order_id, reservation_id, draft_number };
+        let mut booking = Booking { order_id, reservation_id, draft_number };
         let reserved = if checkout.lines.is_empty() {
             None
         } else {
-            let lines = checkout
+            let lines: Vec<ReserveLine> = checkout
                 .lines
                 .iter()
                 .map(|l| ReserveLine { product_id: l.product_id, barcode: l.barcode.clone(), quantity: l.quantity })
                 .collect();
-            match self.stock.reserve(reservation_id, shop.shop_id, lines, meta).await {
+            let mut attempt = self.stock.reserve(reservation_id, shop.shop_id, lines.clone(), meta).await;
+            if matches!(&attempt, Err(StockCallError::Refused { code, .. }) if code == "RESERVATION_EXPIRED")
+                && matches!(target, Target::New { retry_possible: true })
+            {
+                // A retry after the first run died: its reservation expired (or was released)
+                // before it booked anything. The idempotency row lets one run at a time, so a
+                // fresh reservation cannot hold stock twice.
+                booking.reservation_id =
+                    Uuid::new_v5(&RESERVATION_NS, format!("{order_id}:{}", Uuid::now_v7()).as_bytes());
+                attempt = self.stock.reserve(booking.reservation_id, shop.shop_id, lines, meta).await;
+            }
+            match attempt {
                 Ok(v) => Some(v),
                 Err(e) => {
                     if matches!(e, StockCallError::Unavailable(_)) {
                         // It may have been reserved after all: let it go now, not at its TTL.
-                        self.stock.release(reservation_id, meta).await;
+                        self.stock.release(booking.reservation_id, meta).await;
                     }
                     return Err(e.into());
                 }
             }
         };
+        let reservation_id = booking.reservation_id;
+        if !self.pause_after_reserve.is_zero() && reserved.is_some() {
+            tokio::time::sleep(self.pause_after_reserve).await;
+        }
         // From here on, a failure releases what was reserved.
         let outcome = self
             .book(&shop, currency, cashier, &checkout, &amounts, customer.as_ref(), booking, reserved.as_ref(), meta)

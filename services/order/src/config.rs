@@ -15,6 +15,11 @@ pub struct Config {
     pub stock_rpc_queue: String,
     /// How long a checkout waits for stock before answering 503 (and releasing).
     pub stock_timeout: Duration,
+    /// How long a checkout's reservation lives if the order service dies before booking it.
+    pub stock_hold_seconds: u32,
+    /// Fault injection for tests (0 in production): a pause between reserving and booking,
+    /// so a test can kill the process mid-checkout.
+    pub test_pause_after_reserve: Duration,
     /// KMS and the wallet data-key cache.
     pub kms: KmsConfig,
 }
@@ -26,6 +31,8 @@ impl Config {
             queue: env.or("ORDER_QUEUE", "order.events".to_owned())?,
             stock_rpc_queue: env.or("STOCK_RPC_QUEUE", contracts::routing::STOCK_RPC_QUEUE.to_owned())?,
             stock_timeout: Duration::from_millis(env.or("ORDER_STOCK_TIMEOUT_MS", 5_000)?),
+            stock_hold_seconds: env.or("ORDER_STOCK_HOLD_SECS", crate::stock::HOLD_SECONDS)?,
+            test_pause_after_reserve: Duration::from_millis(env.or("ORDER_TEST_PAUSE_AFTER_RESERVE_MS", 0)?),
             kms: KmsConfig {
                 key_id: env.or("KMS_KEY_ID", "alias/cashvio-wallets".to_owned())?,
                 region: env.or("AWS_REGION", "us-east-1".to_owned())?,

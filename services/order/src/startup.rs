@@ -25,14 +25,15 @@ impl Application {
         base.project_access(&config.queue);
         base.consume(&config.queue, BINDINGS, OrderEvents).await;
         let rpc = bus::RpcClient::new(base.broker.clone());
-        let stock = Stock::new(rpc, config.stock_rpc_queue, config.stock_timeout);
+        let stock = Stock::new(rpc, config.stock_rpc_queue, config.stock_timeout, config.stock_hold_seconds);
         let kms_calls = base.metrics.counter("order_kms_calls", "Calls to KMS (data keys generated or unwrapped)");
         let keys = KeyRing::new(keys::client(&config.kms), &config.kms, base.pool.clone(), kms_calls);
         if config.kms.create_key {
             keys.ensure_key().await.context("KMS: creating the wallet key (KMS_CREATE_KEY=true); is KMS reachable?")?;
         }
         let wallets = Wallets::new(keys, base.pool.clone());
-        let sales = Sales { pool: base.pool.clone(), stock, wallets };
+        let sales =
+            Sales { pool: base.pool.clone(), stock, wallets, pause_after_reserve: config.test_pause_after_reserve };
         let running = base.start(crate::http::router(sales), BODY_LIMIT).await?;
         Ok(Self { running })
     }

@@ -8,8 +8,8 @@ use bus::{MessageMeta, RpcClient, RpcError};
 use contracts::stock::{CommitRequest, ReleaseRequest, ReservationView, ReserveLine, ReserveRequest};
 use uuid::Uuid;
 
-/// How long a sale may hold stock between reserve and commit; an order process that dies
-/// in between leaves a reservation that expires after this.
+/// How long a sale may hold stock between reserve and commit by default; an order process
+/// that dies in between leaves a reservation that expires after this (`ORDER_STOCK_HOLD_SECS`).
 pub const HOLD_SECONDS: u32 = 120;
 
 #[derive(Clone)]
@@ -17,6 +17,7 @@ pub struct Stock {
     rpc: RpcClient,
     queue: String,
     timeout: Duration,
+    hold_seconds: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,8 +40,8 @@ impl From<RpcError> for StockCallError {
 }
 
 impl Stock {
-    pub fn new(rpc: RpcClient, queue: String, timeout: Duration) -> Self {
-        Self { rpc, queue, timeout }
+    pub fn new(rpc: RpcClient, queue: String, timeout: Duration, hold_seconds: u32) -> Self {
+        Self { rpc, queue, timeout, hold_seconds: hold_seconds.max(1) }
     }
 
     #[tracing::instrument(skip_all, fields(reservation_id = %reservation_id))]
@@ -51,7 +52,7 @@ impl Stock {
         lines: Vec<ReserveLine>,
         meta: &MessageMeta,
     ) -> Result<ReservationView, StockCallError> {
-        let request = ReserveRequest { reservation_id, shop_id, lines, ttl_seconds: HOLD_SECONDS };
+        let request = ReserveRequest { reservation_id, shop_id, lines, ttl_seconds: self.hold_seconds };
         Ok(self.rpc.call_to(&self.queue, &request, meta, self.timeout).await?)
     }
 

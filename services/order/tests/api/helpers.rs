@@ -39,6 +39,8 @@ pub fn order_config(db: &TestDb, jwks: &JwksServer, stock: &cashvio_stock::Confi
         queue: testkit::unique("test_order"),
         stock_rpc_queue: stock.rpc_queue.clone(),
         stock_timeout: Duration::from_secs(3),
+        stock_hold_seconds: 120,
+        test_pause_after_reserve: Duration::ZERO,
         kms: kms_config(),
     }
 }

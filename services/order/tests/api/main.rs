@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, reason = "helpers of a test crate panic with the failure, like its tests")]
 
 mod checkout;
+mod crash;
 mod helpers;
 mod returns;
 mod settings;
