@@ -14,6 +14,7 @@ pub mod ids;
 pub mod metrics;
 pub mod money;
 pub mod pagination;
+pub mod pdf;
 pub mod shutdown;
 pub mod telemetry;
 pub mod validate;

@@ -28,6 +28,7 @@ use platform::metrics::Metrics;
 use bus::{Broker, Consumer, Handler, OutboxRelay, QueueSpec, RpcHandler, RpcServer};
 
 pub mod access;
+pub mod receipt;
 
 pub use access::ProjectedAccess;
 

@@ -9,12 +9,11 @@ use uuid::Uuid;
 
 use bus::{Handler, HandlerError, Incoming};
 use contracts::auth::{InviteCreated, OtpRequested, PasswordResetRequested};
-use contracts::common::{Recipient, ShopBrand};
+use contracts::common::Recipient;
 use contracts::sales::{OrderCompleted, ReturnCompleted};
 use contracts::stock::LevelLow;
 use contracts::Event;
 
-use crate::email::pdf::{self, TextLine};
 use crate::email::sender::{announce_failure, mark_failed};
 use crate::email::templates::{Rendered, Template, Templates};
 use crate::storage::Storage;
@@ -105,31 +104,7 @@ impl EventMailer {
     async fn receipt(&self, e: &OrderCompleted, to: &Recipient) -> Result<Outgoing, HandlerError> {
         let subject = format!("Your receipt from {} (#{})", e.shop.name, e.order_number);
         let rendered = self.templates.render(Template::Receipt, subject, e).map_err(HandlerError::Permanent)?;
-        let mut lines = header_lines(&e.shop, &format!("Receipt #{}", e.order_number), &e.completed_at.to_rfc3339());
-        for l in &e.lines {
-            lines.push(TextLine::normal(format!(
-                "{}  {} x {}  -{}  = {}",
-                l.name, l.quantity, l.unit_price, l.discount, l.line_total
-            )));
-            if let Some(b) = &l.barcode {
-                lines.push(TextLine::normal(format!("    #{b}")));
-            }
-            if let Some(w) = &l.warranty_until {
-                lines.push(TextLine::normal(format!("    warranty until {}", w.format("%Y-%m-%d"))));
-            }
-        }
-        lines.push(TextLine::normal(""));
-        lines.push(TextLine::normal(format!("Subtotal: {}", e.subtotal)));
-        lines.push(TextLine::normal(format!("Discounts: -{}", e.discount_total)));
-        lines.push(TextLine::bold(format!("Total ({}): {}", e.currency, e.total), 12.0));
-        for p in &e.payments {
-            lines.push(TextLine::normal(format!("Paid by {}: {}", p.method.to_lowercase(), p.amount)));
-        }
-        lines.push(TextLine::normal(format!("Change: {}", e.change)));
-        if let Some(w) = &e.wallet_balance_after {
-            lines.push(TextLine::normal(format!("Wallet balance: {w}")));
-        }
-        let bytes = pdf::document(&format!("Receipt #{}", e.order_number), &lines);
+        let bytes = service::receipt::sale_pdf(e);
         let key = format!("shops/{}/receipts/{}.pdf", e.shop.id, e.order_id);
         self.store(&key, &bytes).await?;
         let filename = format!("receipt-{}.pdf", e.order_number);
@@ -145,20 +120,7 @@ impl EventMailer {
     async fn refund(&self, e: &ReturnCompleted, to: &Recipient) -> Result<Outgoing, HandlerError> {
         let subject = format!("Your refund from {} (receipt #{})", e.shop.name, e.order_number);
         let rendered = self.templates.render(Template::Refund, subject, e).map_err(HandlerError::Permanent)?;
-        let mut lines =
-            header_lines(&e.shop, &format!("Refund for receipt #{}", e.order_number), &e.completed_at.to_rfc3339());
-        for l in &e.lines {
-            lines.push(TextLine::normal(format!("{}  x {}  = {}", l.name, l.quantity, l.line_total)));
-        }
-        lines.push(TextLine::normal(""));
-        for r in &e.refunds {
-            lines.push(TextLine::normal(format!("Refunded to {}: {}", r.method.to_lowercase(), r.amount)));
-        }
-        lines.push(TextLine::bold(format!("Total refund ({}): {}", e.currency, e.total_refund), 12.0));
-        if let Some(w) = &e.wallet_balance_after {
-            lines.push(TextLine::normal(format!("Wallet balance: {w}")));
-        }
-        let bytes = pdf::document(&format!("Refund #{}", e.order_number), &lines);
+        let bytes = service::receipt::refund_pdf(e);
         let key = format!("shops/{}/receipts/{}-refund-{}.pdf", e.shop.id, e.order_id, e.return_id);
         self.store(&key, &bytes).await?;
         let filename = format!("refund-{}.pdf", e.order_number);
@@ -176,21 +138,6 @@ impl EventMailer {
     async fn store(&self, key: &str, bytes: &[u8]) -> Result<(), HandlerError> {
         self.storage.put(key, "application/pdf", bytes.to_vec()).await.map_err(HandlerError::Transient)
     }
-}
-
-fn header_lines(shop: &ShopBrand, title: &str, when: &str) -> Vec<TextLine> {
-    let mut lines = vec![TextLine::bold(shop.name.clone(), 16.0)];
-    if let Some(a) = &shop.address {
-        lines.push(TextLine::normal(a.clone()));
-    }
-    if let Some(p) = &shop.contact_phone {
-        lines.push(TextLine::normal(p.clone()));
-    }
-    lines.push(TextLine::normal(""));
-    lines.push(TextLine::bold(title.to_owned(), 12.0));
-    lines.push(TextLine::normal(when.to_owned()));
-    lines.push(TextLine::normal(""));
-    lines
 }
 
 /// Writes the e-mail row (and attachment) in the inbox transaction. An unusable address is

@@ -2,6 +2,7 @@
 
 pub mod history;
 pub mod orders;
+pub mod receipt;
 pub mod settings;
 pub mod wallets;
 
@@ -20,6 +21,7 @@ pub fn router(state: AppState) -> OpenApiRouter {
         .merge(settings::router())
         .merge(wallets::router())
         .merge(history::router())
+        .merge(receipt::router())
         .with_state(state)
 }
 

@@ -151,7 +151,7 @@ async fn list_orders(
 }
 
 /// An order the caller's shop made.
-async fn visible(s: &AppState, user: &AuthUser, id: Uuid) -> Result<OrderView, Problem> {
+pub(crate) async fn visible(s: &AppState, user: &AuthUser, id: Uuid) -> Result<OrderView, Problem> {
     let order = s.view(id).await?.ok_or(Error::OrderNotFound)?;
     // Another shop's order is "not found", not "forbidden": ids are not confirmed to outsiders.
     if user.require_shop_role(ShopId(order.shop_id), ShopRole::ShopStaff).is_err() {

@@ -549,3 +549,36 @@ async fn a_draft_holds_nothing_and_completes_or_cancels_once() {
     assert_eq!(numbers, vec![1, 2], "drafts keep their numbers; none is skipped");
     app.stop();
 }
+
+#[tokio::test]
+async fn a_sale_has_a_receipt_as_html_and_pdf_and_a_draft_has_none() {
+    let app = spawn_app().await;
+    let shop = app.seed_shop().await;
+    let tea = app.bulk_product(shop, "Tea <Special>", "50.00", 10).await;
+    let token = app.staff(shop).await;
+    let (status, order) = app
+        .order(json!({"shopId": shop, "items": [{"productId": tea, "quantity": 2}], "payments": [{"method": "CASH", "amount": 100}]}), &token, None)
+        .await;
+    assert_eq!(status, 201, "{order}");
+    let url = format!("{}/orders/{}/receipt", app.base_url, id(&order));
+    let html = app.http.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(html.status().as_u16(), 200);
+    assert!(html.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let page = html.text().await.unwrap();
+    assert!(page.contains("Receipt #1") && page.contains("Test shop") && page.contains("100.00"), "{page}");
+    assert!(page.contains("Tea &lt;Special&gt;") && !page.contains("<Special>"), "names are escaped: {page}");
+    let pdf = app.http.get(&url).bearer_auth(&token).header("accept", "application/pdf").send().await.unwrap();
+    assert_eq!(pdf.status().as_u16(), 200);
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    assert!(pdf.bytes().await.unwrap().starts_with(b"%PDF-"));
+
+    let (status, draft) =
+        app.order(json!({"shopId": shop, "status": "DRAFT", "items": [{"productId": tea}]}), &token, None).await;
+    assert_eq!(status, 201, "{draft}");
+    let (status, none) = app.call("GET", &format!("/orders/{}/receipt", id(&draft)), None, &token).await;
+    assert_eq!((status, none["code"].as_str()), (409, Some("ORDER_STATE")), "{none}");
+    let stranger = app.staff(app.seed_shop().await).await;
+    let (status, _) = app.call("GET", &format!("/orders/{}/receipt", id(&order)), None, &stranger).await;
+    assert_eq!(status, 404);
+    app.stop();
+}

@@ -1,5 +1,5 @@
-//! Receipt PDFs, generated in Rust with pdf-writer: one A4 page per 40 lines, the
-//! standard Helvetica font (WinAnsi; characters outside it print as '?').
+//! Text documents (receipts) as PDF, generated in Rust with pdf-writer: one A4 page per 48
+//! lines, the standard Helvetica font (WinAnsi; characters outside it print as '?').
 
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
 
