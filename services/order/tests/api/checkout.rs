@@ -131,6 +131,22 @@ async fn the_first_systems_order_shape_works_unchanged() {
     assert_eq!(one["orderNumber"], "ORD-000001");
     assert_eq!(one["payments"][0]["amount"], "810.00");
 
+    // The wallet, history and warranty screens, as that client calls them.
+    let customer = order["customerId"].as_str().unwrap().to_owned();
+    let (status, wallet) = app.call("GET", &format!("/customer-wallet/{shop}/{customer}"), None, &token).await;
+    assert_eq!(status, 200, "{wallet}");
+    assert_eq!((wallet["balance"].as_str(), wallet["loyaltyPoints"].as_i64()), (Some("0.00"), Some(0)));
+    let (status, history) = app.call("GET", &format!("/customer-orders/all/{customer}/history"), None, &token).await;
+    assert_eq!(status, 200, "{history}");
+    assert_eq!(history["customer"]["contactNumber"], "+94 77 123 4567");
+    let sold = &history["shopData"][0]["orderHistory"]["orders"][0];
+    assert_eq!((sold["orderNumber"].as_str(), sold["total"].as_str()), (Some("ORD-000001"), Some("810.00")));
+    assert_eq!(sold["orderItems"][0]["product"]["name"], "Phone X");
+    assert_eq!(history["shopData"][0]["orderHistory"]["wallet"]["balance"], "0.00");
+    let (status, warranty) = app.call("GET", &format!("/customer-orders/all/{customer}/warranty"), None, &token).await;
+    assert_eq!(status, 200, "{warranty}");
+    assert_eq!((warranty["activeCount"].as_u64(), warranty["expiredCount"].as_u64()), (Some(2), Some(0)));
+
     // The same walk-in is found again by e-mail.
     let (status, second) = app
         .order(
