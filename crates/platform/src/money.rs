@@ -205,24 +205,6 @@ impl Serialize for Money {
     }
 }
 
-/// A decimal string as it arrives in JSON, before the shop's currency is known.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(transparent)]
-#[schema(value_type = String, example = "1250.00")]
-pub struct DecimalAmount(String);
-
-impl DecimalAmount {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    pub fn to_money(&self, currency: Currency) -> Result<Money, MoneyError> {
-        Money::parse(&self.0, currency)
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
 /// An amount as a client sends it: a decimal string ("12.50") or a JSON number (12.5), read
 /// from the number's own text (never through an f64, so 0.1 stays 0.1 and 1e3 is refused
 /// like any other malformed amount). The currency comes later, from the shop.

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use platform::auth::{AuthUser, ShopRole};
 use platform::http::{Json, Path};
 use platform::ids::ShopId;
-use platform::money::{Currency, Money};
+use platform::money::Currency;
 use platform::Problem;
 
 use super::AppState;
@@ -22,7 +22,6 @@ use crate::db::orders::{self, ListFilter};
 use crate::db::shops;
 use crate::error::Error;
 use crate::view::{self, OrderView};
-use crate::wallet::Cached;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -43,18 +42,8 @@ pub struct CustomerInfo {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct WalletSummary {
-    pub customer_id: Uuid,
-    pub shop_id: Uuid,
-    pub balance: String,
-    pub loyalty_points: i64,
-    pub transactions: Vec<super::wallets::WalletTransaction>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
 pub struct OrderHistory {
-    pub wallet: WalletSummary,
+    pub wallet: super::wallets::WalletView,
     /// Newest first (at most 100).
     pub orders: Vec<OrderView>,
 }
@@ -163,39 +152,12 @@ async fn gather(s: &AppState, user: &AuthUser, customer: Uuid, only: Option<Uuid
         let (rows, _) = orders::list(&s.pool, &filter, 100, 0).await.map_err(Error::from)?;
         let ids: Vec<Uuid> = rows.iter().map(|o| o.order_id).collect();
         let (lines, payments) = orders::details(&s.pool, &ids).await.map_err(Error::from)?;
-        let (balance, points, transactions) = match s.wallets.load(shop.shop_id, customer).await.map_err(Error::from)? {
-            Cached::Present(w) => {
-                let entries = s.wallets.entries(shop.shop_id, w.wallet_id, 50).await.map_err(Error::from)?;
-                let txs = entries
-                    .into_iter()
-                    .map(|e| super::wallets::WalletTransaction {
-                        id: e.entry_id,
-                        kind: e.kind,
-                        method: e.method,
-                        amount: Money::from_minor(e.amount, currency).to_decimal_string(),
-                        points: e.points,
-                        order_id: e.order_id,
-                        created_at: e.created_at,
-                    })
-                    .collect();
-                (w.balance, w.points, txs)
-            }
-            Cached::Absent | Cached::Unknown => (0, 0, Vec::new()),
-        };
+        let wallet = super::wallets::wallet_in(s, shop.shop_id, currency, customer).await?;
         shop_data.push(ShopHistory {
             shop_id: shop.shop_id,
             shop_name: shop.name.clone(),
             shop_logo: shop.logo_url.clone(),
-            order_history: OrderHistory {
-                wallet: WalletSummary {
-                    customer_id: customer,
-                    shop_id: shop.shop_id,
-                    balance: Money::from_minor(balance, currency).to_decimal_string(),
-                    loyalty_points: points,
-                    transactions,
-                },
-                orders: view::orders(rows, lines, payments),
-            },
+            order_history: OrderHistory { wallet, orders: view::orders(rows, lines, payments) },
         });
     }
     Ok(History { customer: info, shop_data })

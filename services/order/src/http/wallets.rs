@@ -67,6 +67,16 @@ fn may_see(user: &AuthUser, shop: Uuid, customer: Uuid) -> bool {
 async fn wallet_view(s: &AppState, shop: Uuid, customer: Uuid) -> Result<WalletView, Error> {
     let shop_row = shops::get(&s.pool, shop).await?.ok_or(Error::ShopNotFound)?;
     let currency: Currency = shop_row.currency.parse().map_err(|_| anyhow::anyhow!("bad currency"))?;
+    wallet_in(s, shop, currency, customer).await
+}
+
+/// The customer's wallet at `shop` (in its `currency`), opened, with its latest changes.
+pub(crate) async fn wallet_in(
+    s: &AppState,
+    shop: Uuid,
+    currency: Currency,
+    customer: Uuid,
+) -> Result<WalletView, Error> {
     let (balance, points, transactions) = match s.wallets.load(shop, customer).await? {
         Cached::Present(w) => {
             let entries = s.wallets.entries(shop, w.wallet_id, 50).await?;
