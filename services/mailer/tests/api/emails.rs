@@ -247,7 +247,9 @@ async fn mail_waits_while_the_smtp_server_is_down_and_goes_out_when_it_is_back()
         smtp_port: sink.smtp_port,
         sink_http_port: sink.http_port,
         max_attempts: 4,
-        retry_base: Duration::from_millis(300),
+        // B must still be queued when the sink is back: its retries span 1 + 2 + 4 s, more
+        // than starting the sink takes on a loaded machine (300 ms made it a race).
+        retry_base: Duration::from_millis(1_000),
     })
     .await;
 
