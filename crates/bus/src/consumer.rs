@@ -47,6 +47,13 @@ impl From<sqlx::Error> for HandlerError {
 #[async_trait::async_trait]
 pub trait Handler: Send + Sync + 'static {
     async fn handle(&self, conn: &mut PgConnection, message: &Incoming) -> Result<(), HandlerError>;
+
+    /// Whether the message has any effect here, judged from the message alone. `false`
+    /// acks it without a transaction or an inbox row: with nothing to apply there is
+    /// nothing to apply twice (the mailer and a sale that asked for no receipt).
+    fn wants(&self, _message: &Incoming) -> bool {
+        true
+    }
 }
 
 pub struct Consumer {
@@ -164,6 +171,9 @@ impl Consumer {
     /// Runs the handler with the inbox insert in one transaction. `Ok(false)` when the
     /// message was already applied.
     async fn apply(&self, msg: &Incoming) -> Result<bool, HandlerError> {
+        if !self.handler.wants(msg) {
+            return Ok(true);
+        }
         let mut tx = self.pool.begin().await?;
         // Unqualified on purpose: the inbox of the service's own schema (its search_path).
         let inserted = sqlx::query!(

@@ -3,6 +3,12 @@
 //! row published only after the broker confirmed it. A relay stopped or cut off mid-batch
 //! leaves the unconfirmed rows unpublished, to be sent again (consumers de-duplicate by
 //! message id); a rolled-back transaction leaves no row at all.
+//!
+//! Waking: [`enqueue`] wakes the relays of its own process, which look a few milliseconds
+//! later (by then the writer has usually committed; a later look or the poll covers one that
+//! has not), and every relay polls. There is no `NOTIFY`: PostgreSQL serialises the commits
+//! of notifying transactions database-wide (a lock held through the commit's flush), which
+//! capped every service's event-writing transactions at one commit per fsync.
 
 use std::time::Duration;
 
@@ -10,8 +16,10 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use lapin::options::BasicPublishOptions;
 use lapin::publisher_confirm::Confirmation;
-use sqlx::postgres::PgListener;
+use std::sync::{Arc, Mutex, Weak};
+
 use sqlx::{PgConnection, PgPool};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -52,8 +60,32 @@ pub async fn enqueue_raw(
     .execute(conn)
     .await
     .context("writing outbox row")?;
+    wake_relays();
     Ok(message_id)
 }
+
+/// The relays running in this process.
+static RELAYS: Mutex<Vec<Weak<Notify>>> = Mutex::new(Vec::new());
+
+fn wake_relays() {
+    let relays = RELAYS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for relay in relays.iter().filter_map(Weak::upgrade) {
+        relay.notify_one();
+    }
+}
+
+fn register_relay() -> Arc<Notify> {
+    let wake = Arc::new(Notify::new());
+    let mut relays = RELAYS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    relays.retain(|r| r.strong_count() > 0);
+    relays.push(Arc::downgrade(&wake));
+    wake
+}
+
+/// After a wake, the relay looks this much later, then again at the next steps if it found
+/// nothing (the writer had not committed yet), then falls back to its poll.
+const LOOKS_AFTER_WAKE: [Duration; 3] =
+    [Duration::from_millis(20), Duration::from_millis(100), Duration::from_millis(300)];
 
 struct Row {
     outbox_id: i64,
@@ -85,7 +117,7 @@ impl OutboxRelay {
             exchange: exchange.to_owned(),
             schema: schema.to_owned(),
             batch_size: 100,
-            poll_interval: Duration::from_secs(1),
+            poll_interval: Duration::from_millis(500),
         }
     }
 
@@ -97,12 +129,11 @@ impl OutboxRelay {
     /// Runs until `shutdown`; a batch in progress is finished first.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut failures = 0u32;
-        let mut listener = None;
+        let wake = register_relay();
+        // Looks still due after the last wake (see LOOKS_AFTER_WAKE).
+        let mut looks = LOOKS_AFTER_WAKE.iter();
         let mut channel = None;
         while !shutdown.is_cancelled() {
-            if listener.is_none() {
-                listener = self.listen().await.map_err(|e| tracing::warn!(error = %e, "outbox listen failed")).ok();
-            }
             if channel.as_ref().is_none_or(|c: &lapin::Channel| !c.status().connected()) {
                 match self.broker.confirm_channel().await {
                     Ok(c) => match crate::topology::declare_exchange(&c, &self.exchange).await {
@@ -127,7 +158,10 @@ impl OutboxRelay {
                 Ok(n) => {
                     failures = 0;
                     if n > 0 {
-                        continue; // maybe more waiting
+                        looks = [].iter();
+                        if usize::try_from(self.batch_size).is_ok_and(|b| n >= b) {
+                            continue; // a full batch: more are waiting
+                        }
                     }
                 }
                 Err(e) => {
@@ -138,28 +172,20 @@ impl OutboxRelay {
                     continue;
                 }
             }
-            // Idle: wait for a NOTIFY from a committed insert, or poll.
-            let listener_broken = match listener.as_mut() {
-                Some(l) => tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    r = tokio::time::timeout(self.poll_interval, l.recv()) => matches!(r, Ok(Err(_))),
-                },
-                None => tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(self.poll_interval) => false,
-                },
-            };
-            if listener_broken {
-                listener = None;
+            // Wait for the next look after a wake, a new wake, or the poll.
+            let wait = looks.next().copied().unwrap_or(self.poll_interval);
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = wake.notified() => {
+                    looks = LOOKS_AFTER_WAKE.iter();
+                    if let Some(first) = looks.next() {
+                        sleep_or_stop(&shutdown, *first).await;
+                    }
+                }
+                () = tokio::time::sleep(wait) => {}
             }
         }
         tracing::info!(schema = %self.schema, "outbox relay stopped");
-    }
-
-    async fn listen(&self) -> anyhow::Result<PgListener> {
-        let mut l = PgListener::connect_with(&self.pool).await?;
-        l.listen(&format!("{}_outbox", self.schema)).await?;
-        Ok(l)
     }
 
     /// Claims a batch, publishes it, waits for the confirms, marks the confirmed rows.

@@ -125,7 +125,15 @@ impl Problem {
     }
 
     /// An unexpected failure: logged here once with its cause chain, answered opaquely.
+    /// Every database connection busy for the pool's whole acquire timeout is overload, not
+    /// a fault: a 503 `SERVICE_BUSY` the client may retry (with its Idempotency-Key).
     pub fn internal(err: &anyhow::Error) -> Self {
+        if err.chain().any(|c| matches!(c.downcast_ref::<sqlx::Error>(), Some(sqlx::Error::PoolTimedOut))) {
+            tracing::warn!(error = %err, "overloaded: no database connection within the pool's timeout");
+            let mut p = Self::unavailable("SERVICE_BUSY", "The service is busy; nothing was done. Try again shortly.");
+            p.retry_after_secs = Some(1);
+            return p;
+        }
         tracing::error!(error = ?err, "internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "Something went wrong on our side.")
     }
@@ -173,5 +181,21 @@ impl From<anyhow::Error> for Problem {
 impl From<sqlx::Error> for Problem {
     fn from(err: sqlx::Error) -> Self {
         Problem::internal(&anyhow::Error::new(err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pool_timeout_is_a_retryable_503_and_other_failures_stay_500() {
+        let busy = Problem::internal(&anyhow::Error::new(sqlx::Error::PoolTimedOut).context("loading the shop"));
+        assert_eq!(busy.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.code, "SERVICE_BUSY");
+        assert_eq!(busy.retry_after_secs, Some(1));
+        let broken = Problem::internal(&anyhow::Error::new(sqlx::Error::RowNotFound));
+        assert_eq!(broken.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(broken.code, "INTERNAL");
     }
 }

@@ -42,8 +42,25 @@ struct Outgoing {
     attachment: Option<(String, Vec<u8>, String)>,
 }
 
+/// The one part of a sale or a return the mailer looks at before anything else.
+#[derive(serde::Deserialize)]
+struct Addressee {
+    customer: Option<serde::de::IgnoredAny>,
+}
+
 #[async_trait::async_trait]
 impl Handler for EventMailer {
+    /// A sale or a return with nobody to send a receipt to is not the mailer's (most sales
+    /// are: walk-in customers without an address). An unreadable one is, to be dead-lettered.
+    fn wants(&self, msg: &Incoming) -> bool {
+        match msg.message_type.as_str() {
+            OrderCompleted::TYPE | ReturnCompleted::TYPE => {
+                serde_json::from_slice::<Addressee>(&msg.body).map_or(true, |a| a.customer.is_some())
+            }
+            _ => true,
+        }
+    }
+
     async fn handle(&self, conn: &mut PgConnection, msg: &Incoming) -> Result<(), HandlerError> {
         let outgoing = match msg.message_type.as_str() {
             OtpRequested::TYPE => {

@@ -11,6 +11,7 @@
 //! the reservation id from the order id, so a retry — even one that outlives the stored
 //! answer, or follows a crash — reserves the same reservation and finds the same order.
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -22,7 +23,9 @@ use platform::auth::ShopRole;
 use platform::money::{Currency, Money};
 
 use crate::db::customers::{self, Customer};
-use crate::db::orders::{self, LedgerContext, NewLedger, NewLines, NewOrder, NewPayments};
+use crate::db::orders::{
+    self, LedgerContext, LineRow, NewLedger, NewLines, NewOrder, NewPayments, OrderRow, PaymentRow,
+};
 use crate::db::shops::{self, Shop};
 use crate::domain::checkout::{Amounts, Checkout, CustomerRef};
 use crate::domain::payment::{self, CreditPolicy, SettleInput, Settlement, Source};
@@ -93,30 +96,37 @@ impl Sales {
         target: Target,
         meta: &MessageMeta,
     ) -> Result<OrderView, Error> {
-        if matches!(target, Target::New { retry_possible: true }) {
-            // A re-run after a lost answer or a crash: the order may already be booked.
-            if let Some(done) = self.view(order_id).await? {
-                return Ok(done);
-            }
+        let named = match &checkout.customer {
+            CustomerRef::Id(id) => Some(*id),
+            CustomerRef::None | CustomerRef::WalkIn { .. } => None,
+        };
+        let found = shops::for_sale(&self.pool, checkout.shop_id, order_id, named).await?.ok_or(Error::ShopNotFound)?;
+        if found.booked && matches!(target, Target::New { .. }) {
+            // A re-run after a lost answer or a crash: the order was booked by the first run.
+            return self.view(order_id).await?.ok_or_else(|| anyhow::anyhow!("order {order_id} vanished").into());
         }
-        let shop = shops::get(&self.pool, checkout.shop_id).await?.ok_or(Error::ShopNotFound)?;
+        let shop = found.shop;
         let currency: Currency = shop
             .currency
             .parse()
             .map_err(|_| anyhow::anyhow!("shop {} has currency {}", shop.shop_id, shop.currency))?;
         let amounts = checkout.amounts(currency)?;
-        let mut conn = self.pool.acquire().await?;
-        let customer = match &checkout.customer {
-            CustomerRef::None => None,
-            CustomerRef::Id(id) => {
+        let customer = match (&checkout.customer, found.customer) {
+            (CustomerRef::None, _) => None,
+            (CustomerRef::Id(_), Some(c)) => Some(c),
+            (CustomerRef::Id(id), None) => {
+                // Not the shop's customer yet: a registered user buying here the first time.
+                let mut conn = self.pool.acquire().await?;
                 Some(customers::by_id(&mut conn, shop.shop_id, *id).await?.ok_or(Error::CustomerNotFound)?)
             }
-            CustomerRef::WalkIn { name, email, phone } => Some(
-                customers::walk_in(&mut conn, shop.shop_id, name.as_deref(), email.as_deref(), phone.as_deref())
-                    .await?,
-            ),
+            (CustomerRef::WalkIn { name, email, phone }, _) => {
+                let mut conn = self.pool.acquire().await?;
+                Some(
+                    customers::walk_in(&mut conn, shop.shop_id, name.as_deref(), email.as_deref(), phone.as_deref())
+                        .await?,
+                )
+            }
         };
-        drop(conn);
 
         let (reservation_id, draft_number) = match target {
             Target::New { .. } => (reservation_for(order_id), None),
@@ -291,20 +301,30 @@ impl Sales {
             created_by: cashier.user_id,
             completed: !checkout.draft,
         };
-        // The shop row's lock (the order number) is held until commit: take it last.
         let lines = new_lines(reserved_lines, &priced, cashier.user_id);
         let mut payments = NewPayments::default();
-        for (t, reference) in amounts.tenders.iter().zip(&amounts.references) {
-            payments.id.push(Uuid::now_v7());
-            payments.method.push(t.method.as_str().to_owned());
-            payments.amount.push(t.amount.minor());
-            payments.reference.push(reference.clone());
+        if settlement.is_some() {
+            for (t, reference) in amounts.tenders.iter().zip(&amounts.references) {
+                payments.id.push(Uuid::now_v7());
+                payments.method.push(t.method.as_str().to_owned());
+                payments.amount.push(t.amount.minor());
+                payments.reference.push(reference.clone());
+            }
         }
-        let number = match booking.draft_number {
+        // The wallet first: the shop row's lock (the order number) is held until commit, so
+        // it is taken as late as the rows that name the order allow.
+        let wallet = match (&turn, customer) {
+            (Some(t), Some(c)) => Some(
+                self.wallets
+                    .write_state(&mut tx, Owner { shop_id: shop.shop_id, customer_id: c.customer_id }, t, &changes)
+                    .await?,
+            ),
+            _ => None,
+        };
+        let (number, created_at) = match booking.draft_number {
             None => {
-                let number = shops::take_order_number(&mut tx, shop.shop_id).await?;
-                orders::insert_order(&mut tx, &record, number).await?;
-                number
+                let (number, created_at) = orders::insert_numbered(&mut tx, &record).await?;
+                (number, Some(created_at))
             }
             Some(number) => {
                 // Re-priced now: the draft's lines give way to what stock reserved.
@@ -312,23 +332,31 @@ impl Sales {
                     return Err(Error::OrderState("no longer a draft".into()));
                 }
                 orders::delete_lines(&mut tx, order_id).await?;
-                number
+                (number, None)
             }
         };
-        orders::insert_lines(&mut tx, shop.shop_id, order_id, &lines).await?;
+        let context = LedgerContext {
+            shop_id: shop.shop_id,
+            currency: currency.code(),
+            order_id: Some(order_id),
+            return_id: None,
+            register_id: checkout.register_id,
+            customer_id: customer.map(|c| c.customer_id),
+            actor_id: Some(cashier.user_id),
+        };
+        let ledger = match &settlement {
+            Some(s) => new_ledger(&amounts.tenders, s, wallet_before, number)?,
+            None => NewLedger::default(),
+        };
+        orders::insert_details(&mut tx, order_id, &lines, &payments, &context, &ledger).await?;
+        let wallet_after = match wallet {
+            Some((after, entries)) => {
+                entries.insert(&mut tx, Some(order_id), Some(cashier.user_id)).await?;
+                Some(after)
+            }
+            None => None,
+        };
         if let Some(s) = &settlement {
-            orders::insert_payments(&mut tx, shop.shop_id, order_id, &payments).await?;
-            let ledger = new_ledger(&amounts.tenders, s, wallet_before, number)?;
-            let context = LedgerContext {
-                shop_id: shop.shop_id,
-                currency: currency.code(),
-                order_id: Some(order_id),
-                return_id: None,
-                register_id: checkout.register_id,
-                customer_id: customer.map(|c| c.customer_id),
-                actor_id: Some(cashier.user_id),
-            };
-            orders::insert_ledger(&mut tx, &context, &ledger).await?;
             let event = completed_event(
                 shop,
                 currency,
@@ -343,26 +371,22 @@ impl Sales {
             );
             bus::enqueue(&mut tx, &event, meta).await?;
         }
-        let wallet_after = match (&turn, customer) {
-            (Some(t), Some(c)) => Some(
-                self.wallets
-                    .write(
-                        &mut tx,
-                        Owner { shop_id: shop.shop_id, customer_id: c.customer_id },
-                        &t.state,
-                        &changes,
-                        Some(order_id),
-                        Some(cashier.user_id),
-                    )
-                    .await?,
-            ),
-            _ => None,
-        };
         tx.commit().await?;
         if let (Some(t), Some(after)) = (turn, wallet_after) {
             t.finish(after);
         }
-        self.view(order_id).await?.ok_or_else(|| anyhow::anyhow!("order {order_id} vanished after booking").into())
+        match created_at {
+            // Answered from what was just written: the same rows a read would return.
+            Some(created_at) => {
+                let row = booked_row(&record, number, created_at, customer);
+                let (lines, payments) = booked_details(order_id, &lines, &payments, created_at);
+                Ok(view::orders(vec![row], lines, payments).pop().ok_or_else(|| anyhow::anyhow!("no view"))?)
+            }
+            None => self
+                .view(order_id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("order {order_id} vanished after booking").into()),
+        }
     }
 
     /// Completes a saved draft: its lines are reserved and priced again now, then paid and
@@ -433,6 +457,76 @@ impl Sales {
         let (lines, payments) = orders::details(&self.pool, &[order_id]).await?;
         Ok(view::orders(vec![row], lines, payments).pop())
     }
+}
+
+/// The order row a new booking wrote (`now()` of its transaction is `created_at`).
+fn booked_row(o: &NewOrder<'_>, number: i64, created_at: DateTime<Utc>, customer: Option<&Customer>) -> OrderRow {
+    OrderRow {
+        order_id: o.order_id,
+        shop_id: o.shop_id,
+        order_number: number,
+        status: o.status.to_owned(),
+        customer_id: o.customer_id,
+        register_id: o.register_id,
+        currency: o.currency.to_owned(),
+        subtotal_minor: o.subtotal_minor,
+        discount_minor: o.discount_minor,
+        total_minor: o.total_minor,
+        paid_minor: o.paid_minor,
+        change_minor: o.change_minor,
+        due_minor: o.due_minor,
+        discount_type: o.discount_type.map(str::to_owned),
+        discount_value: o.discount_value.clone(),
+        reservation_id: o.reservation_id,
+        send_receipt: o.send_receipt,
+        note: o.note.map(str::to_owned),
+        created_by: o.created_by,
+        created_at,
+        updated_at: created_at,
+        completed_at: o.completed.then_some(created_at),
+        customer_name: customer.and_then(|c| c.name.clone()),
+        customer_email: customer.and_then(|c| c.email.clone()),
+        customer_phone: customer.and_then(|c| c.phone.clone()),
+    }
+}
+
+/// The line and payment rows a new booking wrote.
+fn booked_details(
+    order_id: Uuid,
+    l: &NewLines,
+    p: &NewPayments,
+    created_at: DateTime<Utc>,
+) -> (Vec<LineRow>, Vec<PaymentRow>) {
+    let lines = (0..l.id.len())
+        .map(|i| LineRow {
+            order_line_id: l.id[i],
+            order_id,
+            product_id: l.product_id[i],
+            item_id: l.item_id[i],
+            barcode: l.barcode[i].clone(),
+            name: l.name[i].clone(),
+            quantity: l.quantity[i],
+            list_price_minor: l.list_price[i],
+            unit_price_minor: l.unit_price[i],
+            sold_price_minor: l.sold_price[i],
+            override_by: l.override_by[i],
+            discount_minor: l.discount[i],
+            line_total_minor: l.line_total[i],
+            warranty_until: l.warranty_until[i],
+            loyalty_points: l.loyalty_points[i],
+        })
+        .collect();
+    let payments = (0..p.id.len())
+        .map(|i| PaymentRow {
+            payment_id: p.id[i],
+            order_id,
+            method: p.method[i].clone(),
+            amount_minor: p.amount[i],
+            reference: p.reference[i].clone(),
+            created_at,
+        })
+        .collect();
+    (lines, payments)
 }
 
 /// The wallet entries of a settled sale: its wallet payment, money paid in (a due payment

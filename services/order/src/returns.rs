@@ -297,7 +297,7 @@ impl Sales {
                     .write(
                         &mut tx,
                         Owner { shop_id: order.shop_id, customer_id: customer },
-                        &t.state,
+                        t,
                         &changes,
                         Some(order_id),
                         Some(actor),

@@ -88,6 +88,9 @@ pub struct Change {
 /// next change reads it again.
 pub struct Turn {
     pub state: Cached,
+    /// The shop's data key, taken with the turn so that writing never waits on KMS (or on
+    /// a database connection for the wrapped key) inside the caller's transaction.
+    key: Arc<crypto::DataKey>,
     done: Option<oneshot::Sender<Cached>>,
 }
 
@@ -106,7 +109,7 @@ const TURN_LIMIT: Duration = Duration::from_secs(30);
 const TURN_WAIT: Duration = Duration::from_secs(30);
 
 pub enum WalletMsg {
-    Take(RpcReplyPort<Turn>),
+    Take(Arc<crypto::DataKey>, RpcReplyPort<Turn>),
 }
 
 struct WalletActor;
@@ -127,9 +130,10 @@ impl Actor for WalletActor {
         state: &mut Cached,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            WalletMsg::Take(reply) => {
+            WalletMsg::Take(key, reply) => {
                 let (tx, rx) = oneshot::channel();
-                if reply.send(Turn { state: std::mem::replace(state, Cached::Unknown), done: Some(tx) }).is_err() {
+                let turn = Turn { state: std::mem::replace(state, Cached::Unknown), key, done: Some(tx) };
+                if reply.send(turn).is_err() {
                     return Ok(()); // the caller gave up waiting
                 }
                 *state = match tokio::time::timeout(TURN_LIMIT, rx).await {
@@ -177,7 +181,8 @@ impl Wallets {
                 }
             }
         };
-        let mut turn = match actor.call(WalletMsg::Take, Some(TURN_WAIT)).await {
+        let key = self.keys.key(shop_id).await?;
+        let mut turn = match actor.call(|reply| WalletMsg::Take(key, reply), Some(TURN_WAIT)).await {
             Ok(ractor::rpc::CallResult::Success(t)) => t,
             Ok(_) => return Err(WalletError::Busy),
             Err(e) => return Err(anyhow::anyhow!("wallet actor: {e}").into()),
@@ -197,13 +202,18 @@ impl Wallets {
             _ => false,
         };
         if !fresh {
-            turn.state = self.load(shop_id, customer_id).await?;
+            turn.state = self.load_with(&turn.key, shop_id, customer_id).await?;
         }
         Ok(turn)
     }
 
     /// Reads and checks a wallet (see the module docs).
     pub async fn load(&self, shop_id: Uuid, customer_id: Uuid) -> Result<Cached, WalletError> {
+        let key = self.keys.key(shop_id).await?;
+        self.load_with(&key, shop_id, customer_id).await
+    }
+
+    async fn load_with(&self, key: &crypto::DataKey, shop_id: Uuid, customer_id: Uuid) -> Result<Cached, WalletError> {
         let Some(row) = sqlx::query!(
             "select wallet_id, sealed, version from sales.wallets where shop_id = $1 and customer_id = $2",
             shop_id,
@@ -214,10 +224,8 @@ impl Wallets {
         else {
             return Ok(Cached::Absent);
         };
-        let key = self.keys.key(shop_id).await?;
         let binding = Binding { wallet_id: row.wallet_id, entry_id: Uuid::nil(), version: row.version };
-        let (balance, points) =
-            crypto::open(&key, binding, &row.sealed).inspect_err(|_| tamper_alarm(row.wallet_id))?;
+        let (balance, points) = crypto::open(key, binding, &row.sealed).inspect_err(|_| tamper_alarm(row.wallet_id))?;
         let entries = sqlx::query!(
             "select entry_id, version, sealed from sales.wallet_entries where wallet_id = $1 order by version",
             row.wallet_id
@@ -228,7 +236,7 @@ impl Wallets {
         for (i, e) in entries.iter().enumerate() {
             let expected = i64::try_from(i).map_err(|_| WalletError::Overflow)? + 1;
             let binding = Binding { wallet_id: row.wallet_id, entry_id: e.entry_id, version: e.version };
-            let (amount, pts) = crypto::open(&key, binding, &e.sealed).inspect_err(|_| tamper_alarm(row.wallet_id))?;
+            let (amount, pts) = crypto::open(key, binding, &e.sealed).inspect_err(|_| tamper_alarm(row.wallet_id))?;
             if e.version != expected {
                 tamper_alarm(row.wallet_id);
                 return Err(WalletError::Tampered);
@@ -257,21 +265,35 @@ impl Wallets {
         &self,
         tx: &mut PgConnection,
         owner: Owner,
-        before: &Cached,
+        turn: &Turn,
         changes: &[Change],
         order_id: Option<Uuid>,
         actor_id: Option<Uuid>,
     ) -> Result<Cached, WalletError> {
+        let (after, entries) = self.write_state(tx, owner, turn, changes).await?;
+        entries.insert(tx, order_id, actor_id).await?;
+        Ok(after)
+    }
+
+    /// [`Wallets::write`] in two steps: the state now (its compare-and-set), the entries
+    /// later in the same transaction (after the order they point at is inserted).
+    pub async fn write_state(
+        &self,
+        tx: &mut PgConnection,
+        owner: Owner,
+        turn: &Turn,
+        changes: &[Change],
+    ) -> Result<(Cached, PendingEntries), WalletError> {
         let Owner { shop_id, customer_id } = owner;
         if changes.is_empty() {
-            return Ok(before.clone());
+            return Ok((turn.state.clone(), PendingEntries::default()));
         }
-        let key = self.keys.key(shop_id).await?;
-        let mut state = match before {
+        let key = &*turn.key;
+        let mut state = match &turn.state {
             Cached::Present(s) => s.clone(),
             Cached::Absent => {
                 let wallet_id = Uuid::now_v7();
-                let sealed = crypto::seal(&key, Binding { wallet_id, entry_id: Uuid::nil(), version: 0 }, 0, 0);
+                let sealed = crypto::seal(key, Binding { wallet_id, entry_id: Uuid::nil(), version: 0 }, 0, 0);
                 let created = sqlx::query!(
                     "insert into sales.wallets (wallet_id, shop_id, customer_id, sealed, version) values ($1, $2, $3, $4, 0)
                      on conflict (shop_id, customer_id) do nothing",
@@ -291,21 +313,21 @@ impl Wallets {
             Cached::Unknown => return Err(anyhow::anyhow!("a wallet written without being read").into()),
         };
         let old_version = state.version;
-        let (mut ids, mut versions, mut kinds, mut methods, mut sealed) = (vec![], vec![], vec![], vec![], vec![]);
+        let mut entries = PendingEntries { wallet_id: state.wallet_id, shop_id, ..PendingEntries::default() };
         for c in changes {
             state.version += 1;
             state.balance = state.balance.checked_add(c.amount).ok_or(WalletError::Overflow)?;
             state.points = state.points.checked_add(c.points).ok_or(WalletError::Overflow)?;
             let entry_id = Uuid::now_v7();
             let binding = Binding { wallet_id: state.wallet_id, entry_id, version: state.version };
-            ids.push(entry_id);
-            versions.push(state.version);
-            kinds.push(c.kind.to_owned());
-            methods.push(c.method.map(str::to_owned));
-            sealed.push(crypto::seal(&key, binding, c.amount, c.points));
+            entries.ids.push(entry_id);
+            entries.versions.push(state.version);
+            entries.kinds.push(c.kind.to_owned());
+            entries.methods.push(c.method.map(str::to_owned));
+            entries.sealed.push(crypto::seal(key, binding, c.amount, c.points));
         }
         let state_sealed = crypto::seal(
-            &key,
+            key,
             Binding { wallet_id: state.wallet_id, entry_id: Uuid::nil(), version: state.version },
             state.balance,
             state.points,
@@ -324,24 +346,8 @@ impl Wallets {
         if updated == 0 {
             return Err(WalletError::Conflict);
         }
-        sqlx::query!(
-            "insert into sales.wallet_entries (entry_id, wallet_id, shop_id, version, kind, method, order_id, sealed, actor_id)
-             select id, $1, $2, version, kind, method, $3, sealed, $4
-               from unnest($5::uuid[], $6::int8[], $7::text[], $8::text[], $9::bytea[]) as t(id, version, kind, method, sealed)",
-            state.wallet_id,
-            shop_id,
-            order_id,
-            actor_id,
-            &ids,
-            &versions,
-            &kinds,
-            &methods as &[Option<String>],
-            &sealed
-        )
-        .execute(&mut *tx)
-        .await?;
         state.sealed = state_sealed;
-        Ok(Cached::Present(state))
+        Ok((Cached::Present(state), entries))
     }
 
     /// A wallet's entries, opened (newest first): (entry id, kind, method, order, amount, points, when).
@@ -370,6 +376,48 @@ impl Wallets {
                 })
             })
             .collect()
+    }
+}
+
+/// A wallet change's sealed entries, to insert in the transaction that changed its state.
+#[derive(Debug, Default)]
+pub struct PendingEntries {
+    wallet_id: Uuid,
+    shop_id: Uuid,
+    ids: Vec<Uuid>,
+    versions: Vec<i64>,
+    kinds: Vec<String>,
+    methods: Vec<Option<String>>,
+    sealed: Vec<Vec<u8>>,
+}
+
+impl PendingEntries {
+    pub async fn insert(
+        self,
+        tx: &mut PgConnection,
+        order_id: Option<Uuid>,
+        actor_id: Option<Uuid>,
+    ) -> sqlx::Result<()> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query!(
+            "insert into sales.wallet_entries (entry_id, wallet_id, shop_id, version, kind, method, order_id, sealed, actor_id)
+             select id, $1, $2, version, kind, method, $3, sealed, $4
+               from unnest($5::uuid[], $6::int8[], $7::text[], $8::text[], $9::bytea[]) as t(id, version, kind, method, sealed)",
+            self.wallet_id,
+            self.shop_id,
+            order_id,
+            actor_id,
+            &self.ids,
+            &self.versions,
+            &self.kinds,
+            &self.methods as &[Option<String>],
+            &self.sealed
+        )
+        .execute(tx)
+        .await?;
+        Ok(())
     }
 }
 

@@ -87,17 +87,24 @@ pub struct NewOrder<'a> {
     pub completed: bool,
 }
 
-pub async fn insert_order(conn: &mut PgConnection, o: &NewOrder<'_>, number: i64) -> sqlx::Result<DateTime<Utc>> {
-    sqlx::query_scalar!(
-        "insert into sales.orders (order_id, shop_id, order_number, status, customer_id, register_id, currency,
+/// Inserts the new order under the shop's next number, taken in the same statement: the
+/// shop row stays locked until the booking commits (the numbers are gapless), so this is the
+/// booking's last statement but its details and event. Answers the number and the time.
+pub async fn insert_numbered(conn: &mut PgConnection, o: &NewOrder<'_>) -> sqlx::Result<(i64, DateTime<Utc>)> {
+    let row = sqlx::query!(
+        "with n as (
+             update sales.shops set next_order_number = next_order_number + 1 where shop_id = $2
+             returning next_order_number - 1 as number
+         )
+         insert into sales.orders (order_id, shop_id, order_number, status, customer_id, register_id, currency,
              subtotal_minor, discount_minor, total_minor, paid_minor, change_minor, due_minor, discount_type,
              discount_value, reservation_id, send_receipt, note, created_by, completed_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-                 case when $20 then now() end)
-         returning created_at",
+         select $1, $2, n.number, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+                case when $19 then now() end
+           from n
+         returning order_number, created_at",
         o.order_id,
         o.shop_id,
-        number,
         o.status,
         o.customer_id,
         o.register_id,
@@ -117,7 +124,8 @@ pub async fn insert_order(conn: &mut PgConnection, o: &NewOrder<'_>, number: i64
         o.completed
     )
     .fetch_one(conn)
-    .await
+    .await?;
+    Ok((row.order_number, row.created_at))
 }
 
 /// Lines as columns, for one `unnest` insert.
@@ -140,69 +148,12 @@ pub struct NewLines {
     pub loyalty_points: Vec<i64>,
 }
 
-pub async fn insert_lines(conn: &mut PgConnection, shop_id: Uuid, order_id: Uuid, l: &NewLines) -> sqlx::Result<()> {
-    sqlx::query!(
-        "insert into sales.order_lines (order_line_id, order_id, shop_id, position, product_id, item_id, barcode, name,
-             quantity, list_price_minor, unit_price_minor, sold_price_minor, override_by, discount_minor,
-             line_total_minor, warranty_until, loyalty_points)
-         select id, $1, $2, pos, product, item, code, name, qty, list, unit, sold, overrider, disc, total, warranty, points
-           from unnest($3::uuid[], $4::int4[], $5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::int8[], $10::int8[],
-                       $11::int8[], $12::int8[], $13::uuid[], $14::int8[], $15::int8[], $16::timestamptz[], $17::int8[])
-             as t(id, pos, product, item, code, name, qty, list, unit, sold, overrider, disc, total, warranty, points)",
-        order_id,
-        shop_id,
-        &l.id,
-        &l.position,
-        &l.product_id,
-        &l.item_id as &[Option<Uuid>],
-        &l.barcode as &[Option<String>],
-        &l.name,
-        &l.quantity,
-        &l.list_price,
-        &l.unit_price,
-        &l.sold_price,
-        &l.override_by as &[Option<Uuid>],
-        &l.discount,
-        &l.line_total,
-        &l.warranty_until as &[Option<DateTime<Utc>>],
-        &l.loyalty_points
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 #[derive(Default)]
 pub struct NewPayments {
     pub id: Vec<Uuid>,
     pub method: Vec<String>,
     pub amount: Vec<i64>,
     pub reference: Vec<Option<String>>,
-}
-
-pub async fn insert_payments(
-    conn: &mut PgConnection,
-    shop_id: Uuid,
-    order_id: Uuid,
-    p: &NewPayments,
-) -> sqlx::Result<()> {
-    if p.id.is_empty() {
-        return Ok(());
-    }
-    sqlx::query!(
-        "insert into sales.payments (payment_id, order_id, shop_id, method, amount_minor, reference)
-         select id, $1, $2, method, amount, reference
-           from unnest($3::uuid[], $4::text[], $5::int8[], $6::text[]) as t(id, method, amount, reference)",
-        order_id,
-        shop_id,
-        &p.id,
-        &p.method,
-        &p.amount,
-        &p.reference as &[Option<String>]
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// Ledger rows as columns, for one `unnest` insert.
@@ -249,6 +200,73 @@ pub async fn insert_ledger(conn: &mut PgConnection, c: &LedgerContext<'_>, l: &N
         &l.amount,
         &l.source,
         &l.description
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An order's lines, payments and ledger rows in one statement.
+pub async fn insert_details(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    l: &NewLines,
+    p: &NewPayments,
+    c: &LedgerContext<'_>,
+    g: &NewLedger,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "with lines as (
+             insert into sales.order_lines (order_line_id, order_id, shop_id, position, product_id, item_id, barcode,
+                 name, quantity, list_price_minor, unit_price_minor, sold_price_minor, override_by, discount_minor,
+                 line_total_minor, warranty_until, loyalty_points)
+             select id, $1, $2, pos, product, item, code, name, qty, list, unit, sold, overrider, disc, total, warranty,
+                    points
+               from unnest($3::uuid[], $4::int4[], $5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::int8[],
+                           $10::int8[], $11::int8[], $12::int8[], $13::uuid[], $14::int8[], $15::int8[],
+                           $16::timestamptz[], $17::int8[])
+                 as t(id, pos, product, item, code, name, qty, list, unit, sold, overrider, disc, total, warranty, points)
+         ), payments as (
+             insert into sales.payments (payment_id, order_id, shop_id, method, amount_minor, reference)
+             select id, $1, $2, method, amount, reference
+               from unnest($18::uuid[], $19::text[], $20::int8[], $21::text[]) as t(id, method, amount, reference)
+         )
+         insert into sales.ledger (entry_id, shop_id, method, direction, amount_minor, currency, source, order_id,
+             return_id, register_id, customer_id, description, actor_id)
+         select id, $2, method, direction, amount, $22, source, $1, null, $23, $24, description, $25
+           from unnest($26::uuid[], $27::text[], $28::text[], $29::int8[], $30::text[], $31::text[])
+             as t(id, method, direction, amount, source, description)",
+        order_id,
+        c.shop_id,
+        &l.id,
+        &l.position,
+        &l.product_id,
+        &l.item_id as &[Option<Uuid>],
+        &l.barcode as &[Option<String>],
+        &l.name,
+        &l.quantity,
+        &l.list_price,
+        &l.unit_price,
+        &l.sold_price,
+        &l.override_by as &[Option<Uuid>],
+        &l.discount,
+        &l.line_total,
+        &l.warranty_until as &[Option<DateTime<Utc>>],
+        &l.loyalty_points,
+        &p.id,
+        &p.method,
+        &p.amount,
+        &p.reference as &[Option<String>],
+        c.currency,
+        c.register_id,
+        c.customer_id,
+        c.actor_id,
+        &g.id,
+        &g.method,
+        &g.direction,
+        &g.amount,
+        &g.source,
+        &g.description
     )
     .execute(conn)
     .await?;

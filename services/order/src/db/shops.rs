@@ -7,6 +7,8 @@ use uuid::Uuid;
 use contracts::auth::ShopCreated;
 use contracts::common::ShopBrand;
 
+use super::customers::Customer;
+
 #[derive(Debug, Clone)]
 pub struct Shop {
     pub shop_id: Uuid,
@@ -46,6 +48,65 @@ pub async fn get(pool: &PgPool, shop_id: Uuid) -> sqlx::Result<Option<Shop>> {
     )
     .fetch_optional(pool)
     .await
+}
+
+/// What a sale starts from, in one read: the shop, whether the order is already booked (a
+/// keyed retry whose first run booked it), and the named customer if the shop has them.
+pub struct ForSale {
+    pub shop: Shop,
+    pub booked: bool,
+    pub customer: Option<Customer>,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn for_sale(
+    pool: &PgPool,
+    shop_id: Uuid,
+    order_id: Uuid,
+    customer_id: Option<Uuid>,
+) -> sqlx::Result<Option<ForSale>> {
+    let row = sqlx::query!(
+        r#"select s.shop_id, s.name, s.logo_url, s.address, s.contact_phone, s.currency, s.time_zone, s.allow_credit,
+                  s.credit_limit_minor, s.staff_price_override, s.require_open_shift, s.updated_at,
+                  exists (select 1 from sales.orders o where o.order_id = $2) as "booked!",
+                  c.customer_id as "customer_id?", c.registered as "registered?", c.name as "customer_name?",
+                  c.email as "customer_email?", c.phone as "customer_phone?"
+             from sales.shops s
+             left join sales.customers c on c.shop_id = s.shop_id and c.customer_id = $3
+            where s.shop_id = $1"#,
+        shop_id,
+        order_id,
+        customer_id
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| ForSale {
+        customer: match (r.customer_id, r.registered) {
+            (Some(customer_id), Some(registered)) => Some(Customer {
+                customer_id,
+                registered,
+                name: r.customer_name,
+                email: r.customer_email,
+                phone: r.customer_phone,
+            }),
+            _ => None,
+        },
+        booked: r.booked,
+        shop: Shop {
+            shop_id: r.shop_id,
+            name: r.name,
+            logo_url: r.logo_url,
+            address: r.address,
+            contact_phone: r.contact_phone,
+            currency: r.currency,
+            time_zone: r.time_zone,
+            allow_credit: r.allow_credit,
+            credit_limit_minor: r.credit_limit_minor,
+            staff_price_override: r.staff_price_override,
+            require_open_shift: r.require_open_shift,
+            updated_at: r.updated_at,
+        },
+    }))
 }
 
 /// A shop's brand and currency from auth. The credit policy is taken only when the shop is
@@ -94,18 +155,6 @@ pub async fn put_settings(pool: &PgPool, shop_id: Uuid, s: &Settings) -> sqlx::R
         s.require_open_shift
     )
     .fetch_optional(pool)
-    .await
-}
-
-/// Takes the shop's next order number, in the booking's transaction (so a rolled-back
-/// checkout takes none). Holds the shop row's lock until commit: keep it the last step.
-pub async fn take_order_number(conn: &mut PgConnection, shop_id: Uuid) -> sqlx::Result<i64> {
-    sqlx::query_scalar!(
-        r#"update sales.shops set next_order_number = next_order_number + 1 where shop_id = $1
-           returning next_order_number - 1 as "n!""#,
-        shop_id
-    )
-    .fetch_one(conn)
     .await
 }
 

@@ -238,14 +238,7 @@ async fn top_up(
         db_orders::insert_ledger(&mut tx, &context, &ledger).await.map_err(Error::from)?;
         let after = s
             .wallets
-            .write(
-                &mut tx,
-                Owner { shop_id: shop, customer_id: customer },
-                &turn.state,
-                &changes,
-                None,
-                Some(user.user_id.0),
-            )
+            .write(&mut tx, Owner { shop_id: shop, customer_id: customer }, &turn, &changes, None, Some(user.user_id.0))
             .await
             .map_err(Error::from)?;
         tx.commit().await.map_err(Error::from)?;

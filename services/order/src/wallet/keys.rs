@@ -74,7 +74,9 @@ struct Inner {
     kms: aws_sdk_kms::Client,
     key_id: Mutex<String>,
     pool: PgPool,
-    cache: Mutex<HashMap<Uuid, Cached>>,
+    /// One slot per shop; a slot's lock is held while its key is unwrapped, so a cold or
+    /// expired key costs one KMS call however many checkouts want it at that moment.
+    cache: Mutex<HashMap<Uuid, Arc<Mutex<Option<Cached>>>>>,
     max_age: Duration,
     max_uses: u64,
     kms_calls: Counter,
@@ -115,19 +117,17 @@ impl KeyRing {
     /// The shop's data key, from the cache when it is fresh; otherwise unwrapped (one KMS
     /// call) or, for a shop with none yet, generated (one KMS call).
     pub async fn key(&self, shop_id: Uuid) -> anyhow::Result<Arc<DataKey>> {
-        {
-            let mut cache = self.inner.cache.lock().await;
-            if let Some(c) = cache.get_mut(&shop_id) {
-                if c.unwrapped_at.elapsed() < self.inner.max_age && c.uses < self.inner.max_uses {
-                    c.uses += 1;
-                    return Ok(c.key.clone());
-                }
-                cache.remove(&shop_id);
+        let slot = self.inner.cache.lock().await.entry(shop_id).or_default().clone();
+        let mut slot = slot.lock().await;
+        if let Some(c) = slot.as_mut() {
+            if c.unwrapped_at.elapsed() < self.inner.max_age && c.uses < self.inner.max_uses {
+                c.uses += 1;
+                return Ok(c.key.clone());
             }
         }
+        *slot = None; // dropped (and zeroized) before the next one is unwrapped
         let key = Arc::new(self.load_or_create(shop_id).await?);
-        let mut cache = self.inner.cache.lock().await;
-        cache.insert(shop_id, Cached { key: key.clone(), unwrapped_at: Instant::now(), uses: 1 });
+        *slot = Some(Cached { key: key.clone(), unwrapped_at: Instant::now(), uses: 1 });
         Ok(key)
     }
 
