@@ -118,7 +118,7 @@ def seed(email):
         sale = {"shopId": shop, "customerName": f"Customer {i}",
                 "customerEmail": f"c{i}.{uuid.uuid4().hex[:8]}@example.com",
                 "items": [{"productId": product_id, "quantity": 1}],
-                "payments": [{"method": "CASH", "amount": "10.00"}]}
+                "payments": [{"method": "CASH", "amount": "10.00"}], "sendReceiptEmail": False}
         c = call("POST", "/order/orders", sale, token)["customerId"]
         call("POST", f"/order/customer-wallet/{shop}/{c}/top-up", {"amount": "100000.00", "method": "CASH"}, token)
         return shop, c

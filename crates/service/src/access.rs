@@ -140,6 +140,11 @@ pub struct WithAccess<H> {
 
 #[async_trait::async_trait]
 impl<H: Handler> Handler for WithAccess<H> {
+    /// The access events always; anything else as the wrapped handler judges it.
+    fn wants(&self, msg: &Incoming) -> bool {
+        BINDINGS.contains(&msg.message_type.as_str()) || self.inner.wants(msg)
+    }
+
     async fn handle(&self, conn: &mut PgConnection, msg: &Incoming) -> Result<(), HandlerError> {
         let changed = match msg.message_type.as_str() {
             ShopCreated::TYPE => {

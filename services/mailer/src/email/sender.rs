@@ -85,15 +85,7 @@ impl Sender {
     }
 
     async fn next_due_in(&self) -> Option<Duration> {
-        let secs: Option<f64> = sqlx::query_scalar(
-            "select greatest(extract(epoch from (min(next_attempt_at) - now()))::float8, 0)
-               from emails where status = 'queued'",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .ok()
-        .flatten();
-        secs.map(|s| Duration::from_secs_f64(s.max(0.01)))
+        next_due_in(&self.pool).await
     }
 
     /// One batch; returns how many e-mails it settled.
@@ -239,4 +231,19 @@ pub async fn announce_failure(
     };
     bus::enqueue(conn, &event, &MessageMeta::default()).await?;
     Ok(())
+}
+
+/// How long until the next queued e-mail falls due; `None` when nothing is queued (the
+/// sender then sleeps until woken or its poll tick). `min` over no rows is NULL, and so it
+/// must stay: `greatest(NULL, 0)` is 0 in PostgreSQL, which had an idle sender polling a
+/// hundred times a second.
+pub async fn next_due_in(pool: &PgPool) -> Option<Duration> {
+    let secs: Option<f64> = sqlx::query_scalar(
+        "select extract(epoch from (min(next_attempt_at) - now()))::float8 from mailer.emails where status = 'queued'",
+    )
+    .fetch_one(pool)
+    .await
+    .ok()
+    .flatten();
+    secs.map(|s| Duration::from_secs_f64(s.max(0.01)))
 }

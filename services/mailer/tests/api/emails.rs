@@ -436,3 +436,20 @@ async fn a_revoked_access_token_is_refreshed_on_535() {
     assert_eq!(attempts_col, 1, "the refresh happened within the first attempt");
     sink.stop().await;
 }
+
+#[tokio::test]
+async fn an_empty_queue_has_nothing_due_so_the_sender_sleeps() {
+    let db = testkit::TestDb::new().await.expect("test database");
+    // Nothing queued: nothing due (it was "due now" once, and the sender spun on it).
+    assert_eq!(cashvio_mailer::email::sender::next_due_in(&db.admin).await, None);
+    sqlx::query(
+        "insert into mailer.emails (email_id, source_type, template, recipient, subject, status, next_attempt_at)
+         values ($1, 'test', 'otp', 'a@example.com', 'later', 'queued', now() + interval '60 seconds')",
+    )
+    .bind(Uuid::now_v7())
+    .execute(&db.admin)
+    .await
+    .expect("queue one");
+    let due = cashvio_mailer::email::sender::next_due_in(&db.admin).await.expect("one is queued");
+    assert!(due > Duration::from_secs(50) && due <= Duration::from_secs(60), "{due:?}");
+}
