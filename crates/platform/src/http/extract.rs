@@ -103,16 +103,48 @@ impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> 
 
 /// serde's message names the field for unknown/missing fields; pull it out for `errors`.
 fn field_of(message: &str) -> String {
-    message.split('`').nth(1).filter(|s| !s.is_empty()).map(str::to_owned).unwrap_or_else(|| "body".to_owned())
+    named_field(message).map_or_else(|| "body".to_owned(), str::to_owned)
+}
+
+/// The field an "unknown field `x`" or "missing field `x`" message names (its other
+/// messages quote values, as in "invalid type: integer `41000`").
+fn named_field(message: &str) -> Option<&str> {
+    let at = ["unknown field `", "missing field `"].iter().find_map(|p| message.find(p).map(|i| i + p.len()))?;
+    message.get(at..)?.split('`').next().filter(|s| !s.is_empty())
+}
+
+/// The JSON path of the field a body failed on (`items[0].customPrice`): where serde was
+/// when it failed (an unknown field's path already ends in it), and for a missing field,
+/// that field under it.
+fn json_path(path: &str, message: &str) -> String {
+    let at = if path == "." { "" } else { path };
+    match (at, named_field(message)) {
+        ("", Some(name)) => name.to_owned(),
+        (at, Some(name)) if at != name && !at.ends_with(&format!(".{name}")) => format!("{at}.{name}"),
+        ("", None) => "body".to_owned(),
+        (at, _) => at.to_owned(),
+    }
+}
+
+/// A body that does not fit its type: a 422 naming the field by its JSON path.
+fn data_error(e: &(dyn std::error::Error + 'static)) -> Problem {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(p) = c.downcast_ref::<serde_path_to_error::Error<serde_json::Error>>() {
+            let inner = p.inner().to_string();
+            let field = json_path(&p.path().to_string(), &inner);
+            return Problem::validation(vec![FieldError { message: format!("{field}: {inner}"), field }]);
+        }
+        cause = c.source();
+    }
+    let msg = e.to_string();
+    Problem::validation(vec![FieldError { field: field_of(&msg), message: msg }])
 }
 
 impl From<JsonRejection> for Problem {
     fn from(r: JsonRejection) -> Self {
         match r {
-            JsonRejection::JsonDataError(e) => {
-                let msg = std::error::Error::source(&e).map(ToString::to_string).unwrap_or_else(|| e.body_text());
-                Problem::validation(vec![FieldError { field: field_of(&msg), message: msg }])
-            }
+            JsonRejection::JsonDataError(e) => data_error(&e),
             JsonRejection::JsonSyntaxError(_) => Problem::bad_request("MALFORMED_JSON", "The body is not valid JSON."),
             JsonRejection::MissingJsonContentType(_) => Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -147,7 +179,69 @@ impl From<PathRejection> for Problem {
 
 #[cfg(test)]
 mod tests {
-    use super::{json_has_nul, uri_has_nul};
+    use super::{json_has_nul, uri_has_nul, Json};
+    use crate::error::Problem;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[allow(dead_code, reason = "only deserialised")]
+    struct Body {
+        name: String,
+        brought_price: Option<String>,
+        #[serde(default)]
+        items: Vec<Item>,
+        shop: Option<Shop>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[allow(dead_code, reason = "only deserialised")]
+    struct Item {
+        product_id: uuid::Uuid,
+        quantity: i64,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code, reason = "only deserialised")]
+    struct Shop {
+        id: uuid::Uuid,
+    }
+
+    async fn refused(json: &str) -> Problem {
+        let req = axum::http::Request::builder()
+            .method("POST")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(json.to_owned()))
+            .expect("request");
+        match <Json<Body> as axum::extract::FromRequest<()>>::from_request(req, &()).await {
+            Ok(v) => panic!("accepted {json}: {:?}", v.0),
+            Err(p) => p,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_422_names_the_field_by_its_json_path_never_by_its_value() {
+        let item = r#"{"productId":"01a201eb-7752-7365-8abe-f42d8dee4539","quantity":1}"#;
+        let cases = [
+            (r#"{"name":"x","broughtPrice":41000}"#.to_owned(), "broughtPrice"),
+            (r#"{"name":7}"#.to_owned(), "name"),
+            (r#"{}"#.to_owned(), "name"),
+            (r#"{"name":"x","colour":"red"}"#.to_owned(), "colour"),
+            (format!(r#"{{"name":"x","items":[{item},{{"productId":"nope","quantity":1}}]}}"#), "items[1].productId"),
+            (format!(r#"{{"name":"x","items":[{item},{{"quantity":"2"}}]}}"#), "items[1].quantity"),
+            (r#"{"name":"x","items":[{"quantity":1}]}"#.to_owned(), "items[0].productId"),
+            (format!(r#"{{"name":"x","items":[{item},{{"extra":1}}]}}"#), "items[1].extra"),
+            (r#"{"name":"x","shop":{"id":"01a201eb-7752-7365-8abe-f42d8dee4539","x":1}}"#.to_owned(), "shop.x"),
+            (r#""text""#.to_owned(), "body"),
+        ];
+        for (json, field) in cases {
+            let p = refused(&json).await;
+            assert_eq!(p.status, 422, "{json}");
+            assert_eq!(p.code, "VALIDATION_FAILED", "{json}");
+            assert_eq!(p.errors.first().map(|e| e.field.as_str()), Some(field), "{json}: {:?}", p.errors);
+        }
+    }
 
     #[test]
     fn nul_is_found_in_json_strings_and_uris_and_nowhere_else() {
