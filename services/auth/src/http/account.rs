@@ -57,14 +57,14 @@ pub struct OtpSent {
 
 /// E-mails a 6-digit sign-up code (5 minutes, 5 tries).
 #[utoipa::path(post, path = "/auth/otp/generate", tag = "auth", request_body = OtpRequest, responses(
-    (status = 200, body = OtpSent), (status = 409, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem),
+    (status = 201, body = OtpSent), (status = 409, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem),
 ))]
 #[tracing::instrument(skip_all)]
 async fn generate_otp(
     State(s): State<AppState>,
     headers: HeaderMap,
     Json(req): Json<OtpRequest>,
-) -> Result<Json<OtpSent>, AuthError> {
+) -> Result<(StatusCode, Json<OtpSent>), AuthError> {
     let email = Email::parse(&req.email)?;
     let name = domain::name("name", &req.name)?;
     let key = email.normalized();
@@ -110,11 +110,15 @@ async fn generate_otp(
     let event = OtpRequested { to: Recipient { email: email.as_str().to_owned(), name: Some(name) }, code, expires_at };
     bus::enqueue(&mut tx, &event, &meta(&headers)).await?;
     tx.commit().await?;
-    Ok(Json(OtpSent {
-        message: "A code was sent to your e-mail.",
-        expires_at,
-        resend_after_secs: s.limits.otp_resend_after.as_secs(),
-    }))
+    // 201: a code was created (the first system's clients check for exactly that).
+    Ok((
+        StatusCode::CREATED,
+        Json(OtpSent {
+            message: "A code was sent to your e-mail.",
+            expires_at,
+            resend_after_secs: s.limits.otp_resend_after.as_secs(),
+        }),
+    ))
 }
 
 /// Checks the code inside `tx`. A wrong code's attempt is committed by the caller even though
@@ -450,18 +454,33 @@ async fn refresh(
     Ok(Json(session::refresh(&s.pool, &s.keys, &s.tokens, &token).await?))
 }
 
-/// Signs out this session (the refresh token's family).
-#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body = RefreshRequest, responses((status = 204)))]
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignedOut {
+    message: &'static str,
+}
+
+/// Signs out this session: the one its refresh token belongs to (in the body or as a Bearer
+/// token), or the one a Bearer access token names (`sid`), as the first system's clients
+/// send it. Answers 201 whether or not there was anything left to end.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body = RefreshRequest,
+    responses((status = 201, body = SignedOut)))]
 #[tracing::instrument(skip_all)]
 async fn logout(
     State(s): State<AppState>,
     headers: HeaderMap,
+    access: Result<AuthUser, Problem>,
     body: axum::body::Bytes,
-) -> Result<StatusCode, AuthError> {
+) -> Result<(StatusCode, Json<SignedOut>), AuthError> {
     if let Some(token) = presented_refresh(&headers, optional_body(&body)?) {
         session::revoke_by_token(&s.pool, &token).await?;
     }
-    Ok(StatusCode::NO_CONTENT)
+    // An access token that no longer verifies has nothing to sign out: no error either.
+    if let Ok(AuthUser { user_id, session_id: Some(session_id), .. }) = access {
+        let mut tx = s.pool.begin().await?;
+        session::revoke_session(&mut tx, user_id.0, session_id, "logout").await?;
+        tx.commit().await?;
+    }
+    Ok((StatusCode::CREATED, Json(SignedOut { message: "Signed out." })))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -480,9 +499,15 @@ async fn logout_all(State(s): State<AppState>, user: AuthUser) -> Result<Json<Lo
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ForgotRequest {
     email: String,
+    /// Sent by the first system's clients; accepted and ignored.
+    #[schema(value_type = Option<String>)]
+    use_case: Option<serde::de::IgnoredAny>,
+    /// Sent by the first system's clients; accepted and ignored.
+    #[schema(value_type = Option<String>)]
+    role: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -297,6 +297,8 @@ async fn set_default(State(s): State<AppState>, user: AuthUser, Path(id): Path<U
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct ShopCustomer {
+    /// The customer's id again, under the name the first system's clients read.
+    id: Uuid,
     customer_id: Uuid,
     name: Option<String>,
     email: Option<String>,
@@ -328,7 +330,7 @@ async fn shop_customers(
     let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
     let search = platform::pagination::contains_pattern(q.search.as_deref());
     let rows: Vec<ShopCustomer> = sqlx::query_as(
-        "select customer_id, name, email, order_count, last_order_at from shop_customers
+        "select customer_id as id, customer_id, name, email, order_count, last_order_at from shop_customers
           where shop_id = $1 and ($2::text is null or name ilike $2 or email ilike $2)
           order by last_order_at desc nulls last, customer_id limit $3 offset $4",
     )

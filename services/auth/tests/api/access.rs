@@ -40,7 +40,7 @@ async fn suspended_removed_logged_out_family_revoked_and_deleted_lose_access_at_
     let other_session = app.access_token(&cashier.email).await;
     assert_eq!(probe(access.to_owned()).await, 200);
     let (s, _) = app.post("/auth/logout", json!({"refreshToken": refresh}), None).await;
-    assert_eq!(s, 204);
+    assert_eq!(s, 201);
     let (s, b) = app.call("GET", &employees, None, Some(access)).await;
     assert_eq!((s, b["code"].as_str()), (401, Some("AUTH_SESSION_REVOKED")), "logged out: {b}");
     assert_eq!(probe(other_session).await, 200, "another session of the same user goes on");

@@ -22,7 +22,7 @@ async fn otp_sign_up_login_refresh_logout_and_a_reused_refresh_token_kills_its_f
     let email = unique_email("owner");
 
     let (status, body) = app.post("/auth/otp/generate", json!({"email": email, "name": "Nimal"}), None).await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 201, "{body}");
     let code = app.last_otp(&email).await;
     assert_eq!(code.len(), 6);
     let stored: Vec<u8> = sqlx::query_scalar("select code_hash from auth.otps where email = lower($1)")
@@ -93,8 +93,8 @@ async fn otp_sign_up_login_refresh_logout_and_a_reused_refresh_token_kills_its_f
     let (status, till2) = app.post("/auth/refresh", json!({"refreshToken": t1}), None).await;
     assert_eq!(status, 200);
     let t2 = till2["refreshToken"].as_str().unwrap().to_owned();
-    let (status, _) = app.post("/auth/logout", json!({"refreshToken": t2}), None).await;
-    assert_eq!(status, 204);
+    let (status, body) = app.post("/auth/logout", json!({"refreshToken": t2}), None).await;
+    assert_eq!((status, body["message"].as_str()), (201, Some("Signed out.")));
     let (status, _) = app.post("/auth/refresh", json!({"refreshToken": t2}), None).await;
     assert_eq!(status, 401, "a logged-out session cannot refresh");
 
@@ -127,7 +127,7 @@ async fn the_sixth_wrong_otp_is_refused_even_with_the_right_code_and_resends_wai
     let app = spawn_app().await;
     let email = unique_email("brute");
     let (status, _) = app.post("/auth/otp/generate", json!({"email": email, "name": "B"}), None).await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 201);
     let code = app.last_otp(&email).await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let body = |otp: &str| json!({"name": "B", "email": email, "password": PASSWORD, "otp": otp});
@@ -162,7 +162,7 @@ async fn the_sixth_wrong_otp_is_refused_even_with_the_right_code_and_resends_wai
         .await
         .unwrap();
     let (status, _) = app.post("/auth/otp/generate", json!({"email": email, "name": "B"}), None).await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 201);
     let fresh = app.last_otp(&email).await;
     // An expired code is a 400 with its own code, never a 500.
     sqlx::query("update auth.otps set expires_at = now() - interval '1 second' where email = lower($1)")
@@ -229,7 +229,10 @@ async fn password_reset_is_single_use_and_closes_every_session() {
     let app = spawn_app().await;
     let (_, owner) = app.seed_shop().await;
     let session = app.login(&owner.email).await;
-    let (s1, b1) = app.post("/auth/forgot-password", json!({"email": owner.email}), None).await;
+    // The first system's clients add `useCase` and `role`: accepted and ignored.
+    let (s1, b1) = app
+        .post("/auth/forgot-password", json!({"email": owner.email, "useCase": "RESET", "role": "SHOP_OWNER"}), None)
+        .await;
     let (s2, b2) = app.post("/auth/forgot-password", json!({"email": unique_email("ghost")}), None).await;
     assert_eq!((s1, s2), (202, 202));
     assert_eq!(b1, b2, "same answer whether or not the account exists");
@@ -372,4 +375,31 @@ async fn shop_customers_are_projected_from_order_events_once_each() {
     assert_eq!(page["meta"]["totalItems"], 1, "{page}");
     assert_eq!(page["data"][0]["orderCount"], 2, "two orders, the redelivery not counted: {page}");
     assert_eq!(page["data"][0]["email"], "buyer@example.test");
+    assert_eq!(page["data"][0]["id"], page["data"][0]["customerId"], "the first clients read `id`: {page}");
+    assert!(page["data"][0]["id"].is_string());
+}
+
+#[tokio::test]
+async fn logout_with_the_access_token_as_the_first_clients_send_it_ends_that_session_only() {
+    let app = spawn_app().await;
+    let (_, owner) = app.seed_shop().await;
+    let ending = app.login(&owner.email).await;
+    let other = app.login(&owner.email).await;
+    let access = ending["accessToken"].as_str().unwrap();
+    let (status, body) = app.post("/auth/logout", json!({}), Some(access)).await;
+    assert_eq!((status, body["message"].as_str()), (201, Some("Signed out.")), "{body}");
+    let (status, body) = app.call("GET", "/shops", None, Some(access)).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("AUTH_SESSION_REVOKED")), "{body}");
+    let (status, _) = app.post("/auth/refresh", json!({"refreshToken": ending["refreshToken"]}), None).await;
+    assert_eq!(status, 401, "its refresh token ended with it");
+    let (status, _) = app.call("GET", "/shops", None, Some(other["accessToken"].as_str().unwrap())).await;
+    assert_eq!(status, 200, "another session goes on");
+    // Signing out again, or with a token that no longer verifies, is still a 201.
+    let (status, _) = app.post("/auth/logout", json!({}), Some(access)).await;
+    assert_eq!(status, 201);
+    let (status, _) = app.post("/auth/logout", json!({}), Some("not.a.token")).await;
+    assert_eq!(status, 201);
+    // Unknown fields other than the ones the first clients send are still refused.
+    let (status, _) = app.post("/auth/forgot-password", json!({"email": owner.email, "admin": true}), None).await;
+    assert_eq!(status, 422);
 }
