@@ -4,9 +4,11 @@
 use serde::Deserialize;
 
 /// Upload folders, as the first system's clients name them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Folder {
+    /// The default: the first system's clients send no folder.
+    #[default]
     Images,
     Documents,
     Avatars,

@@ -33,8 +33,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct UploadQuery {
-    /// images, documents, avatars, products, categories or receipts
-    #[param(value_type = String)]
+    /// images (the default), documents, avatars, products, categories or receipts
+    #[param(value_type = Option<String>)]
+    #[serde(default)]
     folder: Folder,
     sub_folder: Option<String>,
     /// Needed when the caller belongs to several shops.
@@ -205,8 +206,17 @@ async fn receive(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteRequest {
-    key: Option<String>,
+    /// One key, or several (the first system's clients send an array here).
+    #[schema(value_type = Option<Vec<String>>)]
+    key: Option<OneOrMany>,
     keys: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -225,7 +235,11 @@ async fn delete_uploads(
     Json(req): Json<DeleteRequest>,
 ) -> Result<Json<DeleteResponse>, Problem> {
     let mut keys: Vec<String> = req.keys.unwrap_or_default();
-    keys.extend(req.key);
+    match req.key {
+        Some(OneOrMany::One(k)) => keys.push(k),
+        Some(OneOrMany::Many(ks)) => keys.extend(ks),
+        None => {}
+    }
     if keys.is_empty() || keys.len() > 1_000 {
         return Err(unprocessable("INVALID_KEYS", "keys", "give `key` or 1 to 1000 `keys`"));
     }

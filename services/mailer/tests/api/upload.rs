@@ -322,3 +322,43 @@ async fn a_png_signature_in_front_of_html_is_refused_and_a_non_multipart_body_is
     let ctype = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
     assert_eq!((status, ctype.as_deref()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("application/problem+json")));
 }
+
+#[tokio::test]
+async fn the_first_clients_upload_without_a_folder_and_delete_with_a_key_array() {
+    let app = spawn_app().await;
+    let shop = ShopId::new();
+    let token = app.staff_token(shop).await;
+    // As the shop dashboard sends it: only `subFolder`, files under `files`.
+    let (status, body) =
+        upload(&app, Some(&token), "subFolder=products", vec![("a.png", png(100)), ("b.png", png(120))]).await;
+    assert_eq!(status, 200, "{body}");
+    let keys: Vec<String> = body["urls"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_owned()).collect();
+    assert_eq!(keys.len(), 2);
+    for key in &keys {
+        assert!(key.starts_with(&format!("shops/{shop}/images/products/")), "images is the default folder: {key}");
+        assert!(app.object(key).await.is_some());
+    }
+    // `key` as an array.
+    let res = app
+        .http
+        .delete(format!("{}/upload", app.base_url))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"key": keys}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    for key in &keys {
+        assert!(app.object(key).await.is_none(), "{key} deleted");
+    }
+    // Anything but a string or an array of strings is still refused.
+    let res = app
+        .http
+        .delete(format!("{}/upload", app.base_url))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"key": 7}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+}
