@@ -22,7 +22,7 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use extract::{Json, Path, Query};
+pub use extract::{Json, OptionalJson, Path, Query};
 
 use crate::auth::JwtVerifier;
 use crate::error::Problem;

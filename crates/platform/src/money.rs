@@ -223,6 +223,18 @@ impl MoneyInput {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The amount of `field` in `currency`, or its 422: `MONEY_PRECISION` for more decimals
+    /// than the currency has, `VALIDATION_FAILED` for anything that is not an amount.
+    pub fn read(&self, field: &str, currency: Currency) -> Result<Money, crate::Problem> {
+        self.to_money(currency).map_err(|e| {
+            let mut problem = crate::Problem::field(field, &format!("{e}: an amount such as \"1250.00\" or 1250"));
+            if matches!(e, MoneyError::TooPrecise) {
+                problem.code = "MONEY_PRECISION".into();
+            }
+            problem
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for MoneyInput {

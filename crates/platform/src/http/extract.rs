@@ -39,6 +39,32 @@ where
     }
 }
 
+/// A JSON body that may be left out: an empty body is `None`, anything else is read as
+/// [`Json`] (with its rejections). For the first system's clients, which send some
+/// requests without a body (`DELETE /stock/items/{id}`).
+#[derive(Debug, Clone, Default)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        let (parts, body) = req.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|e| Problem::from(JsonRejection::from(e)))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        let Json(value) = Json::<T>::from_request(Request::from_parts(parts, Body::from(bytes)), state).await?;
+        Ok(OptionalJson(Some(value)))
+    }
+}
+
 /// Whether a JSON text holds a `\u0000` escape inside a string (a raw NUL is not valid JSON
 /// and fails to parse anyway). Escapes are followed, so `"\\u0000"` (a backslash, then the
 /// text u0000) is not one.

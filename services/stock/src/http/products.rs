@@ -13,9 +13,10 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use platform::auth::{AuthUser, ShopRole};
-use platform::http::{Json, Path, Query};
+use platform::http::{Json, OptionalJson, Path, Query};
 use platform::idempotency::{self, IdempotencyKey};
 use platform::ids::ShopId;
+use platform::money::MoneyInput;
 use platform::pagination::{Page, PageQuery};
 use platform::{Currency, Money, Problem};
 
@@ -69,13 +70,14 @@ fn db_problem(e: sqlx::Error) -> Problem {
     Problem::from(e)
 }
 
-fn parse_money(field: &str, raw: Option<&str>, currency: Currency) -> Result<Option<i64>, Problem> {
-    raw.map(|s| {
-        Money::parse(s, currency)
-            .ok()
-            .filter(|m| !m.is_negative())
-            .map(|m| m.minor())
-            .ok_or_else(|| unprocessable(field, "a non-negative amount in the shop's currency, e.g. \"1250.00\""))
+/// An amount as sent (a decimal string or a JSON number), in the shop's currency, not negative.
+fn parse_money(field: &str, raw: Option<&MoneyInput>, currency: Currency) -> Result<Option<i64>, Problem> {
+    raw.map(|m| {
+        let m = m.read(field, currency)?;
+        if m.is_negative() {
+            return Err(unprocessable(field, "a non-negative amount in the shop's currency, e.g. \"1250.00\""));
+        }
+        Ok(m.minor())
     })
     .transpose()
 }
@@ -167,7 +169,7 @@ pub struct ProductInput {
     /// SERIALIZED or BULK (default BULK); fixed once created.
     tracking: Option<String>,
     /// Bulk products' price ("1250.00").
-    sell_price: Option<String>,
+    sell_price: Option<MoneyInput>,
 }
 
 fn check_status(raw: Option<&str>) -> Result<Option<&'static str>, Problem> {
@@ -208,7 +210,7 @@ async fn create_product(
         _ => return Err(unprocessable("tracking", "SERIALIZED or BULK")),
     };
     let cur = currency(&s.pool, shop).await?;
-    let price = parse_money("sellPrice", req.sell_price.as_deref(), cur)?;
+    let price = parse_money("sellPrice", req.sell_price.as_ref(), cur)?;
     for (field, v) in [
         ("keepingUnits", req.keeping_units),
         ("warrantyMonths", req.warranty_months),
@@ -387,7 +389,7 @@ async fn update_product(
     .bind(check_status(req.status.as_deref())?)
     .bind(trimmed("sku", req.sku.as_deref(), 64)?)
     .bind(trimmed("barcode", req.barcode.as_deref(), 64)?)
-    .bind(parse_money("sellPrice", req.sell_price.as_deref(), cur)?)
+    .bind(parse_money("sellPrice", req.sell_price.as_ref(), cur)?)
     .execute(&s.pool)
     .await
     .map_err(db_problem)?;
@@ -433,7 +435,7 @@ async fn delete_product(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReceiveInput {
     quantity: i64,
-    unit_cost: Option<String>,
+    unit_cost: Option<MoneyInput>,
     supplier_id: Option<Uuid>,
     note: Option<String>,
 }
@@ -473,7 +475,7 @@ async fn receive_now(
         return Err(unprocessable("quantity", "1 to 1000000"));
     }
     let cur = currency(&s.pool, row.shop_id).await?;
-    let cost = parse_money("unitCost", req.unit_cost.as_deref(), cur)?;
+    let cost = parse_money("unitCost", req.unit_cost.as_ref(), cur)?;
     let note = trimmed("note", req.note.as_deref(), 500)?;
     if let Some(supplier) = req.supplier_id {
         // Checked here for a clean 422 (the same for another shop's supplier and a random
@@ -692,8 +694,8 @@ const ITEM_SELECT: &str =
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ItemInput {
     barcode: Option<String>,
-    brought_price: Option<String>,
-    sell_price: Option<String>,
+    brought_price: Option<MoneyInput>,
+    sell_price: Option<MoneyInput>,
     /// Months; the product's when absent.
     warranty_period: Option<i32>,
     product_id: Option<Uuid>,
@@ -732,9 +734,9 @@ async fn create_item_now(
     let barcode =
         trimmed("barcode", req.barcode.as_deref(), 64)?.ok_or_else(|| unprocessable("barcode", "required"))?;
     let cur = currency(&s.pool, row.shop_id).await?;
-    let bought = parse_money("broughtPrice", req.brought_price.as_deref(), cur)?
+    let bought = parse_money("broughtPrice", req.brought_price.as_ref(), cur)?
         .ok_or_else(|| unprocessable("broughtPrice", "required"))?;
-    let sell = parse_money("sellPrice", req.sell_price.as_deref(), cur)?
+    let sell = parse_money("sellPrice", req.sell_price.as_ref(), cur)?
         .ok_or_else(|| unprocessable("sellPrice", "required"))?;
     if req.warranty_period.is_some_and(|w| !(0..=240).contains(&w)) {
         return Err(unprocessable("warrantyPeriod", "0 to 240 months"));
@@ -909,8 +911,8 @@ async fn update_item(
                 warranty_months = coalesce($4, warranty_months) where item_id = $1",
     )
     .bind(id)
-    .bind(parse_money("broughtPrice", req.brought_price.as_deref(), cur)?)
-    .bind(parse_money("sellPrice", req.sell_price.as_deref(), cur)?)
+    .bind(parse_money("broughtPrice", req.brought_price.as_ref(), cur)?)
+    .bind(parse_money("sellPrice", req.sell_price.as_ref(), cur)?)
     .bind(req.warranty_period)
     .execute(&s.pool)
     .await
@@ -926,6 +928,9 @@ pub struct RemoveInput {
     reason: String,
 }
 
+/// The reason recorded when the first system's dashboard removes a unit (it sends no body).
+const REMOVED_WITHOUT_REASON: &str = "removed in the dashboard";
+
 /// Takes an available unit out of stock (damaged, lost, entered by mistake): it is marked
 /// REMOVED with the reason in the ledger, never deleted. Reserved and sold units cannot be.
 #[utoipa::path(delete, path = "/items/{id}", tag = "items", params(("id" = Uuid, Path)), request_body = RemoveInput, responses(
@@ -936,10 +941,13 @@ async fn remove_item(
     State(s): State<AppState>,
     user: AuthUser,
     Path(id): Path<Uuid>,
-    Json(req): Json<RemoveInput>,
+    OptionalJson(req): OptionalJson<RemoveInput>,
 ) -> Result<StatusCode, Problem> {
     let (row, _) = load_item(&s, &user, "item_id::text", &id.to_string(), None).await?;
-    let reason = trimmed("reason", Some(&req.reason), 500)?.ok_or_else(|| unprocessable("reason", "required"))?;
+    let reason = match req {
+        Some(req) => trimmed("reason", Some(&req.reason), 500)?.ok_or_else(|| unprocessable("reason", "required"))?,
+        None => REMOVED_WITHOUT_REASON.to_owned(),
+    };
     if row.status == "SOLD" {
         return Err(Problem::conflict("ITEM_SOLD", "A sold unit stays on record; return it instead."));
     }

@@ -253,3 +253,63 @@ async fn units_are_removed_not_deleted_and_listed_with_their_products() {
     let (s, b) = app.reserve_http(shop, json!([{"barcode": "SN-2"}]), 600).await;
     assert_eq!((s, b["code"].as_str()), (409, Some("STOCK_UNIT_UNAVAILABLE")));
 }
+
+#[tokio::test]
+async fn the_first_dashboard_sends_prices_as_numbers_and_removes_units_without_a_body() {
+    let app = spawn_app().await;
+    let shop = app.seed_shop().await;
+    let t = app.staff(shop).await;
+    let (s, p) = app
+        .call(
+            "POST",
+            "/products",
+            Some(json!({"shopId": shop, "name": "Phone", "tracking": "SERIALIZED", "sellPrice": 54990.5})),
+            Some(&t),
+        )
+        .await;
+    assert_eq!(s, 201, "{p}");
+    assert_eq!(p["sellPrice"], "54990.50", "read from the number's text: {p}");
+    let product = p["id"].as_str().unwrap().to_owned();
+    let (s, item) = app
+        .call(
+            "POST",
+            "/items",
+            Some(json!({"productId": product, "barcode": "IMEI-1", "broughtPrice": 41000, "sellPrice": 54990.5})),
+            Some(&t),
+        )
+        .await;
+    assert_eq!(s, 201, "{item}");
+    assert_eq!((item["broughtPrice"].as_str(), item["sellPrice"].as_str()), (Some("41000.00"), Some("54990.50")));
+    // Refused, and named by field: too many decimals, not an amount, negative.
+    for (body, field, code) in [
+        (json!({"productId": product, "barcode": "IMEI-2", "broughtPrice": 1.001}), "broughtPrice", "MONEY_PRECISION"),
+        (
+            json!({"productId": product, "barcode": "IMEI-2", "broughtPrice": 1, "sellPrice": "abc"}),
+            "sellPrice",
+            "VALIDATION_FAILED",
+        ),
+        (json!({"productId": product, "barcode": "IMEI-2", "broughtPrice": true}), "broughtPrice", "VALIDATION_FAILED"),
+        (
+            json!({"productId": product, "barcode": "IMEI-2", "broughtPrice": 1, "sellPrice": -5}),
+            "sellPrice",
+            "VALIDATION_FAILED",
+        ),
+    ] {
+        let (s, b) = app.call("POST", "/items", Some(body.clone()), Some(&t)).await;
+        assert_eq!((s, b["code"].as_str()), (422, Some(code)), "{body}: {b}");
+        assert_eq!(b["errors"][0]["field"], field, "{body}: {b}");
+    }
+    let (s, b) = app.call("GET", &format!("/items?productId={product}"), None, Some(&t)).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["meta"]["totalItems"], 1, "nothing stored by the refusals: {b}");
+    // DELETE without a body, as the dashboard sends it.
+    let (s, b) = app.call("DELETE", &format!("/items/{}", item["id"].as_str().unwrap()), None, Some(&t)).await;
+    assert_eq!(s, 204, "{b}");
+    let reason: String = sqlx::query_scalar(
+        "select m.reason from stock.movements m join stock.items i using (item_id) where i.barcode = 'IMEI-1' and m.kind = 'ADJUSTMENT'",
+    )
+    .fetch_one(&app.db.admin)
+    .await
+    .unwrap();
+    assert_eq!(reason, "removed in the dashboard");
+}
