@@ -504,9 +504,11 @@ pub struct ForgotRequest {
     email: String,
     /// Sent by the first system's clients; accepted and ignored.
     #[schema(value_type = Option<String>)]
+    #[allow(dead_code, reason = "accepted so the first clients' request fits; never used")]
     use_case: Option<serde::de::IgnoredAny>,
     /// Sent by the first system's clients; accepted and ignored.
     #[schema(value_type = Option<String>)]
+    #[allow(dead_code, reason = "accepted so the first clients' request fits; never used")]
     role: Option<serde::de::IgnoredAny>,
 }
 
