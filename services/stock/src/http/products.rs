@@ -108,6 +108,7 @@ pub struct ProductRow {
     on_hand: i64,
     reserved: i64,
     created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -117,11 +118,13 @@ pub struct ProductView {
     row: ProductRow,
     sell_price: Option<String>,
     available: i64,
+    /// `available` again, under the name the first system's clients read.
+    stock: i64,
 }
 
 const PRODUCT_SELECT: &str = "select p.product_id, p.shop_id, p.name, p.display_name, p.description, p.image_urls,
         p.keeping_units, p.warranty_months, p.loyalty_points, p.supplier_id, p.category_id, p.sub_category_id,
-        p.sub_sub_category_id, p.status, p.sku, p.barcode, p.tracking, p.sell_price_minor, p.created_at,
+        p.sub_sub_category_id, p.status, p.sku, p.barcode, p.tracking, p.sell_price_minor, p.created_at, p.updated_at,
         case when p.tracking = 'BULK' then coalesce(l.on_hand, 0)::bigint
              else (select count(*) from items i where i.product_id = p.product_id and i.status in ('AVAILABLE', 'RESERVED')) end as on_hand,
         case when p.tracking = 'BULK' then coalesce(l.reserved, 0)::bigint
@@ -131,7 +134,7 @@ const PRODUCT_SELECT: &str = "select p.product_id, p.shop_id, p.name, p.display_
 fn view(row: ProductRow, currency: Currency) -> ProductView {
     let sell_price = row.sell_price_minor.map(|m| Money::from_minor(m, currency).to_decimal_string());
     let available = row.on_hand - row.reserved;
-    ProductView { row, sell_price, available }
+    ProductView { row, sell_price, available, stock: available }
 }
 
 async fn load_product(s: &AppState, user: &AuthUser, id: Uuid) -> Result<ProductRow, Problem> {
@@ -176,8 +179,9 @@ fn check_status(raw: Option<&str>) -> Result<Option<&'static str>, Problem> {
     match raw {
         None => Ok(None),
         Some("ACTIVE") => Ok(Some("ACTIVE")),
-        Some("HIDE") => Ok(Some("HIDE")),
-        Some(_) => Err(unprocessable("status", "ACTIVE or HIDE")),
+        // INACTIVE: the first system's name for it.
+        Some("HIDE" | "INACTIVE") => Ok(Some("HIDE")),
+        Some(_) => Err(unprocessable("status", "ACTIVE, HIDE or INACTIVE")),
     }
 }
 
@@ -204,7 +208,11 @@ async fn create_product(
 ) -> Result<(StatusCode, Json<ProductView>), Problem> {
     let shop = acting_shop(&user, req.shop_id)?;
     let name = trimmed("name", req.name.as_deref(), 200)?.ok_or_else(|| unprocessable("name", "required"))?;
-    let tracking = match req.tracking.as_deref().unwrap_or("BULK") {
+    // Without `tracking`: a product with a price is counted in bulk; one without a price
+    // gets one per unit (the first system's dashboard creates products bare and adds units
+    // with their prices).
+    let default_tracking = if req.sell_price.is_some() { "BULK" } else { "SERIALIZED" };
+    let tracking = match req.tracking.as_deref().unwrap_or(default_tracking) {
         "BULK" => "BULK",
         "SERIALIZED" => "SERIALIZED",
         _ => return Err(unprocessable("tracking", "SERIALIZED or BULK")),

@@ -312,4 +312,19 @@ async fn the_first_dashboard_sends_prices_as_numbers_and_removes_units_without_a
     .await
     .unwrap();
     assert_eq!(reason, "removed in the dashboard");
+    // A bare product (no tracking, no price) is counted per unit; INACTIVE is HIDE; the
+    // views carry `stock` and `updatedAt`.
+    let (s, bare) = app
+        .call("POST", "/products", Some(json!({"shopId": shop, "name": "Tablet", "status": "INACTIVE"})), Some(&t))
+        .await;
+    assert_eq!(s, 201, "{bare}");
+    assert_eq!((bare["tracking"].as_str(), bare["status"].as_str()), (Some("SERIALIZED"), Some("HIDE")), "{bare}");
+    assert_eq!(bare["stock"], bare["available"]);
+    assert!(bare["stock"].is_i64() && bare["updatedAt"].is_string(), "{bare}");
+    let (s, priced) =
+        app.call("POST", "/products", Some(json!({"shopId": shop, "name": "Cable", "sellPrice": 750})), Some(&t)).await;
+    assert_eq!((s, priced["tracking"].as_str()), (201, Some("BULK")), "a priced product without tracking: {priced}");
+    let (s, b) =
+        app.call("POST", "/products", Some(json!({"shopId": shop, "name": "X", "status": "GONE"})), Some(&t)).await;
+    assert_eq!((s, b["errors"][0]["field"].as_str()), (422, Some("status")), "{b}");
 }
