@@ -154,8 +154,10 @@ pub struct RegisterRequest {
     email: String,
     password: String,
     otp: String,
-    business_name: String,
-    address: String,
+    /// With `address`, the shop this owner opens. Without both (and no other shop field)
+    /// this is a customer sign-up, as the first system's customer app sends it.
+    business_name: Option<String>,
+    address: Option<String>,
     contact_phone: Option<String>,
     dob: Option<NaiveDate>,
     profile_image: Option<String>,
@@ -204,7 +206,8 @@ fn unique_email(e: sqlx::Error) -> AuthError {
     }
 }
 
-/// Shop-owner sign-up: the user, the shop and the owner membership in one transaction.
+/// Shop-owner sign-up: the user, the shop and the owner membership in one transaction. A
+/// body with no shop in it signs a customer up instead (`/auth/customer/register`).
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest, responses(
     (status = 429, body = Problem, description = "Too many attempts from this address or for this account"),
     (status = 201, body = TokenResponse), (status = 400, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
@@ -215,10 +218,26 @@ async fn register(
     headers: HeaderMap,
     Json(req): Json<RegisterRequest>,
 ) -> Result<(StatusCode, Json<TokenResponse>), AuthError> {
+    let shop_given = [&req.business_name, &req.address, &req.contact_phone, &req.shop_logo, &req.shop_banner]
+        .iter()
+        .any(|f| f.is_some());
+    if !shop_given {
+        let customer = CustomerRegisterRequest {
+            name: req.name,
+            email: req.email,
+            password: req.password,
+            otp: req.otp,
+            contact_number: req.contact_number,
+            profile_image: req.profile_image,
+            dob: req.dob,
+            remember_me: req.remember_me,
+        };
+        return sign_up_customer(&s, &headers, customer).await;
+    }
     let email = Email::parse(&req.email)?;
     let name = domain::name("name", &req.name)?;
-    let business = domain::name("businessName", &req.business_name)?;
-    let address = domain::optional_text("address", Some(&req.address), 300)?
+    let business = domain::name("businessName", req.business_name.as_deref().unwrap_or_default())?;
+    let address = domain::optional_text("address", req.address.as_deref(), 300)?
         .ok_or_else(|| AuthError::field("address", "required"))?;
     let phone = domain::optional_text("contactPhone", req.contact_phone.as_deref(), 40)?;
     let contact = domain::optional_text("contactNumber", req.contact_number.as_deref(), 40)?;
@@ -323,6 +342,14 @@ async fn register_customer(
     headers: HeaderMap,
     Json(req): Json<CustomerRegisterRequest>,
 ) -> Result<(StatusCode, Json<TokenResponse>), AuthError> {
+    sign_up_customer(&s, &headers, req).await
+}
+
+async fn sign_up_customer(
+    s: &AppState,
+    headers: &HeaderMap,
+    req: CustomerRegisterRequest,
+) -> Result<(StatusCode, Json<TokenResponse>), AuthError> {
     let email = Email::parse(&req.email)?;
     let name = domain::name("name", &req.name)?;
     let contact = domain::optional_text("contactNumber", req.contact_number.as_deref(), 40)?;
@@ -355,7 +382,7 @@ async fn register_customer(
         role: "CUSTOMER".into(),
         registered_at: Utc::now(),
     };
-    bus::enqueue(&mut tx, &event, &meta(&headers)).await?;
+    bus::enqueue(&mut tx, &event, &meta(headers)).await?;
     tx.commit().await?;
     let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     let tokens = session::start(&s.pool, &s.keys, &s.tokens, user_id, req.remember_me.unwrap_or(true), ua).await?;

@@ -403,3 +403,39 @@ async fn logout_with_the_access_token_as_the_first_clients_send_it_ends_that_ses
     let (status, _) = app.post("/auth/forgot-password", json!({"email": owner.email, "admin": true}), None).await;
     assert_eq!(status, 422);
 }
+
+#[tokio::test]
+async fn the_customer_app_signs_customers_up_through_register_without_a_shop() {
+    let app = spawn_app().await;
+    let email = unique_email("customer");
+    let (status, _) = app.post("/auth/otp/generate", json!({"email": email, "name": "Kamal"}), None).await;
+    assert_eq!(status, 201);
+    // Half a shop is still refused, naming what is missing, and spends nothing.
+    let (status, body) = app
+        .post(
+            "/auth/register",
+            json!({"name": "Kamal", "email": email, "password": "a long secret", "otp": "000000", "businessName": "K"}),
+            None,
+        )
+        .await;
+    assert_eq!((status, body["errors"][0]["field"].as_str()), (422, Some("address")), "{body}");
+    let otp = app.last_otp(&email).await;
+    // As the customer app sends it: no businessName, no address.
+    let (status, body) = app
+        .post(
+            "/auth/register",
+            json!({"name": "Kamal", "email": email, "password": "a long secret", "contactNumber": "0771234567", "otp": otp}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["user"]["role"], "CUSTOMER", "{body}");
+    let shops: i64 = sqlx::query_scalar(
+        "select count(*) from auth.memberships m join auth.users u using (user_id) where u.email = lower($1)",
+    )
+    .bind(&email)
+    .fetch_one(&app.db.admin)
+    .await
+    .unwrap();
+    assert_eq!(shops, 0, "a customer opens no shop");
+}
