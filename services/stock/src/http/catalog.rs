@@ -60,13 +60,14 @@ pub struct CategoryView {
     children_count: i64,
     product_count: i64,
     created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
 const CATEGORY_SELECT: &str = "select c.category_id as id, c.shop_id, c.level, c.parent_id, c.name, c.description, c.image_url, c.status,
         (select count(*) from categories k where k.parent_id = c.category_id) as children_count,
         (select count(*) from products p where p.status <> 'DELETED' and
             (p.category_id = c.category_id or p.sub_category_id = c.category_id or p.sub_sub_category_id = c.category_id)) as product_count,
-        c.created_at
+        c.created_at, c.updated_at
    from categories c";
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -409,10 +410,12 @@ pub struct SupplierView {
     have_whatsapp: bool,
     product_count: i64,
     created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
 const SUPPLIER_SELECT: &str = "select s.supplier_id as id, s.shop_id, s.name, s.contact_number, s.email, s.have_whatsapp,
-        (select count(*) from products p where p.supplier_id = s.supplier_id and p.status <> 'DELETED') as product_count, s.created_at
+        (select count(*) from products p where p.supplier_id = s.supplier_id and p.status <> 'DELETED') as product_count, s.created_at,
+        s.updated_at
    from suppliers s";
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -675,6 +675,7 @@ pub struct ItemRow {
     order_id: Option<Uuid>,
     sold_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -696,7 +697,7 @@ fn item_view(row: ItemRow, cur: Currency) -> ItemView {
 
 const ITEM_SELECT: &str =
     "select item_id, shop_id, product_id, barcode, brought_price_minor, sell_price_minor, warranty_months,
-    status, order_id, sold_at, created_at from items";
+    status, order_id, sold_at, created_at, updated_at from items";
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

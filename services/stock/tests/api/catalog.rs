@@ -280,6 +280,19 @@ async fn the_first_dashboard_sends_prices_as_numbers_and_removes_units_without_a
         .await;
     assert_eq!(s, 201, "{item}");
     assert_eq!((item["broughtPrice"].as_str(), item["sellPrice"].as_str()), (Some("41000.00"), Some("54990.50")));
+    assert!(item["updatedAt"].is_string(), "{item}");
+    let (s, cat) = app.call("POST", "/categories", Some(json!({"shopId": shop, "name": "Phones"})), Some(&t)).await;
+    assert_eq!(s, 201, "{cat}");
+    let (s, sup) = app
+        .call(
+            "POST",
+            "/suppliers",
+            Some(json!({"shopId": shop, "name": "Importer", "contactNumber": "+94 11 555 0001"})),
+            Some(&t),
+        )
+        .await;
+    assert_eq!(s, 201, "{sup}");
+    assert!(cat["updatedAt"].is_string() && sup["updatedAt"].is_string(), "{cat} {sup}");
     // Refused, and named by field: too many decimals, not an amount, negative.
     for (body, field, code) in [
         (json!({"productId": product, "barcode": "IMEI-2", "broughtPrice": 1.001}), "broughtPrice", "MONEY_PRECISION"),
