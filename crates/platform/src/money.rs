@@ -205,6 +205,19 @@ impl Serialize for Money {
     }
 }
 
+/// Money written as a JSON number with the currency's digits (`54990.50`), for the few
+/// places a client copies the value into a number field. Exact: the digits are the decimal
+/// string's, never an f64's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MoneyNumber(pub Money);
+
+impl Serialize for MoneyNumber {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        serde_json::value::RawValue::from_string(self.0.to_decimal_string()).map_err(S::Error::custom)?.serialize(s)
+    }
+}
+
 /// An amount as a client sends it: a decimal string ("12.50") or a JSON number (12.5), read
 /// from the number's own text (never through an f64, so 0.1 stays 0.1 and 1e3 is refused
 /// like any other malformed amount). The currency comes later, from the shop.
@@ -256,6 +269,15 @@ impl<'de> Deserialize<'de> for MoneyInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn money_numbers_keep_the_currency_digits() {
+        let m = Money::parse("54990.5", Currency::LKR).expect("amount");
+        assert_eq!(serde_json::to_string(&MoneyNumber(m)).expect("json"), "54990.50");
+        let v: serde_json::Value =
+            serde_json::to_value(vec![MoneyNumber(Money::from_minor(-7, Currency::LKR))]).expect("v");
+        assert!(v[0].is_number(), "{v}");
+    }
 
     #[test]
     fn parses_and_prints_decimal_strings() {

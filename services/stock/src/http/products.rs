@@ -16,7 +16,7 @@ use platform::auth::{AuthUser, ShopRole};
 use platform::http::{Json, OptionalJson, Path, Query};
 use platform::idempotency::{self, IdempotencyKey};
 use platform::ids::ShopId;
-use platform::money::MoneyInput;
+use platform::money::{MoneyInput, MoneyNumber};
 use platform::pagination::{Page, PageQuery};
 use platform::{Currency, Money, Problem};
 
@@ -976,7 +976,19 @@ pub struct ProductWithItems {
     #[serde(flatten)]
     product: ProductView,
     /// The units in stock (available or reserved) of serialized products.
-    items: Vec<ItemView>,
+    items: Vec<StockedItem>,
+}
+
+/// A unit as the till's picker reads it: `sellPrice` a JSON number (the first system's
+/// till copies it into a number field), with the currency's digits.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StockedItem {
+    #[serde(flatten)]
+    row: ItemRow,
+    brought_price: String,
+    #[schema(value_type = f64)]
+    sell_price: MoneyNumber,
 }
 
 /// Products with their units in stock (serialized products' available and reserved units).
@@ -1001,9 +1013,14 @@ async fn products_with_items(
         Some(p) => currency(&s.pool, p.row.shop_id).await?,
         None => Currency::LKR,
     };
-    let mut by_product: std::collections::HashMap<Uuid, Vec<ItemView>> = std::collections::HashMap::new();
+    let mut by_product: std::collections::HashMap<Uuid, Vec<StockedItem>> = std::collections::HashMap::new();
     for item in items {
-        by_product.entry(item.product_id).or_default().push(item_view(item, cur));
+        let view = StockedItem {
+            brought_price: Money::from_minor(item.brought_price_minor, cur).to_decimal_string(),
+            sell_price: MoneyNumber(Money::from_minor(item.sell_price_minor, cur)),
+            row: item,
+        };
+        by_product.entry(view.row.product_id).or_default().push(view);
     }
     let data = page
         .data

@@ -315,6 +315,13 @@ async fn the_first_dashboard_sends_prices_as_numbers_and_removes_units_without_a
     let (s, b) = app.call("GET", &format!("/items?productId={product}"), None, Some(&t)).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["meta"]["totalItems"], 1, "nothing stored by the refusals: {b}");
+    // The till's picker: `sellPrice` a JSON number there, and `stock` beside `available`.
+    let (s, page) = app.call("GET", &format!("/products/with-items?shopId={shop}"), None, Some(&t)).await;
+    assert_eq!(s, 200, "{page}");
+    let phone = page["data"].as_array().unwrap().iter().find(|p| p["id"] == product.as_str()).unwrap();
+    assert_eq!(phone["stock"], 1, "{phone}");
+    assert_eq!(phone["items"][0]["sellPrice"].as_f64(), Some(54990.5), "{phone}");
+    assert_eq!(phone["items"][0]["broughtPrice"], "41000.00", "{phone}");
     // DELETE without a body, as the dashboard sends it.
     let (s, b) = app.call("DELETE", &format!("/items/{}", item["id"].as_str().unwrap()), None, Some(&t)).await;
     assert_eq!(s, 204, "{b}");
