@@ -61,14 +61,96 @@ pub struct CategoryView {
     product_count: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    #[serde(skip)]
+    parent_name: Option<String>,
+    #[serde(skip)]
+    grandparent_id: Option<Uuid>,
+    #[serde(skip)]
+    grandparent_name: Option<String>,
+    // The first system's clients read these (Prisma's shapes), beside `parentId` and the counts.
+    /// A subcategory's parent.
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    category_id: Option<Uuid>,
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    category: Option<ParentRef>,
+    /// A sub-subcategory's parent.
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub_category_id: Option<Uuid>,
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub_category: Option<ParentRef>,
+    /// `{subCategories | subSubCategories, products}`.
+    #[sqlx(skip)]
+    #[serde(rename = "_count")]
+    #[schema(value_type = Object)]
+    count: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ParentRef {
+    id: Uuid,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
+    category: Option<Box<ParentRef>>,
+}
+
+impl CategoryView {
+    /// Fills the first system's nested parents and `_count` from the row.
+    fn nested(mut self) -> Self {
+        let parent = self.parent_id.map(|id| ParentRef {
+            id,
+            name: self.parent_name.clone().unwrap_or_default(),
+            category: None,
+        });
+        let (children, products) = (self.children_count, self.product_count);
+        match self.level {
+            1 => self.count = serde_json::json!({"subCategories": children, "products": products}),
+            2 => {
+                self.category_id = self.parent_id;
+                self.category = parent;
+                self.count = serde_json::json!({"subSubCategories": children, "products": products});
+            }
+            _ => {
+                self.sub_category_id = self.parent_id;
+                self.sub_category = parent.map(|mut p| {
+                    p.category = self.grandparent_id.map(|id| {
+                        Box::new(ParentRef {
+                            id,
+                            name: self.grandparent_name.clone().unwrap_or_default(),
+                            category: None,
+                        })
+                    });
+                    p
+                });
+                self.count = serde_json::json!({"products": products});
+            }
+        }
+        self
+    }
+}
+
+/// One category, or (for the first system's clients, which put a shop id where the category
+/// id goes) the shop's categories of that level.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum OneOrShopList {
+    One(CategoryView),
+    List(Page<CategoryView>),
 }
 
 const CATEGORY_SELECT: &str = "select c.category_id as id, c.shop_id, c.level, c.parent_id, c.name, c.description, c.image_url, c.status,
         (select count(*) from categories k where k.parent_id = c.category_id) as children_count,
         (select count(*) from products p where p.status <> 'DELETED' and
             (p.category_id = c.category_id or p.sub_category_id = c.category_id or p.sub_sub_category_id = c.category_id)) as product_count,
-        c.created_at, c.updated_at
-   from categories c";
+        c.created_at, c.updated_at,
+        p1.name as parent_name, p2.category_id as grandparent_id, p2.name as grandparent_name
+   from categories c
+   left join categories p1 on p1.category_id = c.parent_id
+   left join categories p2 on p2.category_id = p1.parent_id";
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -106,7 +188,26 @@ async fn load_category(s: &AppState, user: &AuthUser, id: Uuid, level: i16) -> R
             .await?;
     let row = row.ok_or_else(|| not_found("category"))?;
     user.require_shop_role(ShopId(row.shop_id), ShopRole::ShopStaff).map_err(|_| not_found("category"))?;
-    Ok(row)
+    Ok(row.nested())
+}
+
+/// `GET …/{id}`: the category, or, when the id is one of the caller's shops, its list.
+async fn one_or_shop_list(s: &AppState, user: &AuthUser, id: Uuid, level: i16) -> Result<OneOrShopList, Problem> {
+    match load_category(s, user, id, level).await {
+        Ok(one) => Ok(OneOrShopList::One(one)),
+        Err(_) if user.require_shop_role(ShopId(id), ShopRole::ShopStaff).is_ok() => {
+            let q = CategoryQuery {
+                shop_id: Some(id),
+                category_id: None,
+                sub_category_id: None,
+                search: None,
+                page: None,
+                limit: Some(100),
+            };
+            Ok(OneOrShopList::List(list(s, user, level, q).await?.0))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 async fn create(
@@ -172,6 +273,7 @@ async fn list(
     .bind(page.offset())
     .fetch_all(&s.pool)
     .await?;
+    let rows = rows.into_iter().map(CategoryView::nested).collect();
     let total: i64 = sqlx::query_scalar(&format!("select count(*) from categories c where {filter}"))
         .bind(shop)
         .bind(level)
@@ -273,14 +375,14 @@ async fn list_categories(
 ) -> Result<Json<Page<CategoryView>>, Problem> {
     list(&s, &user, 1, q).await
 }
-#[utoipa::path(get, path = "/categories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = CategoryView), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/categories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = OneOrShopList), (status = 404, body = Problem)))]
 #[tracing::instrument(skip_all, fields(id = %id))]
 async fn get_category(
     State(s): State<AppState>,
     user: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<CategoryView>, Problem> {
-    Ok(Json(load_category(&s, &user, id, 1).await?))
+) -> Result<Json<OneOrShopList>, Problem> {
+    Ok(Json(one_or_shop_list(&s, &user, id, 1).await?))
 }
 #[utoipa::path(put, path = "/categories/{id}", tag = "categories", params(("id" = Uuid, Path)), request_body = CategoryInput, responses((status = 200, body = CategoryView)))]
 #[tracing::instrument(skip_all, fields(id = %id))]
@@ -320,14 +422,14 @@ async fn list_subcategories(
 ) -> Result<Json<Page<CategoryView>>, Problem> {
     list(&s, &user, 2, q).await
 }
-#[utoipa::path(get, path = "/categories/subcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = CategoryView)))]
+#[utoipa::path(get, path = "/categories/subcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = OneOrShopList)))]
 #[tracing::instrument(skip_all, fields(id = %id))]
 async fn get_subcategory(
     State(s): State<AppState>,
     user: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<CategoryView>, Problem> {
-    Ok(Json(load_category(&s, &user, id, 2).await?))
+) -> Result<Json<OneOrShopList>, Problem> {
+    Ok(Json(one_or_shop_list(&s, &user, id, 2).await?))
 }
 #[utoipa::path(put, path = "/categories/subcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), request_body = CategoryInput, responses((status = 200, body = CategoryView)))]
 #[tracing::instrument(skip_all, fields(id = %id))]
@@ -367,14 +469,14 @@ async fn list_subsubcategories(
 ) -> Result<Json<Page<CategoryView>>, Problem> {
     list(&s, &user, 3, q).await
 }
-#[utoipa::path(get, path = "/categories/subsubcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = CategoryView)))]
+#[utoipa::path(get, path = "/categories/subsubcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = OneOrShopList)))]
 #[tracing::instrument(skip_all, fields(id = %id))]
 async fn get_subsubcategory(
     State(s): State<AppState>,
     user: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<CategoryView>, Problem> {
-    Ok(Json(load_category(&s, &user, id, 3).await?))
+) -> Result<Json<OneOrShopList>, Problem> {
+    Ok(Json(one_or_shop_list(&s, &user, id, 3).await?))
 }
 #[utoipa::path(put, path = "/categories/subsubcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), request_body = CategoryInput, responses((status = 200, body = CategoryView)))]
 #[tracing::instrument(skip_all, fields(id = %id))]

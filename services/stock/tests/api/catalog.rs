@@ -348,3 +348,48 @@ async fn the_first_dashboard_sends_prices_as_numbers_and_removes_units_without_a
         app.call("POST", "/products", Some(json!({"shopId": shop, "name": "X", "status": "GONE"})), Some(&t)).await;
     assert_eq!((s, b["errors"][0]["field"].as_str()), (422, Some("status")), "{b}");
 }
+
+#[tokio::test]
+async fn the_first_dashboard_lists_categories_by_shop_id_with_nested_parents_and_counts() {
+    let app = spawn_app().await;
+    let shop = app.seed_shop().await;
+    let t = app.staff(shop).await;
+    let (s, cat) = app.call("POST", "/categories", Some(json!({"shopId": shop, "name": "Phones"})), Some(&t)).await;
+    assert_eq!(s, 201, "{cat}");
+    let cat_id = cat["id"].as_str().unwrap().to_owned();
+    let (s, sub) = app
+        .call("POST", "/categories/subcategories", Some(json!({"categoryId": cat_id, "name": "Android"})), Some(&t))
+        .await;
+    assert_eq!(s, 201, "{sub}");
+    let sub_id = sub["id"].as_str().unwrap().to_owned();
+    let (s, subsub) = app
+        .call("POST", "/categories/subsubcategories", Some(json!({"subCategoryId": sub_id, "name": "Pixel"})), Some(&t))
+        .await;
+    assert_eq!(s, 201, "{subsub}");
+
+    let (s, l1) = app.call("GET", &format!("/categories/{shop}"), None, Some(&t)).await;
+    assert_eq!(s, 200, "{l1}");
+    assert_eq!(l1["data"][0]["id"], cat_id.as_str(), "{l1}");
+    assert_eq!(l1["data"][0]["_count"], json!({"subCategories": 1, "products": 0}), "{l1}");
+    assert!(l1["data"][0]["updatedAt"].is_string());
+    let (s, l2) = app.call("GET", &format!("/categories/subcategories/{shop}"), None, Some(&t)).await;
+    assert_eq!(s, 200, "{l2}");
+    assert_eq!(l2["data"][0]["category"], json!({"id": cat_id, "name": "Phones"}), "{l2}");
+    assert_eq!(l2["data"][0]["categoryId"], cat_id.as_str());
+    assert_eq!(l2["data"][0]["_count"], json!({"subSubCategories": 1, "products": 0}), "{l2}");
+    let (s, l3) = app.call("GET", &format!("/categories/subsubcategories/{shop}"), None, Some(&t)).await;
+    assert_eq!(s, 200, "{l3}");
+    assert_eq!(
+        l3["data"][0]["subCategory"],
+        json!({"id": sub_id, "name": "Android", "category": {"id": cat_id, "name": "Phones"}}),
+        "{l3}"
+    );
+    assert_eq!(l3["data"][0]["subCategoryId"], sub_id.as_str());
+    // Our own forms keep working: one category by its id.
+    let (s, one) = app.call("GET", &format!("/categories/subcategories/{sub_id}"), None, Some(&t)).await;
+    assert_eq!((s, one["name"].as_str(), one["parentId"].as_str()), (200, Some("Android"), Some(cat_id.as_str())));
+    // Another shop's id is no list of yours.
+    let other = app.seed_shop().await;
+    let (s, b) = app.call("GET", &format!("/categories/{other}"), None, Some(&t)).await;
+    assert_eq!(s, 404, "{b}");
+}
