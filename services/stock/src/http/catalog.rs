@@ -138,7 +138,7 @@ impl CategoryView {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum OneOrShopList {
-    One(CategoryView),
+    One(Box<CategoryView>),
     List(Page<CategoryView>),
 }
 
@@ -194,7 +194,7 @@ async fn load_category(s: &AppState, user: &AuthUser, id: Uuid, level: i16) -> R
 /// `GET …/{id}`: the category, or, when the id is one of the caller's shops, its list.
 async fn one_or_shop_list(s: &AppState, user: &AuthUser, id: Uuid, level: i16) -> Result<OneOrShopList, Problem> {
     match load_category(s, user, id, level).await {
-        Ok(one) => Ok(OneOrShopList::One(one)),
+        Ok(one) => Ok(OneOrShopList::One(Box::new(one))),
         Err(_) if user.require_shop_role(ShopId(id), ShopRole::ShopStaff).is_ok() => {
             let q = CategoryQuery {
                 shop_id: Some(id),
