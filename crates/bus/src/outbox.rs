@@ -158,7 +158,8 @@ impl OutboxRelay {
                 Ok(n) => {
                     failures = 0;
                     if n > 0 {
-                        looks = [].iter();
+                        // The looks still due stay: a second writer that woke us while this
+                        // batch ran may not have committed yet.
                         if usize::try_from(self.batch_size).is_ok_and(|b| n >= b) {
                             continue; // a full batch: more are waiting
                         }

@@ -130,7 +130,9 @@ impl Problem {
     pub fn internal(err: &anyhow::Error) -> Self {
         if err.chain().any(|c| matches!(c.downcast_ref::<sqlx::Error>(), Some(sqlx::Error::PoolTimedOut))) {
             tracing::warn!(error = %err, "overloaded: no database connection within the pool's timeout");
-            let mut p = Self::unavailable("SERVICE_BUSY", "The service is busy; nothing was done. Try again shortly.");
+            // Not "nothing was done": the wait may have come after a commit. A retry with
+            // the same Idempotency-Key is what makes trying again safe.
+            let mut p = Self::unavailable("SERVICE_BUSY", "The service is busy. Try again shortly.");
             p.retry_after_secs = Some(1);
             return p;
         }

@@ -65,6 +65,17 @@ struct Cached {
     uses: u64,
 }
 
+/// A shop's place in the cache: its key, or when getting it last failed.
+#[derive(Default)]
+struct Slot {
+    cached: Option<Cached>,
+    failed_at: Option<Instant>,
+}
+
+/// After a failed unwrap, the shop's other callers fail at once for this long instead of
+/// each waiting out its own KMS timeout in turn behind the slot's lock.
+const FAILURE_HOLD: Duration = Duration::from_secs(1);
+
 #[derive(Clone)]
 pub struct KeyRing {
     inner: Arc<Inner>,
@@ -76,7 +87,7 @@ struct Inner {
     pool: PgPool,
     /// One slot per shop; a slot's lock is held while its key is unwrapped, so a cold or
     /// expired key costs one KMS call however many checkouts want it at that moment.
-    cache: Mutex<HashMap<Uuid, Arc<Mutex<Option<Cached>>>>>,
+    cache: Mutex<HashMap<Uuid, Arc<Mutex<Slot>>>>,
     max_age: Duration,
     max_uses: u64,
     kms_calls: Counter,
@@ -119,16 +130,30 @@ impl KeyRing {
     pub async fn key(&self, shop_id: Uuid) -> anyhow::Result<Arc<DataKey>> {
         let slot = self.inner.cache.lock().await.entry(shop_id).or_default().clone();
         let mut slot = slot.lock().await;
-        if let Some(c) = slot.as_mut() {
+        if let Some(c) = slot.cached.as_mut() {
             if c.unwrapped_at.elapsed() < self.inner.max_age && c.uses < self.inner.max_uses {
                 c.uses += 1;
                 return Ok(c.key.clone());
             }
         }
-        *slot = None; // dropped (and zeroized) before the next one is unwrapped
-        let key = Arc::new(self.load_or_create(shop_id).await?);
-        *slot = Some(Cached { key: key.clone(), unwrapped_at: Instant::now(), uses: 1 });
-        Ok(key)
+        slot.cached = None; // dropped (and zeroized) before the next one is unwrapped
+        if slot.failed_at.is_some_and(|at| at.elapsed() < FAILURE_HOLD) {
+            anyhow::bail!("the shop's data key could not be had from KMS a moment ago");
+        }
+        match self.load_or_create(shop_id).await {
+            Ok(key) => {
+                let key = Arc::new(key);
+                *slot = Slot {
+                    cached: Some(Cached { key: key.clone(), unwrapped_at: Instant::now(), uses: 1 }),
+                    failed_at: None,
+                };
+                Ok(key)
+            }
+            Err(e) => {
+                slot.failed_at = Some(Instant::now());
+                Err(e)
+            }
+        }
     }
 
     async fn load_or_create(&self, shop_id: Uuid) -> anyhow::Result<DataKey> {

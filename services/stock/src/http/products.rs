@@ -169,7 +169,8 @@ pub struct ProductInput {
     status: Option<String>,
     sku: Option<String>,
     barcode: Option<String>,
-    /// SERIALIZED or BULK (default BULK); fixed once created.
+    /// SERIALIZED or BULK; fixed once created. Left out: BULK when a `sellPrice` is given,
+    /// SERIALIZED otherwise (the first system's dashboard creates bare products, then units).
     tracking: Option<String>,
     /// Bulk products' price ("1250.00").
     sell_price: Option<MoneyInput>,
