@@ -42,6 +42,17 @@ pub fn unchanged<T: PartialEq>(field: &str, given: Option<T>, current: Option<T>
     }
 }
 
+/// The `id` some clients repeat in a request body (the first Cashvio's PUT bodies). On a
+/// create (`path` is `None`) ids are the server's to assign, so any `id` is a 422; on an edit
+/// it must name the record of the path.
+pub fn body_id(given: Option<uuid::Uuid>, path: Option<uuid::Uuid>) -> Result<(), Problem> {
+    match (given, path) {
+        (Some(_), None) => Err(Problem::field("id", "assigned by the server; leave it out")),
+        (Some(g), Some(p)) if g != p => Err(Problem::field("id", "must be the id in the path")),
+        _ => Ok(()),
+    }
+}
+
 /// At most this many images on one record.
 pub const MAX_IMAGES: usize = 10;
 
@@ -93,6 +104,16 @@ pub fn shop_objects(field: &str, shop: uuid::Uuid, values: &[String]) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_id_is_refused_on_create_and_must_match_the_path_on_edit() {
+        let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        assert!(body_id(None, None).is_ok());
+        assert!(body_id(None, Some(a)).is_ok());
+        assert!(body_id(Some(a), Some(a)).is_ok());
+        assert!(body_id(Some(b), Some(a)).is_err());
+        assert!(body_id(Some(a), None).is_err());
+    }
 
     #[test]
     fn images_are_this_shops_uploads_by_key_or_url_and_at_most_ten() {

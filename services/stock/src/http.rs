@@ -41,6 +41,17 @@ pub async fn currency(pool: &PgPool, shop: Uuid) -> Result<Currency, Problem> {
     Ok(crate::db::shop_currency(pool, shop).await?)
 }
 
+/// A catalog record's visibility as requested: ACTIVE, or HIDE, which the first system's
+/// clients call INACTIVE (both accepted, stored as HIDE).
+pub fn visibility(raw: Option<&str>) -> Result<Option<&'static str>, Problem> {
+    match raw {
+        None => Ok(None),
+        Some("ACTIVE") => Ok(Some("ACTIVE")),
+        Some("HIDE" | "INACTIVE") => Ok(Some("HIDE")),
+        Some(_) => Err(unprocessable("status", "ACTIVE, HIDE or INACTIVE")),
+    }
+}
+
 pub fn unprocessable(field: &str, message: &str) -> Problem {
     Problem::field(field, message)
 }

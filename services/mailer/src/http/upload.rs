@@ -85,7 +85,7 @@ fn unprocessable(code: &str, field: &str, message: &str) -> Problem {
 #[utoipa::path(post, path = "/upload", tag = "uploads", params(UploadQuery),
     request_body(content_type = "multipart/form-data", description = "field `files`, repeated"),
     responses(
-        (status = 200, body = UploadResponse),
+        (status = 201, body = UploadResponse),
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem),
     ))]
@@ -95,7 +95,7 @@ async fn upload(
     user: AuthUser,
     Query(q): Query<UploadQuery>,
     multipart: Result<Multipart, MultipartRejection>,
-) -> Result<Json<UploadResponse>, Problem> {
+) -> Result<(StatusCode, Json<UploadResponse>), Problem> {
     let shop = user.acting_shop(q.shop_id)?;
     let sub = SubFolder::parse(q.sub_folder.as_deref().unwrap_or(""))
         .map_err(|m| unprocessable("INVALID_SUB_FOLDER", "subFolder", m))?;
@@ -121,7 +121,11 @@ async fn upload(
     if stored.is_empty() {
         return Err(unprocessable("NO_FILES", "files", "send at least one file in the field `files`"));
     }
-    Ok(Json(UploadResponse { urls: stored.iter().map(|f| f.key.clone()).collect(), files: stored }))
+    // 201: the files are created (the first system's clients expect 201 from every POST that creates).
+    Ok((
+        StatusCode::CREATED,
+        Json(UploadResponse { urls: stored.iter().map(|f| f.key.clone()).collect(), files: stored }),
+    ))
 }
 
 async fn receive(

@@ -59,7 +59,7 @@ async fn uploaded_files_come_back_byte_identical_under_the_shop() {
         vec![("scan.png", big.clone()), ("bill.pdf", small.clone())],
     )
     .await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 201, "{body}");
     let urls: Vec<String> = serde_json::from_value(body["urls"].clone()).unwrap();
     assert_eq!(urls.len(), 2);
     for (key, expected, ct, ext) in [(&urls[0], &big, "image/png", "png"), (&urls[1], &small, "application/pdf", "pdf")]
@@ -331,7 +331,7 @@ async fn the_first_clients_upload_without_a_folder_and_delete_with_a_key_array()
     // As the shop dashboard sends it: only `subFolder`, files under `files`.
     let (status, body) =
         upload(&app, Some(&token), "subFolder=products", vec![("a.png", png(100)), ("b.png", png(120))]).await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 201, "{body}");
     let keys: Vec<String> = body["urls"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_owned()).collect();
     assert_eq!(keys.len(), 2);
     for key in &keys {

@@ -16,7 +16,7 @@ use platform::ids::ShopId;
 use platform::pagination::{Page, PageQuery};
 use platform::Problem;
 
-use super::{acting_shop, unprocessable, AppState};
+use super::{acting_shop, unprocessable, visibility, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -155,6 +155,9 @@ const CATEGORY_SELECT: &str = "select c.category_id as id, c.shop_id, c.level, c
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CategoryInput {
+    /// The record's own id, as the first Cashvio's clients repeat it in PUT bodies: must be the
+    /// path's; refused on create.
+    id: Option<Uuid>,
     shop_id: Option<Uuid>,
     /// The parent: a category for a subcategory, a subcategory for a sub-subcategory.
     category_id: Option<Uuid>,
@@ -162,7 +165,7 @@ pub struct CategoryInput {
     name: Option<String>,
     description: Option<String>,
     image_url: Option<String>,
-    /// ACTIVE or HIDE
+    /// ACTIVE, or HIDE (INACTIVE, the first system's name, is accepted for it)
     status: Option<String>,
 }
 
@@ -216,6 +219,7 @@ async fn create(
     level: i16,
     req: CategoryInput,
 ) -> Result<(StatusCode, Json<CategoryView>), Problem> {
+    platform::validate::body_id(req.id, None)?;
     let name = text("name", req.name.as_deref(), 120)?.ok_or_else(|| unprocessable("name", "required"))?;
     let (shop, parent) = match level {
         1 => (acting_shop(user, req.shop_id)?, None),
@@ -229,9 +233,11 @@ async fn create(
             (parent.shop_id, Some(parent_id))
         }
     };
+    let status = visibility(req.status.as_deref())?.unwrap_or("ACTIVE");
     let id = Uuid::now_v7();
     sqlx::query(
-        "insert into categories (category_id, shop_id, level, parent_id, name, description, image_url) values ($1, $2, $3, $4, $5, $6, $7)",
+        "insert into categories (category_id, shop_id, level, parent_id, name, description, image_url, status)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(id)
     .bind(shop)
@@ -240,6 +246,7 @@ async fn create(
     .bind(&name)
     .bind(text("description", req.description.as_deref(), 1_000)?)
     .bind(image(shop, req.image_url.as_deref())?)
+    .bind(status)
     .execute(&s.pool)
     .await
     .map_err(|e| match &e {
@@ -296,6 +303,7 @@ async fn update(
     id: Uuid,
     req: CategoryInput,
 ) -> Result<Json<CategoryView>, Problem> {
+    platform::validate::body_id(req.id, Some(id))?;
     let current = load_category(s, user, id, level).await?;
     platform::validate::unchanged("shopId", req.shop_id, Some(current.shop_id))?;
     match level {
@@ -303,11 +311,7 @@ async fn update(
         3 => platform::validate::unchanged("subCategoryId", req.sub_category_id, current.parent_id)?,
         _ => platform::validate::unchanged("categoryId", req.category_id, None)?,
     }
-    let status = match req.status.as_deref() {
-        None => None,
-        Some(st @ ("ACTIVE" | "HIDE")) => Some(st.to_owned()),
-        Some(_) => return Err(unprocessable("status", "ACTIVE or HIDE")),
-    };
+    let status = visibility(req.status.as_deref())?;
     sqlx::query(
         "update categories set name = coalesce($2, name), description = coalesce($3, description),
                 image_url = coalesce($4, image_url), status = coalesce($5, status) where category_id = $1",
@@ -523,6 +527,9 @@ const SUPPLIER_SELECT: &str = "select s.supplier_id as id, s.shop_id, s.name, s.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SupplierInput {
+    /// The record's own id, as the first Cashvio's clients repeat it in PUT bodies: must be the
+    /// path's; refused on create.
+    id: Option<Uuid>,
     shop_id: Option<Uuid>,
     name: Option<String>,
     contact_number: Option<String>,
@@ -547,6 +554,7 @@ async fn create_supplier(
     user: AuthUser,
     Json(req): Json<SupplierInput>,
 ) -> Result<(StatusCode, Json<SupplierView>), Problem> {
+    platform::validate::body_id(req.id, None)?;
     let shop = acting_shop(&user, req.shop_id)?;
     let name = text("name", req.name.as_deref(), 120)?.ok_or_else(|| unprocessable("name", "required"))?;
     let contact = text("contactNumber", req.contact_number.as_deref(), 40)?
@@ -625,6 +633,7 @@ async fn update_supplier(
     Path(id): Path<Uuid>,
     Json(req): Json<SupplierInput>,
 ) -> Result<Json<SupplierView>, Problem> {
+    platform::validate::body_id(req.id, Some(id))?;
     let current = load_supplier(&s, &user, id).await?;
     platform::validate::unchanged("shopId", req.shop_id, Some(current.shop_id))?;
     sqlx::query(

@@ -20,7 +20,7 @@ use platform::money::{MoneyInput, MoneyNumber};
 use platform::pagination::{Page, PageQuery};
 use platform::{Currency, Money, Problem};
 
-use super::{acting_shop, currency, unprocessable, AppState};
+use super::{acting_shop, currency, unprocessable, visibility, AppState};
 use crate::reservations::actor::{Adjustment, Msg};
 use crate::reservations::Level;
 
@@ -99,12 +99,25 @@ pub struct ProductRow {
     category_id: Option<Uuid>,
     sub_category_id: Option<Uuid>,
     sub_sub_category_id: Option<Uuid>,
+    /// ACTIVE, or INACTIVE when hidden (the first system's name, which its clients know;
+    /// HIDE is accepted for it in requests).
     status: String,
     sku: Option<String>,
     barcode: Option<String>,
     tracking: String,
     #[serde(skip)]
     sell_price_minor: Option<i64>,
+    /// The related records as nested objects, as the first system's clients read them:
+    /// `supplier{id,name,email,contactNumber,haveWhatsApp}`, `category{id,name}`,
+    /// `subCategory{id,name,categoryId}`, `subSubCategory{id,name,subCategoryId}`; null when unset.
+    #[schema(value_type = Option<Object>)]
+    supplier: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    category: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    sub_category: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    sub_sub_category: Option<serde_json::Value>,
     on_hand: i64,
     reserved: i64,
     created_at: DateTime<Utc>,
@@ -124,7 +137,14 @@ pub struct ProductView {
 
 const PRODUCT_SELECT: &str = "select p.product_id, p.shop_id, p.name, p.display_name, p.description, p.image_urls,
         p.keeping_units, p.warranty_months, p.loyalty_points, p.supplier_id, p.category_id, p.sub_category_id,
-        p.sub_sub_category_id, p.status, p.sku, p.barcode, p.tracking, p.sell_price_minor, p.created_at, p.updated_at,
+        p.sub_sub_category_id, case p.status when 'HIDE' then 'INACTIVE' else p.status end as status, p.sku, p.barcode, p.tracking, p.sell_price_minor, p.created_at, p.updated_at,
+        (select json_build_object('id', su.supplier_id, 'name', su.name, 'email', su.email, 'contactNumber', su.contact_number,
+                'haveWhatsApp', su.have_whatsapp) from suppliers su where su.supplier_id = p.supplier_id) as supplier,
+        (select json_build_object('id', c.category_id, 'name', c.name) from categories c where c.category_id = p.category_id) as category,
+        (select json_build_object('id', c.category_id, 'name', c.name, 'categoryId', c.parent_id)
+           from categories c where c.category_id = p.sub_category_id) as sub_category,
+        (select json_build_object('id', c.category_id, 'name', c.name, 'subCategoryId', c.parent_id)
+           from categories c where c.category_id = p.sub_sub_category_id) as sub_sub_category,
         case when p.tracking = 'BULK' then coalesce(l.on_hand, 0)::bigint
              else (select count(*) from items i where i.product_id = p.product_id and i.status in ('AVAILABLE', 'RESERVED')) end as on_hand,
         case when p.tracking = 'BULK' then coalesce(l.reserved, 0)::bigint
@@ -153,6 +173,9 @@ async fn load_product(s: &AppState, user: &AuthUser, id: Uuid) -> Result<Product
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProductInput {
+    /// The record's own id, as the first Cashvio's clients repeat it in PUT bodies: must be the
+    /// path's; refused on create.
+    id: Option<Uuid>,
     shop_id: Option<Uuid>,
     name: Option<String>,
     display_name: Option<String>,
@@ -176,14 +199,18 @@ pub struct ProductInput {
     sell_price: Option<MoneyInput>,
 }
 
-fn check_status(raw: Option<&str>) -> Result<Option<&'static str>, Problem> {
-    match raw {
-        None => Ok(None),
-        Some("ACTIVE") => Ok(Some("ACTIVE")),
-        // INACTIVE: the first system's name for it.
-        Some("HIDE" | "INACTIVE") => Ok(Some("HIDE")),
-        Some(_) => Err(unprocessable("status", "ACTIVE, HIDE or INACTIVE")),
+/// The counts of a product (threshold, warranty, points) are never negative.
+fn check_counts(req: &ProductInput) -> Result<(), Problem> {
+    for (field, v) in [
+        ("keepingUnits", req.keeping_units),
+        ("warrantyMonths", req.warranty_months),
+        ("loyaltyPoints", req.loyalty_points),
+    ] {
+        if v.is_some_and(|n| n < 0) {
+            return Err(unprocessable(field, "must not be negative"));
+        }
     }
+    Ok(())
 }
 
 fn trimmed(field: &str, raw: Option<&str>, max: usize) -> Result<Option<String>, Problem> {
@@ -207,6 +234,7 @@ async fn create_product(
     user: AuthUser,
     Json(req): Json<ProductInput>,
 ) -> Result<(StatusCode, Json<ProductView>), Problem> {
+    platform::validate::body_id(req.id, None)?;
     let shop = acting_shop(&user, req.shop_id)?;
     let name = trimmed("name", req.name.as_deref(), 200)?.ok_or_else(|| unprocessable("name", "required"))?;
     // Without `tracking`: a product with a price is counted in bulk; one without a price
@@ -220,16 +248,8 @@ async fn create_product(
     };
     let cur = currency(&s.pool, shop).await?;
     let price = parse_money("sellPrice", req.sell_price.as_ref(), cur)?;
-    for (field, v) in [
-        ("keepingUnits", req.keeping_units),
-        ("warrantyMonths", req.warranty_months),
-        ("loyaltyPoints", req.loyalty_points),
-    ] {
-        if v.is_some_and(|n| n < 0) {
-            return Err(unprocessable(field, "must not be negative"));
-        }
-    }
-    let status = check_status(req.status.as_deref())?.unwrap_or("ACTIVE");
+    check_counts(&req)?;
+    let status = visibility(req.status.as_deref())?.unwrap_or("ACTIVE");
     let id = Uuid::now_v7();
     let mut tx = s.pool.begin().await?;
     sqlx::query(
@@ -299,11 +319,7 @@ async fn list_products(
 ) -> Result<Json<Page<ProductView>>, Problem> {
     let shop = acting_shop(&user, q.shop_id)?;
     let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
-    let status = match q.status.as_deref() {
-        None => None,
-        Some(st @ ("ACTIVE" | "HIDE")) => Some(st.to_owned()),
-        Some(_) => return Err(unprocessable("status", "ACTIVE or HIDE")),
-    };
+    let status = visibility(q.status.as_deref())?;
     let search = q.search.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_lowercase);
     let filter = "p.shop_id = $1 and p.status <> 'DELETED'
         and ($2::uuid is null or p.supplier_id = $2) and ($3::uuid is null or p.category_id = $3)
@@ -365,6 +381,7 @@ async fn update_product(
     Path(id): Path<Uuid>,
     Json(req): Json<ProductInput>,
 ) -> Result<Json<ProductView>, Problem> {
+    platform::validate::body_id(req.id, Some(id))?;
     let row = load_product(&s, &user, id).await?;
     if req.tracking.as_deref().is_some_and(|t| t != row.tracking) {
         return Err(unprocessable("tracking", "cannot change once created"));
@@ -372,6 +389,7 @@ async fn update_product(
     if req.shop_id.is_some_and(|sh| sh != row.shop_id) {
         return Err(unprocessable("shopId", "a product cannot move between shops"));
     }
+    check_counts(&req)?;
     let cur = currency(&s.pool, row.shop_id).await?;
     sqlx::query(
         "update products set name = coalesce($2, name), display_name = coalesce($3, display_name),
@@ -388,14 +406,14 @@ async fn update_product(
     .bind(trimmed("displayName", req.display_name.as_deref(), 200)?)
     .bind(trimmed("description", req.description.as_deref(), 4_000)?)
     .bind(req.image_urls.as_deref().map(|v| platform::validate::shop_objects("imageUrls", row.shop_id, v)).transpose()?)
-    .bind(req.keeping_units.filter(|n| *n >= 0))
-    .bind(req.warranty_months.filter(|n| *n >= 0))
-    .bind(req.loyalty_points.filter(|n| *n >= 0))
+    .bind(req.keeping_units)
+    .bind(req.warranty_months)
+    .bind(req.loyalty_points)
     .bind(req.supplier_id)
     .bind(req.category_id)
     .bind(req.sub_category_id)
     .bind(req.sub_sub_category_id)
-    .bind(check_status(req.status.as_deref())?)
+    .bind(visibility(req.status.as_deref())?)
     .bind(trimmed("sku", req.sku.as_deref(), 64)?)
     .bind(trimmed("barcode", req.barcode.as_deref(), 64)?)
     .bind(parse_money("sellPrice", req.sell_price.as_ref(), cur)?)
@@ -703,6 +721,9 @@ const ITEM_SELECT: &str =
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ItemInput {
+    /// The record's own id, as the first Cashvio's clients repeat it in PUT bodies: must be the
+    /// path's; refused on create.
+    id: Option<Uuid>,
     barcode: Option<String>,
     brought_price: Option<MoneyInput>,
     sell_price: Option<MoneyInput>,
@@ -722,6 +743,7 @@ async fn create_item(
     key: IdempotencyKey,
     Json(req): Json<ItemInput>,
 ) -> Result<Response, Problem> {
+    platform::validate::body_id(req.id, None)?;
     let product = req.product_id.ok_or_else(|| unprocessable("productId", "required"))?;
     let row = load_product(&s, &user, product).await?;
     let (s, user, req) = (&s, &user, &req);
@@ -910,6 +932,7 @@ async fn update_item(
     Path(id): Path<Uuid>,
     Json(req): Json<ItemInput>,
 ) -> Result<Json<ItemView>, Problem> {
+    platform::validate::body_id(req.id, Some(id))?;
     let (row, cur) = load_item(&s, &user, "item_id::text", &id.to_string(), None).await?;
     if req.product_id.is_some_and(|p| p != row.product_id)
         || req.barcode.as_deref().is_some_and(|b| b.trim() != row.barcode)

@@ -5,6 +5,7 @@ mod access;
 mod catalog;
 mod crash;
 mod events;
+mod first_clients;
 mod hardening;
 mod helpers;
 mod oversell;
