@@ -37,6 +37,16 @@ for case in "404|/nosuchservice/x|" "414|/stock/$long|" "400|/stock/health|X-Big
 done
 # The README walkthrough, end to end through nginx.
 if bash "$ROOT/stack/walkthrough.sh"; then echo "ok: walkthrough"; else echo "FAILED: walkthrough"; failed=1; fi
+# The first Cashvio's front ends' calls (CLIENTS.md), replayed through nginx by tests/clients;
+# the admin app's calls need a super admin.
+export CLIENTS_ADMIN_EMAIL="clients-admin@example.com" CLIENTS_ADMIN_PASSWORD="clients admin password"
+SUPER_ADMIN_PASSWORD="$CLIENTS_ADMIN_PASSWORD" "$ROOT/target/release/cashvio-admin" create-super-admin \
+  --email "$CLIENTS_ADMIN_EMAIL" --name "Clients Admin" >/dev/null
+if CASHVIO_URL="http://127.0.0.1:$NGINX_PORT" cargo test --locked -q -p clients -- --ignored; then
+  echo "ok: the first front ends' calls"
+else
+  echo "FAILED: the first front ends' calls (tests/clients)"; failed=1
+fi
 
 # A service that is down answers a problem+json 502 through nginx; `make up` again is
 # harmless and brings it back.
@@ -61,5 +71,5 @@ if [[ $was_up -eq 0 ]]; then
   done
   [[ $failed -eq 0 ]] && echo "ok: nothing of the stack listens after make down"
 fi
-total=$((3 * ${#SERVICES[@]} + 8))
+total=$((3 * ${#SERVICES[@]} + 9))
 if [[ $failed -eq 0 ]]; then echo "smoke: $total passed, 0 failed"; else echo "smoke: failed"; exit 1; fi

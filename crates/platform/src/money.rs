@@ -349,6 +349,48 @@ mod tests {
         }
     }
 
+    /// Property: for any amount in any digit count, the forms clients send (the decimal
+    /// string, JavaScript's shortest number text without trailing zeros, either as a JSON
+    /// number or string, and our own `MoneyNumber`) read back to exactly the same minor
+    /// units, and one digit more than the currency has is always `TooPrecise`. Seeded, so a
+    /// failure reproduces.
+    #[test]
+    fn every_form_of_every_amount_reads_back_exactly() {
+        use rand::{Rng, SeedableRng};
+        #[derive(Deserialize)]
+        struct Body {
+            amount: MoneyInput,
+        }
+        let read = |json: &str, cur: Currency| -> Result<i64, MoneyError> {
+            let body: Body =
+                serde_json::from_str(&format!(r#"{{"amount": {json}}}"#)).unwrap_or_else(|e| panic!("{json}: {e}"));
+            body.amount.to_money(cur).map(|m| m.minor())
+        };
+        let currencies: Vec<Currency> = ["LKR", "JPY", "KWD"].iter().map(|c| c.parse().expect("known")).collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(20_261_122);
+        for _ in 0..20_000 {
+            let cur = currencies[rng.gen_range(0..currencies.len())];
+            let minor: i64 = match rng.gen_range(0..3) {
+                0 => rng.gen_range(-1_000..1_000),
+                1 => rng.gen_range(-1_000_000_000_000..1_000_000_000_000),
+                _ => rng.gen_range(i64::MIN + 1..=i64::MAX),
+            };
+            let text = Money::from_minor(minor, cur).to_decimal_string();
+            let js = if text.contains('.') {
+                text.trim_end_matches('0').trim_end_matches('.').to_owned()
+            } else {
+                text.clone()
+            };
+            let number = serde_json::to_string(&MoneyNumber(Money::from_minor(minor, cur))).expect("json");
+            for form in [text.clone(), format!("\"{text}\""), js.clone(), format!("\"{js}\""), number] {
+                assert_eq!(read(&form, cur), Ok(minor), "{form} in {}", cur.code());
+            }
+            let digit = rng.gen_range(1..=9);
+            let longer = if text.contains('.') { format!("{text}{digit}") } else { format!("{text}.{digit}") };
+            assert_eq!(read(&longer, cur), Err(MoneyError::TooPrecise), "{longer} in {}", cur.code());
+        }
+    }
+
     #[test]
     fn serializes_as_decimal_string() {
         let json = serde_json::to_string(&Money::from_minor(125_000, Currency::LKR)).unwrap();

@@ -4,7 +4,7 @@
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -26,12 +26,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Starts Google sign-in: redirects to the provider with state, PKCE and nonce.
-#[utoipa::path(get, path = "/auth/google/login", tag = "auth", responses((status = 303, description = "to Google"), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/auth/google/login", tag = "auth", responses((status = 302, description = "to Google"), (status = 404, body = Problem)))]
 #[tracing::instrument(skip_all)]
 async fn google_login(State(s): State<AppState>) -> Result<Response, AuthError> {
     let google = s.google.as_ref().ok_or(AuthError::GoogleDisabled)?;
     let url = google.authorize_url(&s.pool).await?;
-    Ok(Redirect::to(url.as_str()).into_response())
+    // 302, as the first system answered and its clients expect (axum's `Redirect::to` is 303).
+    Ok((StatusCode::FOUND, [(header::LOCATION, url.as_str())]).into_response())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

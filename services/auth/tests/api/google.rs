@@ -27,7 +27,7 @@ fn location(res: &reqwest::Response) -> String {
 /// Starts sign-in on the app and returns the provider URL it redirects to.
 async fn begin(app: &TestApp) -> url::Url {
     let res = app.http.get(format!("{}/auth/google/login", app.base_url)).send().await.unwrap();
-    assert_eq!(res.status(), 303, "redirect to the provider");
+    assert_eq!(res.status(), 302, "redirect to the provider");
     let url = url::Url::parse(&location(&res)).unwrap();
     let params: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
     for p in ["state", "nonce", "code_challenge", "client_id", "redirect_uri"] {

@@ -8,9 +8,9 @@ async fn operational_endpoints_answer() {
     testkit::service::assert_shell(&app.base_url, "auth").await;
     let doc: serde_json::Value =
         app.http.get(format!("{}/openapi.json", app.base_url)).send().await.unwrap().json().await.unwrap();
-    // Google login redirects with axum's Redirect::to: 303, as documented.
+    // Google login redirects with 302 (the first system's status), as documented.
     let login = &doc["paths"]["/auth/google/login"]["get"]["responses"];
-    assert!(login["303"].is_object() && login["302"].is_null(), "{login}");
+    assert!(login["302"].is_object() && login["303"].is_null(), "{login}");
     assert!(doc["paths"]["/auth/login"]["post"]["responses"]["429"].is_object(), "sign-in documents its rate limit");
     app.shutdown.cancel();
 }

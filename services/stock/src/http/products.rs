@@ -335,7 +335,7 @@ async fn list_products(
     .bind(q.category_id)
     .bind(q.sub_category_id)
     .bind(q.sub_sub_category_id)
-    .bind(&status)
+    .bind(status)
     .bind(&search)
     .bind(page.limit)
     .bind(page.offset())
@@ -347,7 +347,7 @@ async fn list_products(
         .bind(q.category_id)
         .bind(q.sub_category_id)
         .bind(q.sub_sub_category_id)
-        .bind(&status)
+        .bind(status)
         .bind(&search)
         .fetch_one(&s.pool)
         .await?;
