@@ -1,9 +1,11 @@
 //! The order service's HTTP API (paths as the service sees them; nginx adds `/order`).
 
+pub mod cashflow;
 pub mod history;
 pub mod orders;
 pub mod receipt;
 pub mod settings;
+pub mod upcoming;
 pub mod wallets;
 
 use axum::http::HeaderMap;
@@ -22,6 +24,8 @@ pub fn router(state: AppState) -> OpenApiRouter {
         .merge(wallets::router())
         .merge(history::router())
         .merge(receipt::router())
+        .merge(cashflow::router())
+        .merge(upcoming::router())
         .with_state(state)
 }
 

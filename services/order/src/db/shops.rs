@@ -139,8 +139,14 @@ pub struct Settings {
     pub require_open_shift: bool,
 }
 
+/// The settings; a new time zone re-buckets the ledger's daily totals into the shop's new
+/// days in the same transaction.
 pub async fn put_settings(pool: &PgPool, shop_id: Uuid, s: &Settings) -> sqlx::Result<Option<Shop>> {
-    sqlx::query_as!(
+    let mut tx = pool.begin().await?;
+    let before = sqlx::query_scalar!("select time_zone from sales.shops where shop_id = $1 for update", shop_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let shop = sqlx::query_as!(
         Shop,
         "update sales.shops set time_zone = $2, allow_credit = $3, credit_limit_minor = $4, staff_price_override = $5,
                 require_open_shift = $6
@@ -154,8 +160,13 @@ pub async fn put_settings(pool: &PgPool, shop_id: Uuid, s: &Settings) -> sqlx::R
         s.staff_price_override,
         s.require_open_shift
     )
-    .fetch_optional(pool)
-    .await
+    .fetch_optional(&mut *tx)
+    .await?;
+    if before.is_some_and(|tz| tz != s.time_zone) {
+        super::cashflow::rebuild_days(&mut tx, shop_id).await?;
+    }
+    tx.commit().await?;
+    Ok(shop)
 }
 
 /// Whether PostgreSQL (whose zone database the reports use) knows this IANA time zone.
