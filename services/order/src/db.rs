@@ -3,5 +3,6 @@
 pub mod cashflow;
 pub mod customers;
 pub mod orders;
+pub mod registers;
 pub mod returns;
 pub mod shops;

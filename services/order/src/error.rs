@@ -42,6 +42,19 @@ impl From<Problem> for Error {
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
+        // The ledger's register rules (migration 20261122000016) refuse with their own codes.
+        if let sqlx::Error::Database(d) = &e {
+            match d.code().as_deref() {
+                Some("CVR01") => return Error::Problem(Problem::field("registerId", "no such register in this shop")),
+                Some("CVR02") => {
+                    return Error::Problem(Problem::conflict(
+                        "SHIFT_NOT_OPEN",
+                        "The register has no open shift (and cash sales need one here): open it first.",
+                    ))
+                }
+                _ => {}
+            }
+        }
         Error::Internal(anyhow::Error::new(e))
     }
 }

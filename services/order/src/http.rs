@@ -4,6 +4,7 @@ pub mod cashflow;
 pub mod history;
 pub mod orders;
 pub mod receipt;
+pub mod registers;
 pub mod settings;
 pub mod upcoming;
 pub mod wallets;
@@ -26,6 +27,7 @@ pub fn router(state: AppState) -> OpenApiRouter {
         .merge(receipt::router())
         .merge(cashflow::router())
         .merge(upcoming::router())
+        .merge(registers::router())
         .with_state(state)
 }
 

@@ -175,6 +175,31 @@ pub fn health(projected: i64, due_within_30: i64) -> &'static str {
     }
 }
 
+/// What a register should hold per method: every row of its shift, in less out (its
+/// opening float included). Money is counted in cash; card, bank and wallet are what the
+/// terminal and the books should show.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PerMethod {
+    pub cash: i64,
+    pub card: i64,
+    pub bank: i64,
+    pub wallet: i64,
+}
+
+pub fn expected<'a>(rows: impl IntoIterator<Item = (&'a str, &'a str, i64)>) -> Result<PerMethod, MoneyError> {
+    let mut sums = [0i128; 4];
+    for (method, direction, amount) in rows {
+        let i = match method {
+            "CASH" => 0,
+            "CARD" => 1,
+            "BANK" => 2,
+            _ => 3,
+        };
+        sums[i] += if direction == "OUT" { -i128::from(amount) } else { i128::from(amount) };
+    }
+    Ok(PerMethod { cash: narrow(sums[0])?, card: narrow(sums[1])?, bank: narrow(sums[2])?, wallet: narrow(sums[3])? })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +239,21 @@ mod tests {
             [d(2026, 10, 1), d(2026, 11, 1), d(2026, 12, 1)]
         );
         assert_eq!(months[1].1, f);
+    }
+
+    #[test]
+    fn a_register_expects_its_float_and_its_cash_movements() {
+        let rows = [
+            ("CASH", "IN", 5_000),  // float
+            ("CASH", "IN", 10_000), // sales
+            ("CASH", "OUT", 1_500), // change
+            ("CASH", "OUT", 700),   // refund
+            ("CASH", "IN", 2_000),  // cash in
+            ("CASH", "OUT", 3_000), // cash out
+            ("CARD", "IN", 4_000),
+            ("WALLET", "IN", 900),
+        ];
+        assert_eq!(expected(rows), Ok(PerMethod { cash: 11_800, card: 4_000, bank: 0, wallet: 900 }));
     }
 
     #[test]
