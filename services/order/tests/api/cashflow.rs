@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{spawn_app, TestApp};
+use crate::registers::{assert_totals_match_ledger, cents, ledger_cash};
 
 /// (cash, card, bank) in minor units from the ledger itself, as the balance must be.
 async fn ledger_balance(app: &TestApp, shop: Uuid) -> (i64, i64, i64) {
@@ -328,8 +329,9 @@ async fn the_first_dashboards_cashflow_page_reads_every_field_from_the_ledger() 
     app.stop();
 }
 
-/// Sales with split payments and change, returns, top-ups, dues paid, expenses and paid bills
-/// in two shops, some at once; then a time-zone change. The balance per method, the daily
+/// Sales with split payments and change, returns, top-ups, dues paid, expenses, paid bills and
+/// cash in and out on two registers per shop (one closing with a miscount halfway and opening
+/// a second shift), in two shops, some at once; then a time-zone change. The balance per method, the daily
 /// totals and the reports equal the ledger throughout, and neither shop sees the other's.
 #[tokio::test]
 async fn balances_and_daily_totals_equal_the_ledger_after_a_random_workload() {
@@ -350,16 +352,22 @@ async fn balances_and_daily_totals_equal_the_ledger_after_a_random_workload() {
             )
             .await;
         assert_eq!(s, 200);
-        shops.push((shop, rice, staff, owner, customers));
+        let tills = [Uuid::now_v7(), Uuid::now_v7()];
+        for till in tills {
+            let (s, x) = app.call("POST", &format!("/registers/{till}/open"), Some(json!({"float": 1000})), &staff).await;
+            assert_eq!(s, 201, "{x}");
+        }
+        shops.push((shop, rice, staff, owner, customers, tills));
     }
     let methods = ["CASH", "CARD", "BANK"];
     for round in 0..6 {
         let mut calls = Vec::new();
-        for (shop, rice, staff, owner, customers) in &shops {
+        for (shop, rice, staff, owner, customers, tills) in &shops {
             for _ in 0..4 {
                 let customer = customers[rng.gen_range(0..2)];
+                let till = tills[rng.gen_range(0..2)];
                 let qty: i64 = rng.gen_range(1..4);
-                let body = match rng.gen_range(0..6) {
+                let body = match rng.gen_range(0..7) {
                     // Split tender, cash last with change.
                     0 => (
                         "order",
@@ -377,13 +385,21 @@ async fn balances_and_daily_totals_equal_the_ledger_after_a_random_workload() {
                         "expense",
                         json!({"shopId": shop, "amount": rng.gen_range(1..90), "method": methods[rng.gen_range(0..3)], "category": "Supplies"}),
                     ),
+                    // Cash into or out of a till.
+                    5 => (
+                        if rng.gen_bool(0.5) { "cash-in" } else { "cash-out" },
+                        json!({"amount": rng.gen_range(1..300), "reason": "till float"}),
+                    ),
                     _ => (
                         "order",
                         json!({"shopId": shop, "items": [{"productId": rice, "quantity": qty}],
                         "payments": [{"method": methods[rng.gen_range(0..3)], "amount": qty * 100}]}),
                     ),
                 };
-                let (kind, body) = body;
+                let (kind, mut body) = body;
+                if kind == "order" {
+                    body["registerId"] = json!(till);
+                }
                 let app = &app;
                 let (staff, shop) = (staff.clone(), *shop);
                 calls.push(async move {
@@ -392,6 +408,9 @@ async fn balances_and_daily_totals_equal_the_ledger_after_a_random_workload() {
                         "top-up" => {
                             app.call("POST", &format!("/customer-wallet/{shop}/{customer}/top-up"), Some(body), &staff)
                                 .await
+                        }
+                        "cash-in" | "cash-out" => {
+                            app.call("POST", &format!("/registers/{till}/{kind}"), Some(body), &staff).await
                         }
                         _ => app.call("POST", "/cash-flow/expenses", Some(body), &staff).await,
                     };
@@ -428,18 +447,44 @@ async fn balances_and_daily_totals_equal_the_ledger_after_a_random_workload() {
             assert_eq!((s, paid["payment"]["dueDate"].as_str()), (200, Some("2026-11-08")), "{paid}");
         }
         join_all(calls).await;
-        for (shop, _, _, owner, _) in &shops {
+        for (shop, _, _, owner, _, _) in &shops {
             assert_balance_is_the_ledger(&app, *shop, owner).await;
         }
+        // Halfway, the first till of each shop closes with a miscount and opens a second
+        // shift: the variance is counted − expected, the expected the ledger's.
+        if round == 2 {
+            for (_, _, staff, _, _, tills) in &shops {
+                let (_, x) = app.call("GET", &format!("/registers/{}/current", tills[0]), None, staff).await;
+                let expected = cents(&x["expectedCash"]);
+                assert_eq!(expected, ledger_cash(&app, x["shiftId"].as_str().unwrap()).await, "{x}");
+                let counted = (expected + rng.gen_range(-500..500)).max(0);
+                let (s, z) = app
+                    .call("POST", &format!("/registers/{}/close", tills[0]), Some(json!({"counted": format!("{}.{:02}", counted / 100, counted % 100)})), staff)
+                    .await;
+                assert_eq!(s, 200, "{z}");
+                assert_eq!((cents(&z["expectedCash"]), cents(&z["variance"])), (expected, counted - expected), "{z}");
+                let (s, _) = app.call("POST", &format!("/registers/{}/open", tills[0]), Some(json!({"float": 300})), staff).await;
+                assert_eq!(s, 201);
+            }
+        }
     }
+    // Every open shift's X report is its ledger's.
+    for (_, _, staff, _, _, tills) in &shops {
+        for till in tills {
+            let (_, x) = app.call("GET", &format!("/registers/{till}/current"), None, staff).await;
+            assert_eq!(cents(&x["expectedCash"]), ledger_cash(&app, x["shiftId"].as_str().unwrap()).await, "{x}");
+        }
+    }
+    assert_totals_match_ledger(&app).await;
     // The reports agree with the ledger too, and shop A's figures are A's alone.
-    for (shop, _, _, owner, _) in &shops {
+    for (shop, _, _, owner, _, _) in &shops {
         let (_, r) = app.call("GET", &format!("/cash-flow/comprehensive/{shop}"), None, owner).await;
         let (cash, card, bank) = ledger_balance(&app, *shop).await;
         assert_eq!(minor(&r["currentBalance"]), cash + card + bank, "{r}");
         let income: i64 = sqlx::query_scalar(
             "select coalesce(sum(case when source = 'CHANGE' then -amount_minor else amount_minor end), 0)::int8 from sales.ledger
-              where shop_id = $1 and method <> 'WALLET' and source in ('SALE', 'CHANGE', 'DUE_PAYMENT', 'WALLET_TOP_UP')",
+              where shop_id = $1 and method <> 'WALLET'
+                and (source in ('SALE', 'CHANGE', 'DUE_PAYMENT', 'WALLET_TOP_UP') or (source = 'CLOSING_VARIANCE' and direction = 'IN'))",
         )
         .bind(shop)
         .fetch_one(&app.db.admin)
@@ -453,7 +498,7 @@ async fn balances_and_daily_totals_equal_the_ledger_after_a_random_workload() {
         }
     }
     // A new time zone re-buckets the days; the totals still equal the ledger.
-    let (shop, _, _, owner, _) = &shops[0];
+    let (shop, _, _, owner, _, _) = &shops[0];
     let (s, _) = app
         .call("PUT", &format!("/shops/{shop}/settings"), Some(json!({"timeZone": "Pacific/Kiritimati"})), owner)
         .await;

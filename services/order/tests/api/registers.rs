@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::helpers::{spawn_app, TestApp};
 
 /// Expected cash of a shift from the ledger rows themselves.
-async fn ledger_cash(app: &TestApp, shift: &str) -> i64 {
+pub async fn ledger_cash(app: &TestApp, shift: &str) -> i64 {
     sqlx::query_scalar(
         "select coalesce(sum(case direction when 'IN' then amount_minor else -amount_minor end), 0)::int8
            from sales.ledger where shift_id = $1::uuid and method = 'CASH'",
@@ -21,7 +21,7 @@ async fn ledger_cash(app: &TestApp, shift: &str) -> i64 {
 }
 
 /// The kept totals of every shift equal its ledger rows.
-async fn assert_totals_match_ledger(app: &TestApp) {
+pub async fn assert_totals_match_ledger(app: &TestApp) {
     let drift: i64 = sqlx::query_scalar(
         "select count(*) from (
             (select shift_id, method, source, direction, amount_minor, entries from sales.shift_totals
@@ -38,7 +38,7 @@ async fn assert_totals_match_ledger(app: &TestApp) {
     assert_eq!(drift, 0, "shift totals drifted from the ledger");
 }
 
-fn cents(v: &Value) -> i64 {
+pub fn cents(v: &Value) -> i64 {
     let s = v.as_str().unwrap();
     let (w, f) = s.split_once('.').unwrap();
     let m = w.trim_start_matches('-').parse::<i64>().unwrap() * 100 + f.parse::<i64>().unwrap();
