@@ -354,7 +354,8 @@ async fn balances_and_daily_totals_equal_the_ledger_after_a_random_workload() {
         assert_eq!(s, 200);
         let tills = [Uuid::now_v7(), Uuid::now_v7()];
         for till in tills {
-            let (s, x) = app.call("POST", &format!("/registers/{till}/open"), Some(json!({"float": 1000})), &staff).await;
+            let (s, x) =
+                app.call("POST", &format!("/registers/{till}/open"), Some(json!({"float": 1000})), &staff).await;
             assert_eq!(s, 201, "{x}");
         }
         shops.push((shop, rice, staff, owner, customers, tills));
@@ -459,11 +460,18 @@ async fn balances_and_daily_totals_equal_the_ledger_after_a_random_workload() {
                 assert_eq!(expected, ledger_cash(&app, x["shiftId"].as_str().unwrap()).await, "{x}");
                 let counted = (expected + rng.gen_range(-500..500)).max(0);
                 let (s, z) = app
-                    .call("POST", &format!("/registers/{}/close", tills[0]), Some(json!({"counted": format!("{}.{:02}", counted / 100, counted % 100)})), staff)
+                    .call(
+                        "POST",
+                        &format!("/registers/{}/close", tills[0]),
+                        Some(json!({"counted": format!("{}.{:02}", counted / 100, counted % 100)})),
+                        staff,
+                    )
                     .await;
                 assert_eq!(s, 200, "{z}");
                 assert_eq!((cents(&z["expectedCash"]), cents(&z["variance"])), (expected, counted - expected), "{z}");
-                let (s, _) = app.call("POST", &format!("/registers/{}/open", tills[0]), Some(json!({"float": 300})), staff).await;
+                let (s, _) = app
+                    .call("POST", &format!("/registers/{}/open", tills[0]), Some(json!({"float": 300})), staff)
+                    .await;
                 assert_eq!(s, 201);
             }
         }
