@@ -2,7 +2,9 @@
 //! and mailer call of CLIENTS.md with the bodies, headers and query strings those clients send,
 //! in the order a new shop meets them, asserting the status and every field the client reads
 //! with its JSON type. Also: what they must not be able to do (unknown fields, money with too
-//! many digits) stays refused, with the JSON path of the field and a `message`.
+//! many digits) stays refused, with the JSON path of the field and a `message`. The order
+//! section's cashflow page calls (upcoming payments, shop balance, the comprehensive report,
+//! customer dues) are replayed too.
 //!
 //! It needs the stack (`make up`) and its SMTP sink; `stack/smoke.sh` runs it:
 //! `CASHVIO_URL=http://127.0.0.1:8000 SINK_URL=http://127.0.0.1:8025 CLIENTS_ADMIN_EMAIL=…
@@ -26,6 +28,7 @@ enum T {
     Num,
     Bool,
     Arr,
+    Obj,
     StrOrNull,
     ObjOrNull,
 }
@@ -46,6 +49,7 @@ fn shape(what: &str, v: &Value, fields: &[(&str, T)]) {
             T::Num => at.is_number(),
             T::Bool => at.is_boolean(),
             T::Arr => at.is_array(),
+            T::Obj => at.is_object(),
             T::StrOrNull => at.is_string() || at.is_null(),
             T::ObjOrNull => at.is_object() || at.is_null(),
         };
@@ -611,6 +615,7 @@ async fn a_new_shop_on_the_first_cashvio_front_ends() {
     }
 
     every_422_names_the_json_path_of_the_refused_field(&st, &owner_email, &token, &shop).await;
+    cashflow_page(&st, &token, &shop).await;
 
     // Google sign-in starts with a redirect to the provider.
     let res = st.http.get(format!("{}/auth/auth/google/login", st.base)).send().await.unwrap();
@@ -747,4 +752,118 @@ async fn every_422_names_the_json_path_of_the_refused_field(st: &Stack, email: &
     // Nothing of it was stored: the only cable is the one created above.
     let (_, list) = st.call(Method::GET, &format!("/stock/products?shopId={shop}&search=cable"), None, Some(t)).await;
     assert_eq!(list["meta"]["totalItems"].as_i64(), Some(1), "{list}");
+}
+
+/// The dashboard's cashflow page (CLIENTS.md, order section): upcoming payments as it sends
+/// them, the shop balance, the comprehensive report and the customer dues, field by field.
+async fn cashflow_page(st: &Stack, token: &str, shop: &str) {
+    let t = Some(token);
+    let (s, bill) = st
+        .call(
+            Method::POST,
+            "/order/upcoming-payments",
+            Some(json!({"description": "Rent", "amount": "15000.00", "dueDate": "2026-12-01", "isRecurring": true, "shopId": shop})),
+            t,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{bill}");
+    let upcoming = [
+        ("id", T::Str),
+        ("description", T::Str),
+        ("amount", T::Str),
+        ("dueDate", T::Str),
+        ("paymentType", T::Str),
+        ("isPriority", T::Bool),
+        ("shopId", T::Str),
+        ("createdAt", T::Str),
+        ("updatedAt", T::Str),
+    ];
+    shape("upcoming payment", &bill, &upcoming);
+    let bid = id(&bill);
+    let (s, list) = st.call(Method::GET, &format!("/order/upcoming-payments?shopId={shop}"), None, t).await;
+    assert_eq!(s, StatusCode::OK);
+    shape("upcoming payments", &list, &[("data", T::Arr), ("count", T::Num)]);
+    shape("upcoming payments", &list["data"][0], &upcoming);
+    let (s, one) = st.call(Method::GET, &format!("/order/upcoming-payments/{bid}"), None, t).await;
+    assert_eq!(s, StatusCode::OK);
+    shape("upcoming payment", &one, &upcoming);
+    let (s, b) = st
+        .call(
+            Method::PUT,
+            &format!("/order/upcoming-payments/{bid}"),
+            Some(json!({"id": bid, "description": "Shop rent", "amount": "15500.00", "dueDate": "2026-12-01", "isRecurring": true})),
+            t,
+        )
+        .await;
+    assert_eq!((s, b["amount"].as_str()), (StatusCode::OK, Some("15500.00")), "{b}");
+    let (s, b) = st.call(Method::PUT, &format!("/order/upcoming-payments/{bid}/pay"), None, t).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = st.call(Method::DELETE, &format!("/order/upcoming-payments/{bid}"), None, t).await;
+    assert!(s.is_success(), "{s} {b}");
+
+    let (s, bal) = st.call(Method::GET, &format!("/order/shop-balance/{shop}"), None, t).await;
+    assert_eq!(s, StatusCode::OK);
+    shape(
+        "shop balance",
+        &bal,
+        &[
+            ("shopId", T::Str),
+            ("cashBalance", T::Str),
+            ("cardBalance", T::Str),
+            ("bankBalance", T::Str),
+            ("totalBalance", T::Str),
+        ],
+    );
+    let (s, r) = st.call(Method::GET, &format!("/order/cash-flow/comprehensive/{shop}"), None, t).await;
+    assert_eq!(s, StatusCode::OK);
+    shape(
+        "comprehensive",
+        &r,
+        &[
+            ("currentBalance", T::Num),
+            ("totalIncome", T::Num),
+            ("totalExpenses", T::Num),
+            ("projectedBalance", T::Num),
+            ("customerDues.totalDues", T::Num),
+            ("customerDues.duesList", T::Arr),
+            ("customerDues.count", T::Num),
+            ("totalUpcoming", T::Num),
+            ("upcomingPayments", T::Arr),
+            ("transactions.recent", T::Arr),
+            ("transactions.recent.0.id", T::Str),
+            ("transactions.recent.0.description", T::Str),
+            ("transactions.recent.0.amount", T::Str),
+            ("transactions.recent.0.date", T::Str),
+            ("transactions.recent.0.shopId", T::Str),
+            ("transactions.recent.0.type", T::Str),
+            ("transactions.recent.0.category", T::Str),
+            ("transactions.recent.0.isRecurring", T::Bool),
+            ("transactions.recent.0.createdAt", T::Str),
+            ("transactions.recent.0.updatedAt", T::Str),
+            ("transactions.summary", T::Obj),
+            ("transactions.monthlyTrends", T::Arr),
+            ("transactions.monthlyTrends.0.month", T::Str),
+            ("transactions.monthlyTrends.0.income", T::Num),
+            ("transactions.monthlyTrends.0.expense", T::Num),
+            ("transactions.monthlyTrends.0.net", T::Num),
+            ("transactions.count", T::Num),
+            ("dailyTarget", T::Num),
+            ("dailyProgress", T::Num),
+            ("incomeGrowth", T::Num),
+            ("expenseGrowth", T::Num),
+            ("adjustedBalance", T::Num),
+            ("healthStatus", T::Str),
+        ],
+    );
+    // The sale of the walk-through is income the dashboard recognises by its description.
+    let recent = r["transactions"]["recent"].as_array().unwrap();
+    assert!(
+        recent
+            .iter()
+            .any(|t| t["type"] == "ORDER_PAYMENT" && t["description"].as_str().unwrap().contains("Order #ORD-")),
+        "{r}"
+    );
+    let (s, d) = st.call(Method::GET, &format!("/order/cash-flow/customer-dues/{shop}"), None, t).await;
+    assert_eq!(s, StatusCode::OK);
+    shape("customer dues", &d, &[("totalDues", T::Num), ("duesList", T::Arr), ("count", T::Num)]);
 }
