@@ -386,3 +386,24 @@ pub async fn list_upcoming(
     .await?;
     Ok((rows, total))
 }
+
+/// An expense of the shop by id (a keyed retry finds the one its first run booked).
+pub async fn expense(conn: &mut PgConnection, shop_id: Uuid, expense_id: Uuid) -> sqlx::Result<Option<Expense>> {
+    sqlx::query_as!(
+        Expense,
+        "select expense_id, shop_id, category, description, amount_minor, currency, method, payment_id, actor_id,
+                created_at
+           from sales.expenses where shop_id = $1 and expense_id = $2",
+        shop_id,
+        expense_id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Whether the ledger holds this row (a keyed retry of a cash movement finds its first run's).
+pub async fn ledger_has(conn: &mut PgConnection, entry_id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(r#"select exists(select 1 from sales.ledger where entry_id = $1) as "has!""#, entry_id)
+        .fetch_one(conn)
+        .await
+}

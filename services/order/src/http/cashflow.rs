@@ -495,12 +495,19 @@ async fn add_expense(
     let category = text("category", Some(&body.category), 60)?.ok_or_else(|| Problem::field("category", "required"))?;
     let description = text("description", body.description.as_deref(), 500)?.unwrap_or_else(|| category.clone());
     let request = (shop, amount.minor(), method, &category, &description, body.register_id);
-    idempotency::once(&s.pool, &key, ShopId(shop), "POST /cash-flow/expenses", &request, || async {
+    const ROUTE: &str = "POST /cash-flow/expenses";
+    // Keyed, the expense's id is the key's: a retry whose first answer was lost after the
+    // commit finds that expense instead of booking a second.
+    let expense_id = idempotency::effect_id(ShopId(shop), ROUTE, &key).unwrap_or_else(Uuid::now_v7);
+    idempotency::once(&s.pool, &key, ShopId(shop), ROUTE, &request, || async {
         let mut conn = s.pool.acquire().await.map_err(Error::from)?;
+        if let Some(booked) = db::expense(&mut conn, shop, expense_id).await.map_err(Error::from)? {
+            return Ok((StatusCode::CREATED, expense_view(booked)));
+        }
         let e = db::insert_expense(
             &mut conn,
             &NewExpense {
-                expense_id: Uuid::now_v7(),
+                expense_id,
                 shop_id: shop,
                 category: &category,
                 description: &description,

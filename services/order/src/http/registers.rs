@@ -157,9 +157,9 @@ async fn report(
     ))
 }
 
-fn one_row(method: &str, direction: &str, amount: i64, source: &str, description: String) -> NewLedger {
+fn one_row(id: Uuid, method: &str, direction: &str, amount: i64, source: &str, description: String) -> NewLedger {
     NewLedger {
-        id: vec![Uuid::now_v7()],
+        id: vec![id],
         method: vec![method.to_owned()],
         direction: vec![direction.to_owned()],
         amount: vec![amount],
@@ -225,7 +225,7 @@ async fn open(
             Problem::conflict("SHIFT_ALREADY_OPEN", "The register already has an open shift: close it first.")
         })?;
     if float > 0 {
-        let row = one_row("CASH", "IN", float, "OPENING_FLOAT", format!("Opening float, {}", r.name));
+        let row = one_row(Uuid::now_v7(), "CASH", "IN", float, "OPENING_FLOAT", format!("Opening float, {}", r.name));
         db_orders::insert_ledger(&mut tx, &context(&r, &c, &user), &row).await.map_err(Error::from)?;
     }
     let (x, _) = report(&mut tx, &r, &shift, c).await?;
@@ -257,11 +257,16 @@ async fn move_cash(
         ("CASH_OUT", "OUT", "POST /registers/cash-out")
     };
     let request = (id, amount, &reason);
+    // Keyed, the ledger row's id is the key's: a retry whose first answer was lost after the
+    // commit moves no more cash.
+    let entry = idempotency::effect_id(ShopId(r.shop_id), route, key).unwrap_or_else(Uuid::now_v7);
     idempotency::once(&s.pool, key, ShopId(r.shop_id), route, &request, || async {
         let mut tx = s.pool.begin().await.map_err(Error::from)?;
         let shift = db::open_shift(&mut tx, id, false).await.map_err(Error::from)?.ok_or_else(not_open)?;
-        let row = one_row("CASH", direction, amount, source, reason.clone());
-        db_orders::insert_ledger(&mut tx, &context(&r, &c, user), &row).await.map_err(Error::from)?;
+        if !crate::db::cashflow::ledger_has(&mut tx, entry).await.map_err(Error::from)? {
+            let row = one_row(entry, "CASH", direction, amount, source, reason.clone());
+            db_orders::insert_ledger(&mut tx, &context(&r, &c, user), &row).await.map_err(Error::from)?;
+        }
         let (x, _) = report(&mut tx, &r, &shift, c).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok((StatusCode::CREATED, x))
@@ -386,6 +391,7 @@ async fn close(
     if variance != 0 {
         let (direction, what) = if variance > 0 { ("IN", "over") } else { ("OUT", "short") };
         let row = one_row(
+            Uuid::now_v7(),
             "CASH",
             direction,
             variance.saturating_abs(),

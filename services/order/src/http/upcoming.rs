@@ -344,10 +344,17 @@ async fn pay(
     let method = expense_method(body.as_ref().and_then(|b| b.method.as_deref()))?;
     let register_id = body.as_ref().and_then(|b| b.register_id);
     let request = (id, method, register_id);
-    idempotency::once(&s.pool, &key, ShopId(current.shop_id), "PUT /upcoming-payments/pay", &request, || async {
+    const ROUTE: &str = "PUT /upcoming-payments/pay";
+    // Keyed, the expense's id is the key's: a retry whose first answer was lost after the
+    // commit answers that payment instead of paying again.
+    let expense_id = idempotency::effect_id(ShopId(current.shop_id), ROUTE, &key).unwrap_or_else(Uuid::now_v7);
+    idempotency::once(&s.pool, &key, ShopId(current.shop_id), ROUTE, &request, || async {
         let mut tx = s.pool.begin().await.map_err(Error::from)?;
         // Locked: two clicks on "pay" pay once (the second sees it paid or moved on).
         let p = db::upcoming(&mut tx, id, true).await.map_err(Error::from)?.ok_or_else(not_found)?;
+        if let Some(booked) = db::expense(&mut tx, p.shop_id, expense_id).await.map_err(Error::from)? {
+            return Ok((StatusCode::OK, Paid { payment: view(p, today), expense: expense_view(booked) }));
+        }
         if p.status != "PENDING" || p.due_date != current.due_date {
             return Err(Problem::conflict("PAYMENT_NOT_PENDING", "This payment was paid or changed meanwhile."));
         }
@@ -361,7 +368,7 @@ async fn pay(
         let expense = db::insert_expense(
             &mut tx,
             &NewExpense {
-                expense_id: Uuid::now_v7(),
+                expense_id,
                 shop_id: p.shop_id,
                 category: &p.category,
                 description: &p.description,

@@ -190,7 +190,17 @@ async fn top_up(
         return Err(Problem::field("reference", "at most 200 characters"));
     }
     let request = (shop, customer, body.amount.clone(), method, body.register_id);
-    idempotency::once(&s.pool, &key, ShopId(shop), "POST /customer-wallet/top-up", &request, || async {
+    const ROUTE: &str = "POST /customer-wallet/top-up";
+    // Keyed, the first ledger row's id is the key's: a retry whose first answer was lost after
+    // the commit (its stored answer gone) finds it and pays nothing in again.
+    let effect = idempotency::effect_id(ShopId(shop), ROUTE, &key);
+    idempotency::once(&s.pool, &key, ShopId(shop), ROUTE, &request, || async {
+        if let Some(done) = effect {
+            let mut conn = s.pool.acquire().await.map_err(Error::from)?;
+            if crate::db::cashflow::ledger_has(&mut conn, done).await.map_err(Error::from)? {
+                return Ok((StatusCode::CREATED, wallet_view(&s, shop, customer).await?));
+            }
+        }
         let shop_row = shops::get(&s.pool, shop).await.map_err(Error::from)?.ok_or(Error::ShopNotFound)?;
         let currency: Currency = shop_row.currency.parse().map_err(|_| Problem::field("amount", "unknown currency"))?;
         let amount = match body.amount.to_money(currency) {
@@ -215,7 +225,8 @@ async fn top_up(
         {
             if part > 0 {
                 changes.push(Change { kind, method: Some(method.as_str()), amount: part, points: 0 });
-                ledger.id.push(Uuid::now_v7());
+                let first = ledger.id.is_empty();
+                ledger.id.push(if first { effect.unwrap_or_else(Uuid::now_v7) } else { Uuid::now_v7() });
                 ledger.method.push(method.as_str().to_owned());
                 ledger.direction.push("IN".to_owned());
                 ledger.amount.push(part);

@@ -244,3 +244,68 @@ async fn sales_racing_a_close_land_before_it_or_outside_the_shift() {
     assert_totals_match_ledger(&app).await;
     app.stop();
 }
+
+/// A keyed expense, wallet top-up, cash movement or bill payment whose answer was lost after its commit (its
+/// stored answer gone, as after a crash) is not repeated by the retry: the effect's id is the
+/// key's.
+#[tokio::test]
+async fn a_keyed_retry_after_a_lost_answer_moves_no_more_money() {
+    let app = spawn_app().await;
+    let shop = app.seed_shop().await;
+    let (staff, owner) = (app.staff(shop).await, app.owner(shop).await);
+    let till = Uuid::now_v7();
+    let (s, _) = app.call("POST", &format!("/registers/{till}/open"), Some(json!({"float": 100})), &staff).await;
+    assert_eq!(s, 201);
+    let (s, bill) = app
+        .call(
+            "POST",
+            "/upcoming-payments",
+            Some(json!({"description": "Water", "amount": 12, "dueDate": "2026-11-30", "frequency": "MONTHLY"})),
+            &owner,
+        )
+        .await;
+    assert_eq!(s, 201, "{bill}");
+    let customer = app.seed_person("Kamal", "kamal@example.test").await;
+    let calls = [
+        ("POST", "/cash-flow/expenses".to_owned(), Some(json!({"amount": 30, "category": "Tea"})), staff.clone()),
+        (
+            "POST",
+            format!("/customer-wallet/{shop}/{customer}/top-up"),
+            Some(json!({"amount": 80, "method": "CASH"})),
+            staff.clone(),
+        ),
+        ("POST", format!("/registers/{till}/cash-in"), Some(json!({"amount": 50, "reason": "coins"})), staff.clone()),
+        ("PUT", format!("/upcoming-payments/{}/pay", bill["id"].as_str().unwrap()), None, owner.clone()),
+    ];
+    for (i, (method, path, body, token)) in calls.into_iter().enumerate() {
+        let key = format!("lost-{i}");
+        let ledger = || async {
+            sqlx::query_scalar::<_, i64>("select count(*) from sales.ledger where shop_id = $1")
+                .bind(shop)
+                .fetch_one(&app.db.admin)
+                .await
+                .unwrap()
+        };
+        let (s1, first) = app.request(&app.base_url, method, &path, body.clone(), Some(&token), Some(&key)).await;
+        assert!((200..300).contains(&s1), "{path}: {first}");
+        let rows = ledger().await;
+        sqlx::query("delete from sales.idempotency_keys where key = $1")
+            .bind(&key)
+            .execute(&app.db.admin)
+            .await
+            .unwrap();
+        let (s2, again) = app.request(&app.base_url, method, &path, body, Some(&token), Some(&key)).await;
+        assert_eq!(s2, s1, "{path}: {again}");
+        assert_eq!(ledger().await, rows, "{path}: the retry moved money again");
+    }
+    let (_, wallet) = app.call("GET", &format!("/customer-wallet/{shop}/{customer}"), None, &staff).await;
+    assert_eq!(wallet["balance"], "80.00", "topped up once: {wallet}");
+    let (_, bill) =
+        app.call("GET", &format!("/upcoming-payments/{}", bill["id"].as_str().unwrap()), None, &owner).await;
+    assert_eq!(
+        (bill["dueDate"].as_str(), bill["paidCount"].as_i64()),
+        (Some("2026-12-30"), Some(1)),
+        "paid once: {bill}"
+    );
+    app.stop();
+}

@@ -133,3 +133,48 @@ async fn a_killed_stock_process_loses_and_doubles_nothing() {
     assert_eq!(reserved, held);
     process.signal("TERM");
 }
+
+/// A product actor that fails (its batch cannot be written and its state cannot be read back:
+/// here the level table vanishes for a moment) is reported to the supervisor, forgotten, and
+/// started again from the rows after its backoff on the next request: the product serves
+/// again, the hold granted before the failure is still there and commits, and the refused
+/// request left nothing behind.
+#[tokio::test]
+async fn a_failed_actor_restarts_from_the_rows_and_serves_again_with_nothing_lost() {
+    let app = spawn_app().await;
+    let shop = app.seed_shop().await;
+    let product = app.bulk_product(shop, "Kettle", "4500.00", 10).await;
+    let token = app.staff(shop).await;
+    let (s, first) = app.reserve_http(shop, json!([{"productId": product, "quantity": 3}]), 600).await;
+    assert_eq!(s, 201, "{first}");
+    let running = app.registry.running();
+    assert!(running >= 1);
+
+    // The fault: the level table is gone, so the next batch fails and so does the reload.
+    sqlx::query("alter table stock.levels rename to levels_away").execute(&app.db.admin).await.unwrap();
+    let (s, refused) = app.reserve_http(shop, json!([{"productId": product, "quantity": 2}]), 600).await;
+    assert_eq!((s, refused["code"].as_str()), (503, Some("STOCK_BUSY")), "{refused}");
+    let mut forgotten = false;
+    for _ in 0..100 {
+        if app.registry.running() < running {
+            forgotten = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(forgotten, "the supervisor forgets the failed actor");
+    sqlx::query("alter table stock.levels_away rename to levels").execute(&app.db.admin).await.unwrap();
+
+    // Serving again (a new actor, after the backoff), from the rows: 3 held before, 2 now.
+    let (s, second) = app.reserve_http(shop, json!([{"productId": product, "quantity": 2}]), 600).await;
+    assert_eq!(s, 201, "{second}");
+    assert_eq!(app.assert_consistent(product).await, (10, 5));
+    let (s, b) = app
+        .call("POST", &format!("/reservations/{}/commit", first["reservationId"].as_str().unwrap()), None, Some(&token))
+        .await;
+    assert_eq!(s, 200, "the hold from before the failure commits: {b}");
+    assert_eq!(app.assert_consistent(product).await, (7, 2));
+    let (s, b) = app.reserve_http(shop, json!([{"productId": product, "quantity": 6}]), 600).await;
+    assert_eq!((s, b["code"].as_str()), (409, Some("STOCK_INSUFFICIENT")), "5 left: {b}");
+    app.shutdown.cancel();
+}
