@@ -21,6 +21,24 @@ pub struct MessageMeta {
     pub traceparent: Option<String>,
 }
 
+impl MessageMeta {
+    /// The context of an HTTP request (its `x-request-id`, which the service's request-id
+    /// layer guarantees, and its `traceparent`), for the messages it causes.
+    pub fn from_headers(headers: &axum::http::HeaderMap) -> Self {
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Self { request_id: text(H_REQUEST_ID), traceparent: text(H_TRACEPARENT) }
+    }
+}
+
+/// A handler's extractor: `meta: MessageMeta` is the request's context.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for MessageMeta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_headers(&parts.headers))
+    }
+}
+
 /// A message ready to publish.
 #[derive(Debug, Clone)]
 pub struct Outgoing {

@@ -12,8 +12,6 @@ use axum::http::HeaderMap;
 use sqlx::PgPool;
 use utoipa_axum::router::OpenApiRouter;
 
-use bus::MessageMeta;
-
 use crate::config::{RateLimits, TokenConfig};
 use crate::keys::KeyStore;
 use crate::ratelimit::RateLimiter;
@@ -47,10 +45,4 @@ pub fn client_ip(headers: &HeaderMap) -> String {
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "direct".to_owned())
-}
-
-/// Request context for the events a request causes.
-pub fn meta(headers: &HeaderMap) -> MessageMeta {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    MessageMeta { request_id: text("x-request-id"), traceparent: text("traceparent") }
 }

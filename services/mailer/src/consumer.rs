@@ -14,7 +14,7 @@ use contracts::sales::{OrderCompleted, ReturnCompleted};
 use contracts::stock::LevelLow;
 use contracts::Event;
 
-use crate::email::sender::{announce_failure, mark_failed};
+use crate::email::sender::{announce_failure, mark_failed, Failure};
 use crate::email::templates::{Rendered, Template, Templates};
 use crate::storage::Storage;
 
@@ -164,8 +164,8 @@ async fn queue(conn: &mut PgConnection, msg: &Incoming, out: Outgoing) -> Result
     let valid = out.to.parse::<lettre::Address>().is_ok();
     sqlx::query(
         "insert into emails (email_id, source_message_id, source_type, template, recipient, shop_id, subject,
-                             html_body, text_body, sensitive)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                             html_body, text_body, sensitive, request_id, traceparent)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(email_id)
     .bind(msg.message_id)
@@ -177,6 +177,8 @@ async fn queue(conn: &mut PgConnection, msg: &Incoming, out: Outgoing) -> Result
     .bind(&out.rendered.html)
     .bind(&out.rendered.text)
     .bind(out.template.sensitive())
+    .bind(&msg.meta.request_id)
+    .bind(&msg.meta.traceparent)
     .execute(&mut *conn)
     .await?;
     if let Some((filename, bytes, key)) = out.attachment {
@@ -195,7 +197,15 @@ async fn queue(conn: &mut PgConnection, msg: &Incoming, out: Outgoing) -> Result
     if !valid {
         let reason = format!("invalid recipient address {:?}", out.to);
         mark_failed(conn, email_id, 0, &reason).await?;
-        announce_failure(conn, email_id, out.template.name(), &out.to, 0, &reason, out.shop_id).await?;
+        let failure = Failure {
+            email_id,
+            template: out.template.name(),
+            recipient: &out.to,
+            attempts: 0,
+            error: &reason,
+            shop_id: out.shop_id,
+        };
+        announce_failure(conn, &failure, &msg.meta).await?;
     }
     Ok(())
 }

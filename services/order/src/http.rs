@@ -9,10 +9,7 @@ pub mod settings;
 pub mod upcoming;
 pub mod wallets;
 
-use axum::http::HeaderMap;
 use utoipa_axum::router::OpenApiRouter;
-
-use bus::MessageMeta;
 
 use crate::checkout::Sales;
 
@@ -29,10 +26,4 @@ pub fn router(state: AppState) -> OpenApiRouter {
         .merge(upcoming::router())
         .merge(registers::router())
         .with_state(state)
-}
-
-/// The request's id and trace context, carried into the messages it causes.
-pub fn meta(headers: &HeaderMap) -> MessageMeta {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    MessageMeta { request_id: text("x-request-id"), traceparent: text("traceparent") }
 }

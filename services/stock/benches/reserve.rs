@@ -156,7 +156,7 @@ async fn run(
                             lines: vec![ReserveLine { product_id: Some(product), barcode: None, quantity: 1 }],
                             ttl_seconds: 3_600,
                         };
-                        coordinator.reserve(&req).await.is_ok()
+                        coordinator.reserve(&req, &bus::MessageMeta::default()).await.is_ok()
                     }
                     _ => baseline(&pool, way, shop, product).await,
                 };
@@ -235,7 +235,7 @@ fn main() {
                                     lines: vec![ReserveLine { product_id: Some(*p), barcode: None, quantity: 1 }],
                                     ttl_seconds: 3_600,
                                 };
-                                coordinator.reserve(&req).await.expect("warm-up");
+                                coordinator.reserve(&req, &bus::MessageMeta::default()).await.expect("warm-up");
                             }
                             _ => assert!(baseline(&pool, way, shop, *p).await),
                         }

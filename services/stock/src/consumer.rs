@@ -53,7 +53,7 @@ impl Handler for StockEvents {
             OrderCompleted::TYPE => {
                 let e: OrderCompleted = msg.event()?;
                 match e.reservation_id {
-                    Some(r) => settled(self.coordinator.commit(r, Some(e.order_id)).await),
+                    Some(r) => settled(self.coordinator.commit(r, Some(e.order_id), &msg.meta).await),
                     None => Ok(()),
                 }
             }
@@ -91,7 +91,12 @@ impl Handler for StockEvents {
                                     .await?;
                             match item {
                                 Some(item_id) => registry
-                                    .ask(product, |reply| Msg::ReturnUnit { item_id, return_id: e.return_id, reply })
+                                    .ask(product, |reply| Msg::ReturnUnit {
+                                        item_id,
+                                        return_id: e.return_id,
+                                        meta: msg.meta.clone(),
+                                        reply,
+                                    })
                                     .await
                                     .map(|_| ()),
                                 None => Ok(()),
@@ -110,6 +115,7 @@ impl Handler for StockEvents {
                         unit_cost_minor: None,
                         source_id: Some(e.return_id),
                         supplier_id: None,
+                        meta: msg.meta.clone(),
                     };
                     registry
                         .ask(product, |reply| Msg::Adjust { change: change.clone(), reply })

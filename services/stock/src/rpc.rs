@@ -22,10 +22,11 @@ fn decode<T: serde::de::DeserializeOwned>(req: &Incoming) -> Result<T, RpcFault>
 impl RpcHandler for StockRpc {
     async fn handle(&self, req: &Incoming) -> Result<serde_json::Value, RpcFault> {
         let view = match req.message_type.as_str() {
-            ReserveRequest::TYPE => self.coordinator.reserve(&decode::<ReserveRequest>(req)?).await,
+            // The caller's request context (the till's checkout) goes on into stock's events.
+            ReserveRequest::TYPE => self.coordinator.reserve(&decode::<ReserveRequest>(req)?, &req.meta).await,
             CommitRequest::TYPE => {
                 let r: CommitRequest = decode(req)?;
-                self.coordinator.commit(r.reservation_id, r.order_id).await
+                self.coordinator.commit(r.reservation_id, r.order_id, &req.meta).await
             }
             ReleaseRequest::TYPE => self.coordinator.release(decode::<ReleaseRequest>(req)?.reservation_id).await,
             other => {

@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
+use bus::MessageMeta;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -17,7 +18,7 @@ use platform::auth::AuthUser;
 use platform::http::Json;
 use platform::Problem;
 
-use super::{client_ip, meta, AppState};
+use super::{client_ip, AppState};
 use crate::crypto;
 use crate::domain::{self, Email, Password};
 use crate::error::AuthError;
@@ -108,7 +109,7 @@ async fn generate_otp(
     .fetch_one(&mut *tx)
     .await?;
     let event = OtpRequested { to: Recipient { email: email.as_str().to_owned(), name: Some(name) }, code, expires_at };
-    bus::enqueue(&mut tx, &event, &meta(&headers)).await?;
+    bus::enqueue(&mut tx, &event, &MessageMeta::from_headers(&headers)).await?;
     tx.commit().await?;
     // 201: a code was created (the first system's clients check for exactly that).
     Ok((
@@ -290,7 +291,7 @@ async fn register(
         .bind(shop_id)
         .execute(&mut *tx)
         .await?;
-    let m = meta(&headers);
+    let m = MessageMeta::from_headers(&headers);
     let now = Utc::now();
     bus::enqueue(
         &mut tx,
@@ -382,7 +383,7 @@ async fn sign_up_customer(
         role: "CUSTOMER".into(),
         registered_at: Utc::now(),
     };
-    bus::enqueue(&mut tx, &event, &meta(headers)).await?;
+    bus::enqueue(&mut tx, &event, &MessageMeta::from_headers(headers)).await?;
     tx.commit().await?;
     let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     let tokens = session::start(&s.pool, &s.keys, &s.tokens, user_id, req.remember_me.unwrap_or(true), ua).await?;
@@ -588,7 +589,7 @@ async fn forgot_password(
             reset_url: url.to_string(),
             expires_at,
         };
-        bus::enqueue(&mut tx, &event, &meta(&headers)).await?;
+        bus::enqueue(&mut tx, &event, &MessageMeta::from_headers(&headers)).await?;
     }
     tx.commit().await?;
     Ok(answer)

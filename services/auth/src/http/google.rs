@@ -5,6 +5,7 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bus::MessageMeta;
 use chrono::Utc;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -16,7 +17,7 @@ use contracts::auth::UserRegistered;
 use platform::http::{Json, Query};
 use platform::Problem;
 
-use super::{meta, AppState};
+use super::AppState;
 use crate::crypto;
 use crate::error::AuthError;
 use crate::session::{self, TokenResponse};
@@ -101,7 +102,7 @@ async fn google_callback(
                 role: "CUSTOMER".into(),
                 registered_at: Utc::now(),
             };
-            bus::enqueue(&mut tx, &event, &meta(&headers)).await?;
+            bus::enqueue(&mut tx, &event, &MessageMeta::from_headers(&headers)).await?;
             id
         }
     };

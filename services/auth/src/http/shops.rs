@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
+use bus::MessageMeta;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -16,7 +17,7 @@ use platform::http::{Json, Path, Query};
 use platform::pagination::{Page, PageQuery};
 use platform::Problem;
 
-use super::{meta, AppState};
+use super::AppState;
 use crate::crypto;
 use crate::domain::{self, Email, Password};
 use crate::error::AuthError;
@@ -141,7 +142,7 @@ async fn create_shop(
         allow_credit,
         created_at: Utc::now(),
     };
-    bus::enqueue(&mut tx, &event, &meta(&headers)).await?;
+    bus::enqueue(&mut tx, &event, &MessageMeta::from_headers(&headers)).await?;
     let view = load_shop(&mut tx, shop_id, Some("SHOP_OWNER".into())).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(view)))
@@ -274,7 +275,7 @@ async fn update_shop(
         allow_credit: view.allow_credit,
         created_at: view.created_at,
     };
-    bus::enqueue(&mut tx, &event, &meta(&headers)).await?;
+    bus::enqueue(&mut tx, &event, &MessageMeta::from_headers(&headers)).await?;
     tx.commit().await?;
     Ok(Json(view))
 }
@@ -424,7 +425,7 @@ async fn invite(
         accept_url: url.to_string(),
         expires_at,
     };
-    bus::enqueue(&mut tx, &event, &meta(&headers)).await?;
+    bus::enqueue(&mut tx, &event, &MessageMeta::from_headers(&headers)).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(InviteSent { email: email.as_str().into(), role: role.into(), expires_at })))
 }
@@ -467,7 +468,7 @@ async fn accept_invite(
     let shop_id: Uuid = serde_json::from_value(payload["shopId"].clone()).map_err(anyhow::Error::from)?;
     let role = member_role(payload["role"].as_str())?;
     let email = payload["email"].as_str().unwrap_or_default().to_owned();
-    let m = meta(&headers);
+    let m = MessageMeta::from_headers(&headers);
     let existing: Option<Uuid> = sqlx::query_scalar("select user_id from users where lower(email) = $1")
         .bind(&email)
         .fetch_optional(&mut *tx)
@@ -630,7 +631,7 @@ async fn update_member(
         status: updated.status.clone(),
         changed_at: Utc::now(),
     };
-    bus::enqueue(&mut tx, &event, &meta(&headers)).await?;
+    bus::enqueue(&mut tx, &event, &MessageMeta::from_headers(&headers)).await?;
     tx.commit().await?;
     Ok(Json(updated))
 }
@@ -670,7 +671,7 @@ async fn remove_member(
         .await?;
     let event =
         MemberChanged { shop_id: id, user_id: member, role: None, status: "REMOVED".into(), changed_at: Utc::now() };
-    bus::enqueue(&mut tx, &event, &meta(&headers)).await?;
+    bus::enqueue(&mut tx, &event, &MessageMeta::from_headers(&headers)).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -28,6 +28,8 @@ struct Due {
     text_body: Option<String>,
     attempts: i32,
     shop_id: Option<Uuid>,
+    request_id: Option<String>,
+    traceparent: Option<String>,
 }
 
 enum Outcome {
@@ -92,7 +94,7 @@ impl Sender {
     pub async fn send_batch(&self) -> anyhow::Result<usize> {
         let mut tx = self.pool.begin().await?;
         let due: Vec<Due> = sqlx::query_as(
-            "select email_id, recipient, template, subject, html_body, text_body, attempts, shop_id
+            "select email_id, recipient, template, subject, html_body, text_body, attempts, shop_id, request_id, traceparent
                from emails
               where status = 'queued' and next_attempt_at <= now()
               order by next_attempt_at
@@ -159,8 +161,16 @@ impl Sender {
                 Outcome::Retry(error) | Outcome::Failed(error) => {
                     tracing::error!(email_id = %d.email_id, attempts, %error, "e-mail failed for good");
                     mark_failed(&mut tx, d.email_id, attempts, &error).await?;
-                    announce_failure(&mut tx, d.email_id, &d.template, &d.recipient, attempts, &error, d.shop_id)
-                        .await?;
+                    let meta = MessageMeta { request_id: d.request_id.clone(), traceparent: d.traceparent.clone() };
+                    let failure = Failure {
+                        email_id: d.email_id,
+                        template: &d.template,
+                        recipient: &d.recipient,
+                        attempts,
+                        error: &error,
+                        shop_id: d.shop_id,
+                    };
+                    announce_failure(&mut tx, &failure, &meta).await?;
                 }
             }
         }
@@ -212,24 +222,32 @@ pub async fn mark_failed(
         .map(|_| ())
 }
 
+/// An e-mail that failed for good.
+pub struct Failure<'a> {
+    pub email_id: Uuid,
+    pub template: &'a str,
+    pub recipient: &'a str,
+    pub attempts: i32,
+    pub error: &'a str,
+    pub shop_id: Option<Uuid>,
+}
+
+/// `mailer.email.failed`, carrying the request context of the message that asked for the
+/// e-mail (`meta`).
 pub async fn announce_failure(
     conn: &mut sqlx::PgConnection,
-    email_id: Uuid,
-    template: &str,
-    recipient: &str,
-    attempts: i32,
-    error: &str,
-    shop_id: Option<Uuid>,
+    f: &Failure<'_>,
+    meta: &MessageMeta,
 ) -> anyhow::Result<()> {
     let event = EmailFailed {
-        email_id,
-        template: template.to_owned(),
-        recipient: recipient.to_owned(),
-        attempts,
-        last_error: error.chars().take(1_000).collect(),
-        shop_id,
+        email_id: f.email_id,
+        template: f.template.to_owned(),
+        recipient: f.recipient.to_owned(),
+        attempts: f.attempts,
+        last_error: f.error.chars().take(1_000).collect(),
+        shop_id: f.shop_id,
     };
-    bus::enqueue(conn, &event, &MessageMeta::default()).await?;
+    bus::enqueue(conn, &event, meta).await?;
     Ok(())
 }
 

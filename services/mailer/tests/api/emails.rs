@@ -255,7 +255,8 @@ async fn mail_waits_while_the_smtp_server_is_down_and_goes_out_when_it_is_back()
 
     // A gives up while the server is down: failed, with its attempts and the error.
     let to_a = unique_email("a");
-    app.publish(&order(&to_a), Uuid::now_v7()).await;
+    let asked_by = Uuid::now_v7();
+    app.publish(&order(&to_a), asked_by).await;
     let failed = app
         .wait_sql(
             &format!("select count(*) from mailer.emails where recipient = '{to_a}' and status = 'failed'"),
@@ -278,6 +279,13 @@ async fn mail_waits_while_the_smtp_server_is_down_and_goes_out_when_it_is_back()
             .await
             .unwrap();
     assert_eq!(announced, 1, "the failure is announced through the outbox");
+    // It names the request of the message that asked for the e-mail.
+    let request_id: Option<String> =
+        sqlx::query_scalar("select request_id from mailer.outbox where message_type = 'mailer.email.failed'")
+            .fetch_one(&app.db.admin)
+            .await
+            .unwrap();
+    assert_eq!(request_id, Some(format!("test-{asked_by}")));
 
     // B is still being retried when the server comes back.
     let to_b = unique_email("b");
@@ -318,7 +326,8 @@ async fn a_bad_address_fails_alone_and_admins_see_it() {
     let good = unique_email("good");
     let mut event = order(bad);
     event.shop.name = format!("Shop {}", Uuid::new_v4());
-    app.publish(&event, Uuid::now_v7()).await;
+    let asked_by = Uuid::now_v7();
+    app.publish(&event, asked_by).await;
     app.publish(&order(&good), Uuid::now_v7()).await;
     assert_eq!(app.mail_to(&good, 1, Duration::from_secs(20)).await.len(), 1, "the queue is not blocked");
     let (status, error): (String, String) =
@@ -329,6 +338,14 @@ async fn a_bad_address_fails_alone_and_admins_see_it() {
             .unwrap();
     assert_eq!(status, "failed");
     assert!(error.contains("invalid recipient address"), "{error}");
+    let request_id: Option<String> = sqlx::query_scalar(
+        "select request_id from mailer.outbox where message_type = 'mailer.email.failed' and payload->>'recipient' = $1",
+    )
+    .bind(bad)
+    .fetch_one(&app.db.admin)
+    .await
+    .unwrap();
+    assert_eq!(request_id, Some(format!("test-{asked_by}")), "the failure names the request that asked for the e-mail");
 
     let list = |token: Option<String>, query: &'static str| {
         let mut req = app.http.get(format!("{}/emails?{query}", app.base_url));

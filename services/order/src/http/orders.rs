@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use bus::MessageMeta;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -57,7 +58,7 @@ async fn place_order(
     let shop = ShopId(body.shop_id);
     let role = user.require_shop_role(shop, ShopRole::ShopStaff)?;
     let checkout = Checkout::parse(body)?;
-    let meta = super::meta(&headers);
+    let meta = MessageMeta::from_headers(&headers);
     let order_id = idempotency::effect_id(shop, ROUTE, &key).unwrap_or_else(Uuid::now_v7);
     let retry_possible = key.0.is_some();
     let cashier = Cashier { user_id: user.user_id.0, role };
@@ -222,7 +223,7 @@ async fn complete_order(
     let shop = ShopId(order.shop_id);
     let role = user.require_shop_role(shop, ShopRole::ShopStaff)?;
     let cashier = Cashier { user_id: user.user_id.0, role };
-    let meta = super::meta(&headers);
+    let meta = MessageMeta::from_headers(&headers);
     let request = format!("{id} {body:?}");
     let attempt = idempotency::effect_id(shop, COMPLETE_ROUTE, &key).unwrap_or_else(Uuid::now_v7);
     idempotency::once(&s.pool, &key, shop, COMPLETE_ROUTE, &request, || async {
@@ -245,7 +246,7 @@ async fn cancel_order(
     Path(id): Path<Uuid>,
 ) -> Result<Json<OrderView>, Problem> {
     visible(&s, &user, id).await?;
-    Ok(Json(s.cancel(id, &super::meta(&headers)).await?))
+    Ok(Json(s.cancel(id, &MessageMeta::from_headers(&headers)).await?))
 }
 
 const RETURN_ROUTE: &str = "POST /orders/{id}/returns";
@@ -269,7 +270,7 @@ async fn return_goods(
 ) -> Result<Response, Problem> {
     let order = visible(&s, &user, id).await?;
     let shop = ShopId(order.shop_id);
-    let meta = super::meta(&headers);
+    let meta = MessageMeta::from_headers(&headers);
     let return_id = idempotency::effect_id(shop, RETURN_ROUTE, &key).unwrap_or_else(Uuid::now_v7);
     let request = format!("{id} {body:?}");
     idempotency::once(&s.pool, &key, shop, RETURN_ROUTE, &request, || async {

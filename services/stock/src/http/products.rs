@@ -5,6 +5,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use bus::MessageMeta;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -476,16 +477,17 @@ async fn receive(
     State(s): State<AppState>,
     user: AuthUser,
     key: IdempotencyKey,
+    meta: MessageMeta,
     Path(id): Path<Uuid>,
     Json(req): Json<ReceiveInput>,
 ) -> Result<Response, Problem> {
     let row = load_product(&s, &user, id).await?;
-    let (s, user, req) = (&s, &user, &req);
+    let (s, user, req, meta) = (&s, &user, &req, &meta);
     let route = "POST /products/{id}/receive";
     // The ledger recognises a second copy of this effect (a re-run after a lost answer).
     let effect = idempotency::effect_id(ShopId(row.shop_id), route, &key);
     idempotency::once(&s.pool, &key, ShopId(row.shop_id), route, &(id, req), move || async move {
-        Ok((StatusCode::OK, receive_now(s, user, &row, req, effect).await?))
+        Ok((StatusCode::OK, receive_now(s, user, &row, req, effect, meta).await?))
     })
     .await
 }
@@ -496,6 +498,7 @@ async fn receive_now(
     row: &ProductRow,
     req: &ReceiveInput,
     effect: Option<Uuid>,
+    meta: &MessageMeta,
 ) -> Result<Level, Problem> {
     let id = row.id;
     if !(1..=1_000_000).contains(&req.quantity) {
@@ -526,6 +529,7 @@ async fn receive_now(
         unit_cost_minor: cost,
         source_id: effect,
         supplier_id: req.supplier_id,
+        meta: meta.clone(),
     };
     Ok(s.registry.ask(id, |reply| Msg::Adjust { change: change.clone(), reply }).await?)
 }
@@ -546,16 +550,17 @@ async fn adjust(
     State(s): State<AppState>,
     user: AuthUser,
     key: IdempotencyKey,
+    meta: MessageMeta,
     Path(id): Path<Uuid>,
     Json(req): Json<AdjustInput>,
 ) -> Result<Response, Problem> {
     let row = load_product(&s, &user, id).await?;
-    let (s, user, req) = (&s, &user, &req);
+    let (s, user, req, meta) = (&s, &user, &req, &meta);
     let route = "POST /products/{id}/adjust";
     // The ledger recognises a second copy of this effect (a re-run after a lost answer).
     let effect = idempotency::effect_id(ShopId(row.shop_id), route, &key);
     idempotency::once(&s.pool, &key, ShopId(row.shop_id), route, &(id, req), move || async move {
-        Ok((StatusCode::OK, adjust_now(s, user, id, req, effect).await?))
+        Ok((StatusCode::OK, adjust_now(s, user, id, req, effect, meta).await?))
     })
     .await
 }
@@ -566,6 +571,7 @@ async fn adjust_now(
     id: Uuid,
     req: &AdjustInput,
     effect: Option<Uuid>,
+    meta: &MessageMeta,
 ) -> Result<Level, Problem> {
     if req.delta == 0 || req.delta.abs() > 1_000_000 {
         return Err(unprocessable("delta", "non-zero, at most 1000000 either way"));
@@ -579,6 +585,7 @@ async fn adjust_now(
         unit_cost_minor: None,
         source_id: effect,
         supplier_id: None,
+        meta: meta.clone(),
     };
     Ok(s.registry.ask(id, |reply| Msg::Adjust { change: change.clone(), reply }).await?)
 }
@@ -973,6 +980,7 @@ const REMOVED_WITHOUT_REASON: &str = "removed in the dashboard";
 async fn remove_item(
     State(s): State<AppState>,
     user: AuthUser,
+    meta: MessageMeta,
     Path(id): Path<Uuid>,
     OptionalJson(req): OptionalJson<RemoveInput>,
 ) -> Result<StatusCode, Problem> {
@@ -989,7 +997,13 @@ async fn remove_item(
     }
     let actor = Some(user.user_id.0);
     s.registry
-        .ask(row.product_id, |reply| Msg::RemoveUnit { item_id: id, reason: reason.clone(), actor_id: actor, reply })
+        .ask(row.product_id, |reply| Msg::RemoveUnit {
+            item_id: id,
+            reason: reason.clone(),
+            actor_id: actor,
+            meta: meta.clone(),
+            reply,
+        })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use bus::MessageMeta;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -50,6 +51,7 @@ async fn reserve(
     State(s): State<AppState>,
     user: AuthUser,
     key: IdempotencyKey,
+    meta: MessageMeta,
     Json(body): Json<ReserveBody>,
 ) -> Result<Response, Problem> {
     let shop = ShopId(body.shop_id);
@@ -60,7 +62,7 @@ async fn reserve(
         .reservation_id
         .or_else(|| key.0.as_ref().map(|k| Uuid::new_v5(&IDEMPOTENCY_NS, format!("{}:{k}", body.shop_id).as_bytes())))
         .unwrap_or_else(Uuid::now_v7);
-    let (s, body) = (&s, &body);
+    let (s, body, meta) = (&s, &body, &meta);
     idempotency::once(&s.pool, &key, shop, "POST /reservations", body, move || async move {
         let req = ReserveRequest {
             reservation_id,
@@ -68,7 +70,7 @@ async fn reserve(
             lines: body.lines.clone(),
             ttl_seconds: body.ttl_seconds.unwrap_or(900),
         };
-        Ok((StatusCode::CREATED, s.coordinator.reserve(&req).await?))
+        Ok((StatusCode::CREATED, s.coordinator.reserve(&req, meta).await?))
     })
     .await
 }
@@ -110,6 +112,7 @@ pub struct CommitBody {
 async fn commit(
     State(s): State<AppState>,
     user: AuthUser,
+    meta: MessageMeta,
     Path(id): Path<Uuid>,
     body: axum::body::Bytes,
 ) -> Result<Json<ReservationView>, Problem> {
@@ -119,7 +122,7 @@ async fn commit(
     } else {
         serde_json::from_slice(&body).map_err(|e| super::unprocessable("body", &e.to_string()))?
     };
-    Ok(Json(s.coordinator.commit(id, body.order_id).await?))
+    Ok(Json(s.coordinator.commit(id, body.order_id, &meta).await?))
 }
 
 /// Stock returns to availability. Idempotent.

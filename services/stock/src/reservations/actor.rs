@@ -30,6 +30,8 @@ pub enum Msg {
         shop_id: Uuid,
         expires_at: DateTime<Utc>,
         wants: Vec<Want>,
+        /// The context of the request behind it, for the events its batch publishes.
+        meta: MessageMeta,
         reply: Reply<Vec<HeldLine>>,
     },
     /// Stops the expiry clock of a held reservation so a multi-product commit cannot be cut
@@ -41,6 +43,7 @@ pub enum Msg {
     Commit {
         reservation_id: Uuid,
         order_id: Option<Uuid>,
+        meta: MessageMeta,
         reply: Reply<()>,
     },
     Release {
@@ -63,12 +66,14 @@ pub enum Msg {
         item_id: Uuid,
         reason: String,
         actor_id: Option<Uuid>,
+        meta: MessageMeta,
         reply: Reply<()>,
     },
     /// A sold serialized unit comes back (a return with restock).
     ReturnUnit {
         item_id: Uuid,
         return_id: Uuid,
+        meta: MessageMeta,
         reply: Reply<()>,
     },
     /// Product, prices or discounts changed: reload what they affect.
@@ -94,6 +99,8 @@ pub struct Adjustment {
     pub source_id: Option<Uuid>,
     /// For RECEIPT: the supplier it came from (one of the shop's).
     pub supplier_id: Option<Uuid>,
+    /// The context of the request behind it, for the events its batch publishes.
+    pub meta: MessageMeta,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +160,8 @@ pub struct State {
     ticker: Option<JoinHandle<()>>,
     /// Available before the pending batch (to see a low-stock crossing).
     available_at_batch_start: i64,
+    /// The request context of the pending batch's latest change: its events carry it.
+    batch_meta: MessageMeta,
 }
 
 impl State {
@@ -259,7 +268,7 @@ impl Actor for ProductActor {
             state.last_activity = Instant::now();
         }
         match msg {
-            Msg::Reserve { reservation_id, shop_id, expires_at, wants, reply } => {
+            Msg::Reserve { reservation_id, shop_id, expires_at, wants, meta, reply } => {
                 if shop_id != state.shop_id {
                     log_err(reply.send(Err(StockError::ProductNotFound(state.product_id))));
                     return Ok(());
@@ -286,6 +295,7 @@ impl Actor for ProductActor {
                 match self.apply_reserve(state, reservation_id, expires_at, &wants) {
                     Ok(()) => {
                         state.pending.push(Op::Reserve { reservation_id, expires_at, reply });
+                        state.batch_meta = meta;
                         schedule_flush(&myself, state);
                     }
                     Err(e) => log_err(reply.send(Err(e))),
@@ -295,10 +305,10 @@ impl Actor for ProductActor {
                 // Still being written: ask again after the batch that writes it.
                 let _ = myself.cast(Msg::Pin { reservation_id, reply });
             }
-            Msg::Commit { reservation_id, order_id, reply }
+            Msg::Commit { reservation_id, order_id, meta, reply }
                 if state.holds.get(&reservation_id).is_some_and(|h| !h.persisted) =>
             {
-                let _ = myself.cast(Msg::Commit { reservation_id, order_id, reply });
+                let _ = myself.cast(Msg::Commit { reservation_id, order_id, meta, reply });
             }
             Msg::Release { reservation_id, reply }
                 if state.holds.get(&reservation_id).is_some_and(|h| !h.persisted) =>
@@ -317,7 +327,7 @@ impl Actor for ProductActor {
                 };
                 log_err(reply.send(answer));
             }
-            Msg::Commit { reservation_id, order_id, reply } => match state.holds.remove(&reservation_id) {
+            Msg::Commit { reservation_id, order_id, meta, reply } => match state.holds.remove(&reservation_id) {
                 Some(mut h) => {
                     if let Some(t) = h.timer.take() {
                         t.abort();
@@ -341,6 +351,7 @@ impl Actor for ProductActor {
                         order_id,
                         reply,
                     });
+                    state.batch_meta = meta;
                     schedule_flush(&myself, state);
                 }
                 None => {
@@ -404,30 +415,33 @@ impl Actor for ProductActor {
                     return Ok(());
                 }
                 state.on_hand = next;
+                state.batch_meta = change.meta.clone();
                 state.pending.push(Op::Adjust { change, reply });
                 schedule_flush(&myself, state);
             }
             Msg::UnitAdded { item_id, barcode, price_minor, warranty_months } => {
                 state.units.entry(item_id).or_insert(Unit { barcode, price_minor, warranty_months, held_by: None });
             }
-            Msg::RemoveUnit { item_id, reason, actor_id, reply } => match state.units.get(&item_id) {
+            Msg::RemoveUnit { item_id, reason, actor_id, meta, reply } => match state.units.get(&item_id) {
                 Some(u) if u.held_by.is_none() => {
                     state.units.remove(&item_id);
                     state.pending.push(Op::RemoveUnit { item_id, reason, actor_id, reply });
+                    state.batch_meta = meta;
                     schedule_flush(&myself, state);
                 }
                 Some(u) => log_err(reply.send(Err(StockError::UnitUnavailable { barcode: u.barcode.clone() }))),
                 None => log_err(reply.send(Err(StockError::UnitNotFound(item_id.to_string())))),
             },
-            Msg::ReturnUnit { item_id, return_id, reply } => {
+            Msg::ReturnUnit { item_id, return_id, meta, reply } => {
                 match self.seen(state, "RETURN", return_id, Some(item_id)).await {
                     Seen::InBatch => {
-                        let _ = myself.cast(Msg::ReturnUnit { item_id, return_id, reply });
+                        let _ = myself.cast(Msg::ReturnUnit { item_id, return_id, meta, reply });
                     }
                     Seen::Persisted => log_err(reply.send(Ok(()))),
                     Seen::Failed(e) => log_err(reply.send(Err(e))),
                     Seen::No => {
                         state.pending.push(Op::ReturnUnit { item_id, return_id, reply });
+                        state.batch_meta = meta;
                         schedule_flush(&myself, state);
                     }
                 }
@@ -682,7 +696,8 @@ impl ProductActor {
     /// Persists every pending operation in one transaction, then answers them all.
     async fn flush(&self, myself: &ActorRef<Msg>, state: &mut State) -> Result<(), ActorProcessingErr> {
         let ops = std::mem::take(&mut state.pending);
-        match self.persist(state, &ops).await {
+        let meta = std::mem::take(&mut state.batch_meta);
+        match self.persist(state, &ops, &meta).await {
             Ok(()) => {
                 if ops.iter().any(|op| matches!(op, Op::ReturnUnit { .. })) {
                     // A returned unit is on sale again: read it back (returns are rare).
@@ -736,7 +751,7 @@ impl ProductActor {
         }
     }
 
-    async fn persist(&self, state: &State, ops: &[Op]) -> anyhow::Result<()> {
+    async fn persist(&self, state: &State, ops: &[Op], meta: &MessageMeta) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await.context("starting the batch")?;
         let p = state.product_id;
         let mut on_hand_delta = 0i64;
@@ -1054,7 +1069,6 @@ impl ProductActor {
         // Events: the new level, and a low-stock notice when availability crossed the
         // product's keepingUnits going down.
         let level = state.level();
-        let meta = MessageMeta::default();
         // `stock.level.changed` when what is on hand changed (receipts, adjustments, sales,
         // returns). Holds come and go by the thousand a second on a busy product; each event
         // is an outbox row whose commit NOTIFYs the relay, and NOTIFY serialises commits
@@ -1072,7 +1086,7 @@ impl ProductActor {
                     available: level.available,
                     occurred_at: Utc::now(),
                 },
-                &meta,
+                meta,
             )
             .await?;
         }
@@ -1100,7 +1114,7 @@ impl ProductActor {
                         keeping_units: state.keeping_units,
                         occurred_at: Utc::now(),
                     };
-                    bus::enqueue(&mut tx, &event, &meta).await?;
+                    bus::enqueue(&mut tx, &event, meta).await?;
                 }
                 _ => tracing::warn!(shop_id = %state.shop_id, "low stock, but the shop's owner is not known yet"),
             }
@@ -1235,6 +1249,7 @@ async fn load(pool: &PgPool, product_id: Uuid) -> anyhow::Result<State> {
         last_activity: Instant::now(),
         ticker: None,
         available_at_batch_start: 0,
+        batch_meta: MessageMeta::default(),
     };
     state.available_at_batch_start = state.available();
     Ok(state)

@@ -2,6 +2,7 @@
 //! lines at the same time and, if any refuses, releases what the others granted. Actors
 //! never wait on each other, so there is no lock order to get wrong and no deadlock.
 
+use bus::MessageMeta;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -35,7 +36,7 @@ impl Coordinator {
     }
 
     #[tracing::instrument(skip_all, fields(reservation_id = %req.reservation_id, shop_id = %req.shop_id, lines = req.lines.len()))]
-    pub async fn reserve(&self, req: &ReserveRequest) -> Result<ReservationView, StockError> {
+    pub async fn reserve(&self, req: &ReserveRequest, meta: &MessageMeta) -> Result<ReservationView, StockError> {
         if req.lines.is_empty() || req.lines.len() > MAX_LINES {
             return Err(StockError::Invalid(format!("1 to {MAX_LINES} lines")));
         }
@@ -104,6 +105,7 @@ impl Coordinator {
         let asks = by_product.into_iter().map(|(product, wants)| {
             let registry = self.registry.clone();
             let (rid, shop) = (req.reservation_id, req.shop_id);
+            let meta = meta.clone();
             async move {
                 let answer = registry
                     .ask(product, |reply| Msg::Reserve {
@@ -111,6 +113,7 @@ impl Coordinator {
                         shop_id: shop,
                         expires_at,
                         wants: wants.clone(),
+                        meta: meta.clone(),
                         reply,
                     })
                     .await;
@@ -181,8 +184,13 @@ impl Coordinator {
     }
 
     /// Stock leaves. Idempotent: committing a committed reservation answers the same.
-    #[tracing::instrument(skip(self))]
-    pub async fn commit(&self, reservation_id: Uuid, order_id: Option<Uuid>) -> Result<ReservationView, StockError> {
+    #[tracing::instrument(skip(self, meta))]
+    pub async fn commit(
+        &self,
+        reservation_id: Uuid,
+        order_id: Option<Uuid>,
+        meta: &MessageMeta,
+    ) -> Result<ReservationView, StockError> {
         let (_, products) = self.parts(reservation_id).await?;
         if products.len() > 1 {
             // Stop every part's expiry clock first, so the commit cannot be cut in half.
@@ -191,8 +199,9 @@ impl Coordinator {
                 r?;
             }
         }
-        let commits =
-            products.iter().map(|p| self.registry.ask(*p, |reply| Msg::Commit { reservation_id, order_id, reply }));
+        let commits = products.iter().map(|p| {
+            self.registry.ask(*p, |reply| Msg::Commit { reservation_id, order_id, meta: meta.clone(), reply })
+        });
         for r in futures::future::join_all(commits).await {
             r?;
         }

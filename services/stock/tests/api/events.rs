@@ -195,6 +195,7 @@ async fn concurrent_copies_of_a_return_restock_once() {
                 unit_cost_minor: None,
                 source_id: Some(return_id),
                 supplier_id: None,
+                meta: Default::default(),
             };
             registry.ask(cable, |reply| Msg::Adjust { change: change.clone(), reply }).await
         }
@@ -234,7 +235,9 @@ async fn concurrent_copies_of_a_return_restock_once() {
     let return_id = Uuid::new_v4();
     let copies = (0..20).map(|_| {
         let registry = app.registry.clone();
-        async move { registry.ask(phone, |reply| Msg::ReturnUnit { item_id, return_id, reply }).await }
+        async move {
+            registry.ask(phone, |reply| Msg::ReturnUnit { item_id, return_id, meta: Default::default(), reply }).await
+        }
     });
     for answer in futures::future::join_all(copies).await {
         answer.expect("every copy is answered");
@@ -290,4 +293,65 @@ async fn a_return_with_two_lines_of_one_product_restocks_both_once() {
     testkit::events::publish(&broker, &app.exchange, &ret, Uuid::now_v7()).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(app.assert_consistent(product).await, (13, 0), "and only once");
+}
+
+/// The request behind a stock change is named in the events it causes: a receipt through
+/// HTTP and a reservation's commit carry the request id and trace context into
+/// `stock.level.changed` (and a crossing into `stock.level.low`).
+#[tokio::test]
+async fn level_events_carry_the_request_id_and_trace_context_of_their_request() {
+    let app = spawn_app().await;
+    let shop = app.seed_shop().await;
+    let product = app.bulk_product(shop, "Lamp", "900.00", 5).await;
+    sqlx::query("update stock.products set keeping_units = 4 where product_id = $1")
+        .bind(product)
+        .execute(&app.db.admin)
+        .await
+        .unwrap();
+    app.registry.tell(product, cashvio_stock::reservations::actor::Msg::Reload);
+    let token = app.staff(shop).await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let send = |path: String, body: serde_json::Value, rid: &'static str| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            let res = app
+                .http
+                .post(format!("{}{path}", app.base_url))
+                .bearer_auth(&token)
+                .header("x-request-id", rid)
+                .header("traceparent", traceparent)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    };
+    let (s, b) = send(format!("/products/{product}/receive"), json!({"quantity": 1}), "req-receive-1").await;
+    assert_eq!(s, 200, "{b}");
+    let (s, r) = send(
+        "/reservations".to_owned(),
+        json!({"shopId": shop, "lines": [{"productId": product, "quantity": 3}]}),
+        "req-sale-2",
+    )
+    .await;
+    assert_eq!(s, 201, "{r}");
+    let (s, b) =
+        send(format!("/reservations/{}/commit", r["reservationId"].as_str().unwrap()), json!({}), "req-sale-2").await;
+    assert_eq!(s, 200, "{b}");
+    let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+        "select message_type, request_id, traceparent from stock.outbox
+          where message_type like 'stock.level.%' and payload->>'productId' = $1::text order by outbox_id",
+    )
+    .bind(product)
+    .fetch_all(&app.db.admin)
+    .await
+    .unwrap();
+    let tp = Some(traceparent.to_owned());
+    assert!(rows.contains(&("stock.level.changed".into(), Some("req-receive-1".into()), tp.clone())), "{rows:?}");
+    assert!(rows.contains(&("stock.level.changed".into(), Some("req-sale-2".into()), tp.clone())), "{rows:?}");
+    // Available went 6 → 3, across keepingUnits 4: the low-stock notice names the sale's request.
+    assert!(rows.iter().any(|(t, rid, _)| t == "stock.level.low" && rid.as_deref() == Some("req-sale-2")), "{rows:?}");
+    app.shutdown.cancel();
 }
