@@ -7,6 +7,7 @@
 pub mod actor;
 pub mod coordinator;
 pub mod registry;
+mod store;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;

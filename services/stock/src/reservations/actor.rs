@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -15,10 +14,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use bus::MessageMeta;
-use contracts::common::{Recipient, ShopBrand};
-use contracts::stock::{LevelChanged, LevelLow};
 use platform::{Currency, Money};
 
+use super::store::{self, Batch, Low, Movement, Settled};
 use super::{HeldLine, Level, StockError, Want};
 
 pub type Reply<T> = RpcReplyPort<Result<T, StockError>>;
@@ -110,24 +108,24 @@ pub enum Tracking {
 }
 
 #[derive(Debug, Clone)]
-struct Unit {
-    barcode: String,
-    price_minor: i64,
-    warranty_months: Option<i32>,
+pub(super) struct Unit {
+    pub(super) barcode: String,
+    pub(super) price_minor: i64,
+    pub(super) warranty_months: Option<i32>,
     /// None: available; Some(reservation): held.
-    held_by: Option<Uuid>,
+    pub(super) held_by: Option<Uuid>,
 }
 
-struct Hold {
-    lines: Vec<HeldLine>,
-    quantity: i64,
-    items: Vec<Uuid>,
-    expires_at: DateTime<Utc>,
-    timer: Option<JoinHandle<()>>,
-    persisted: bool,
+pub(super) struct Hold {
+    pub(super) lines: Vec<HeldLine>,
+    pub(super) quantity: i64,
+    pub(super) items: Vec<Uuid>,
+    pub(super) expires_at: DateTime<Utc>,
+    pub(super) timer: Option<JoinHandle<()>>,
+    pub(super) persisted: bool,
 }
 
-enum Op {
+pub(super) enum Op {
     Reserve { reservation_id: Uuid, expires_at: DateTime<Utc>, reply: Reply<Vec<HeldLine>> },
     Commit { reservation_id: Uuid, quantity: i64, items: Vec<Uuid>, order_id: Option<Uuid>, reply: Reply<()> },
     Release { reservation_id: Uuid, quantity: i64, items: Vec<Uuid>, expired: bool, reply: Option<Reply<()>> },
@@ -137,35 +135,35 @@ enum Op {
 }
 
 pub struct State {
-    product_id: Uuid,
-    shop_id: Uuid,
-    name: String,
-    tracking: Tracking,
-    currency: Currency,
-    price_minor: i64,
-    warranty_months: i32,
-    loyalty_points: i64,
-    keeping_units: i64,
-    on_hand: i64,
-    reserved: i64,
-    units: HashMap<Uuid, Unit>,
+    pub(super) product_id: Uuid,
+    pub(super) shop_id: Uuid,
+    pub(super) name: String,
+    pub(super) tracking: Tracking,
+    pub(super) currency: Currency,
+    pub(super) price_minor: i64,
+    pub(super) warranty_months: i32,
+    pub(super) loyalty_points: i64,
+    pub(super) keeping_units: i64,
+    pub(super) on_hand: i64,
+    pub(super) reserved: i64,
+    pub(super) units: HashMap<Uuid, Unit>,
     /// (basis points, from, until) of the product's discounts.
-    discounts: Vec<(i64, DateTime<Utc>, DateTime<Utc>)>,
-    holds: HashMap<Uuid, Hold>,
+    pub(super) discounts: Vec<(i64, DateTime<Utc>, DateTime<Utc>)>,
+    pub(super) holds: HashMap<Uuid, Hold>,
     /// Reservations settled during this actor's life, for idempotent answers.
-    settled: HashMap<Uuid, &'static str>,
-    pending: Vec<Op>,
-    flush_scheduled: bool,
-    last_activity: Instant,
-    ticker: Option<JoinHandle<()>>,
+    pub(super) settled: HashMap<Uuid, &'static str>,
+    pub(super) pending: Vec<Op>,
+    pub(super) flush_scheduled: bool,
+    pub(super) last_activity: Instant,
+    pub(super) ticker: Option<JoinHandle<()>>,
     /// Available before the pending batch (to see a low-stock crossing).
-    available_at_batch_start: i64,
+    pub(super) available_at_batch_start: i64,
     /// The request context of the pending batch's latest change: its events carry it.
-    batch_meta: MessageMeta,
+    pub(super) batch_meta: MessageMeta,
 }
 
 impl State {
-    fn available(&self) -> i64 {
+    pub(super) fn available(&self) -> i64 {
         match self.tracking {
             Tracking::Bulk => self.on_hand - self.reserved,
             Tracking::Serialized => self.units.values().filter(|u| u.held_by.is_none()).count() as i64,
@@ -235,7 +233,7 @@ impl Actor for ProductActor {
     type Arguments = Args;
 
     async fn pre_start(&self, myself: ActorRef<Msg>, args: Args) -> Result<State, ActorProcessingErr> {
-        let mut state = load(&self.pool, args.product_id).await?;
+        let mut state = store::load(&self.pool, args.product_id).await?;
         let tick = (self.idle_after / 4).max(Duration::from_millis(200));
         state.ticker = Some(myself.send_interval(tick, || Msg::Tick));
         // Holds from before a restart: keep the live ones on their clock, release the rest.
@@ -681,7 +679,7 @@ impl ProductActor {
             }
         }
         let settled = std::mem::take(&mut state.settled);
-        *state = load(&self.pool, state.product_id).await?;
+        *state = store::load(&self.pool, state.product_id).await?;
         state.ticker = ticker;
         state.settled = settled;
         let ids: Vec<(Uuid, DateTime<Utc>)> = state.holds.iter().map(|(id, h)| (*id, h.expires_at)).collect();
@@ -697,7 +695,7 @@ impl ProductActor {
     async fn flush(&self, myself: &ActorRef<Msg>, state: &mut State) -> Result<(), ActorProcessingErr> {
         let ops = std::mem::take(&mut state.pending);
         let meta = std::mem::take(&mut state.batch_meta);
-        match self.persist(state, &ops, &meta).await {
+        match batch(state, &ops).write(&self.pool, &meta).await {
             Ok(()) => {
                 if ops.iter().any(|op| matches!(op, Op::ReturnUnit { .. })) {
                     // A returned unit is on sale again: read it back (returns are rare).
@@ -750,507 +748,128 @@ impl ProductActor {
             }
         }
     }
-
-    async fn persist(&self, state: &State, ops: &[Op], meta: &MessageMeta) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await.context("starting the batch")?;
-        let p = state.product_id;
-        let mut on_hand_delta = 0i64;
-        let mut reserved_delta = 0i64;
-        // movements
-        let mut m_kind: Vec<&str> = Vec::new();
-        let mut m_on: Vec<i32> = Vec::new();
-        let mut m_res: Vec<i32> = Vec::new();
-        let mut m_item: Vec<Option<Uuid>> = Vec::new();
-        let mut m_reason: Vec<Option<String>> = Vec::new();
-        let mut m_actor: Vec<Option<Uuid>> = Vec::new();
-        let mut m_resv: Vec<Option<Uuid>> = Vec::new();
-        let mut m_order: Vec<Option<Uuid>> = Vec::new();
-        let mut m_cost: Vec<Option<i64>> = Vec::new();
-        let mut m_supplier: Vec<Option<Uuid>> = Vec::new();
-        let mut push = |kind: &'static str,
-                        on: i64,
-                        res: i64,
-                        item: Option<Uuid>,
-                        reason: Option<String>,
-                        actor: Option<Uuid>,
-                        resv: Option<Uuid>,
-                        order: Option<Uuid>,
-                        cost: Option<i64>,
-                        supplier: Option<Uuid>| {
-            m_kind.push(kind);
-            m_on.push(i32::try_from(on).unwrap_or(i32::MAX));
-            m_res.push(i32::try_from(res).unwrap_or(i32::MAX));
-            m_item.push(item);
-            m_reason.push(reason);
-            m_actor.push(actor);
-            m_resv.push(resv);
-            m_order.push(order);
-            m_cost.push(cost);
-            m_supplier.push(supplier);
-        };
-        // reservation headers and lines
-        let mut h_id: Vec<Uuid> = Vec::new();
-        let mut h_exp: Vec<DateTime<Utc>> = Vec::new();
-        let mut l_res: Vec<Uuid> = Vec::new();
-        let mut l_no: Vec<i32> = Vec::new();
-        let mut l_unit: Vec<i32> = Vec::new();
-        let mut l_qty: Vec<i32> = Vec::new();
-        let mut l_item: Vec<Option<Uuid>> = Vec::new();
-        let mut l_name: Vec<String> = Vec::new();
-        let mut l_price: Vec<i64> = Vec::new();
-        // settled lines by outcome
-        let mut committed: Vec<Uuid> = Vec::new();
-        let mut released: Vec<Uuid> = Vec::new();
-        let mut expired: Vec<Uuid> = Vec::new();
-        // serialized unit changes
-        let mut hold_items: Vec<Uuid> = Vec::new();
-        let mut hold_by: Vec<Uuid> = Vec::new();
-        let mut free_items: Vec<Uuid> = Vec::new();
-        let mut sold_items: Vec<Uuid> = Vec::new();
-        let mut sold_orders: Vec<Option<Uuid>> = Vec::new();
-        let mut returned_items: Vec<Uuid> = Vec::new();
-        let mut removed_items: Vec<Uuid> = Vec::new();
-        let mut order_of: Vec<(Uuid, Option<Uuid>)> = Vec::new();
-
-        for op in ops {
-            match op {
-                Op::Reserve { reservation_id, expires_at, .. } => {
-                    let Some(h) = state.holds.get(reservation_id) else { continue };
-                    h_id.push(*reservation_id);
-                    h_exp.push(*expires_at);
-                    for l in &h.lines {
-                        l_res.push(*reservation_id);
-                        l_no.push(l.line_no);
-                        l_unit.push(l.unit_no);
-                        l_qty.push(i32::try_from(l.quantity).unwrap_or(i32::MAX));
-                        l_item.push(l.item_id);
-                        l_name.push(l.name.clone());
-                        l_price.push(l.unit_price_minor);
-                        if let Some(i) = l.item_id {
-                            hold_items.push(i);
-                            hold_by.push(*reservation_id);
-                        }
-                    }
-                    if state.tracking == Tracking::Bulk {
-                        reserved_delta += h.quantity;
-                        push("RESERVE", 0, h.quantity, None, None, None, Some(*reservation_id), None, None, None);
-                    } else {
-                        for i in &h.items {
-                            push("RESERVE", 0, 1, Some(*i), None, None, Some(*reservation_id), None, None, None);
-                        }
-                    }
-                }
-                Op::Commit { reservation_id, quantity, items, order_id, .. } => {
-                    committed.push(*reservation_id);
-                    order_of.push((*reservation_id, *order_id));
-                    if state.tracking == Tracking::Bulk {
-                        on_hand_delta -= quantity;
-                        reserved_delta -= quantity;
-                        push(
-                            "SALE",
-                            -quantity,
-                            -quantity,
-                            None,
-                            None,
-                            None,
-                            Some(*reservation_id),
-                            *order_id,
-                            None,
-                            None,
-                        );
-                    } else {
-                        for i in items {
-                            sold_items.push(*i);
-                            sold_orders.push(*order_id);
-                            push("SALE", -1, -1, Some(*i), None, None, Some(*reservation_id), *order_id, None, None);
-                        }
-                    }
-                }
-                Op::Release { reservation_id, quantity, items, expired: is_expiry, .. } => {
-                    let kind = if *is_expiry { "EXPIRE" } else { "RELEASE" };
-                    if *is_expiry {
-                        expired.push(*reservation_id)
-                    } else {
-                        released.push(*reservation_id)
-                    }
-                    if state.tracking == Tracking::Bulk {
-                        reserved_delta -= quantity;
-                        push(kind, 0, -quantity, None, None, None, Some(*reservation_id), None, None, None);
-                    } else {
-                        for i in items {
-                            free_items.push(*i);
-                            push(kind, 0, -1, Some(*i), None, None, Some(*reservation_id), None, None, None);
-                        }
-                    }
-                }
-                Op::Adjust { change, .. } => {
-                    on_hand_delta += change.delta;
-                    push(
-                        change.kind,
-                        change.delta,
-                        0,
-                        None,
-                        change.reason.clone(),
-                        change.actor_id,
-                        change.source_id,
-                        None,
-                        change.unit_cost_minor,
-                        change.supplier_id,
-                    );
-                }
-                Op::ReturnUnit { item_id, return_id, .. } => {
-                    returned_items.push(*item_id);
-                    push("RETURN", 1, 0, Some(*item_id), None, None, Some(*return_id), None, None, None);
-                }
-                Op::RemoveUnit { item_id, reason, actor_id, .. } => {
-                    removed_items.push(*item_id);
-                    push("ADJUSTMENT", -1, 0, Some(*item_id), Some(reason.clone()), *actor_id, None, None, None, None);
-                }
-            }
-        }
-
-        // Headers, lines, the ledger and the level in one statement: one round trip for the
-        // whole batch on the common path.
-        let (on_delta, res_delta) = if state.tracking == Tracking::Bulk {
-            (i32::try_from(on_hand_delta)?, i32::try_from(reserved_delta)?)
-        } else {
-            (0, 0)
-        };
-        // `as _` on the arrays of optional values: the macro infers `uuid[]` as `Vec<Uuid>`,
-        // but these arrays carry nulls.
-        sqlx::query!(
-            "with h as (
-                 insert into stock.reservations (reservation_id, shop_id, expires_at)
-                 select r, $2, e from unnest($3::uuid[], $4::timestamptz[]) as t(r, e)
-                 on conflict (reservation_id) do nothing),
-             l as (
-                 insert into stock.reservation_lines (reservation_id, line_no, unit_no, product_id, item_id, quantity, name, unit_price_minor)
-                 select r, n, u, $1, i, q, nm, pr
-                   from unnest($5::uuid[], $6::int[], $7::int[], $8::uuid[], $9::int[], $10::text[], $11::bigint[])
-                     as t(r, n, u, i, q, nm, pr)),
-             m as (
-                 insert into stock.movements (shop_id, product_id, kind, on_hand_delta, reserved_delta, item_id, reason, actor_id,
-                                              reservation_id, order_id, unit_cost_minor, supplier_id)
-                 select $2, $1, k, o, rd, i, re, a, rv, od, c, su
-                   from unnest($12::text[], $13::int[], $14::int[], $15::uuid[], $16::text[], $17::uuid[], $18::uuid[],
-                               $19::uuid[], $20::bigint[], $23::uuid[]) as t(k, o, rd, i, re, a, rv, od, c, su)),
-             v as (
-                 update stock.levels set on_hand = on_hand + $21, reserved = reserved + $22, updated_at = now()
-                  where product_id = $1 and ($21 <> 0 or $22 <> 0))
-             select 1 as done",
-            p,
-            state.shop_id,
-            &h_id,
-            &h_exp,
-            &l_res,
-            &l_no,
-            &l_unit,
-            &l_item as _,
-            &l_qty,
-            &l_name,
-            &l_price,
-            &m_kind as _,
-            &m_on,
-            &m_res,
-            &m_item as _,
-            &m_reason as _,
-            &m_actor as _,
-            &m_resv as _,
-            &m_order as _,
-            &m_cost as _,
-            on_delta,
-            res_delta,
-            &m_supplier as _
-        )
-        .fetch_one(&mut *tx)
-        .await
-        .context("writing the batch's reservations, lines, movements and level")?;
-        if !hold_items.is_empty() {
-            let n = sqlx::query!(
-                "update stock.items i set status = 'RESERVED', reservation_id = t.r
-                   from unnest($1::uuid[], $2::uuid[]) as t(item, r)
-                  where i.item_id = t.item and i.status = 'AVAILABLE'",
-                &hold_items,
-                &hold_by
-            )
-            .execute(&mut *tx)
-            .await
-            .context("holding units")?
-            .rows_affected();
-            anyhow::ensure!(n == hold_items.len() as u64, "a unit to hold was not available in the database");
-        }
-        if !free_items.is_empty() {
-            sqlx::query!(
-                "update stock.items set status = 'AVAILABLE', reservation_id = null
-                  where item_id = any($1) and status = 'RESERVED'",
-                &free_items
-            )
-            .execute(&mut *tx)
-            .await
-            .context("freeing units")?;
-        }
-        if !sold_items.is_empty() {
-            sqlx::query!(
-                "update stock.items i set status = 'SOLD', reservation_id = null, order_id = t.o, sold_at = now()
-                   from unnest($1::uuid[], $2::uuid[]) as t(item, o) where i.item_id = t.item",
-                &sold_items,
-                &sold_orders as _
-            )
-            .execute(&mut *tx)
-            .await
-            .context("selling units")?;
-        }
-        if !removed_items.is_empty() {
-            let n = sqlx::query!(
-                "update stock.items set status = 'REMOVED' where item_id = any($1) and status = 'AVAILABLE'",
-                &removed_items
-            )
-            .execute(&mut *tx)
-            .await
-            .context("removing units")?
-            .rows_affected();
-            anyhow::ensure!(n == removed_items.len() as u64, "a unit to remove was not available in the database");
-        }
-        if !returned_items.is_empty() {
-            sqlx::query!(
-                "update stock.items set status = 'AVAILABLE', order_id = null, sold_at = null
-                  where item_id = any($1) and status = 'SOLD'",
-                &returned_items
-            )
-            .execute(&mut *tx)
-            .await
-            .context("returning units")?;
-        }
-        for (ids, status) in [(&committed, "COMMITTED"), (&released, "RELEASED"), (&expired, "EXPIRED")] {
-            if ids.is_empty() {
-                continue;
-            }
-            sqlx::query!(
-                "update stock.reservation_lines set status = $3
-                  where reservation_id = any($1) and product_id = $2 and status = 'HELD'",
-                ids,
-                p,
-                status
-            )
-            .execute(&mut *tx)
-            .await
-            .context("settling reservation lines")?;
-            // The header follows once no line of it is held (locked in id order, so two
-            // products settling one reservation serialise here and the last one sees all).
-            sqlx::query!(
-                "select 1 as locked from stock.reservations where reservation_id = any($1) order by reservation_id for update",
-                ids
-            )
-            .fetch_all(&mut *tx)
-            .await
-            .context("locking reservation headers")?;
-            sqlx::query!(
-                "update stock.reservations r set status = $2, settled_at = now()
-                  where r.reservation_id = any($1) and r.status = 'HELD'
-                    and not exists (select 1 from stock.reservation_lines l
-                                     where l.reservation_id = r.reservation_id and l.status = 'HELD')",
-                ids,
-                status
-            )
-            .execute(&mut *tx)
-            .await
-            .context("settling reservation headers")?;
-        }
-        for (r, o) in order_of.iter().filter(|(_, o)| o.is_some()) {
-            sqlx::query!(
-                "update stock.reservations set order_id = coalesce(order_id, $2) where reservation_id = $1",
-                r,
-                *o
-            )
-            .execute(&mut *tx)
-            .await
-            .context("linking the order")?;
-        }
-        // Events: the new level, and a low-stock notice when availability crossed the
-        // product's keepingUnits going down.
-        let level = state.level();
-        // `stock.level.changed` when what is on hand changed (receipts, adjustments, sales,
-        // returns). Holds come and go by the thousand a second on a busy product; each event
-        // is an outbox row whose commit NOTIFYs the relay, and NOTIFY serialises commits
-        // across the database, so reservations alone do not announce themselves.
-        let on_hand_moved =
-            on_hand_delta != 0 || !sold_items.is_empty() || !returned_items.is_empty() || !removed_items.is_empty();
-        if on_hand_moved {
-            bus::enqueue(
-                &mut tx,
-                &LevelChanged {
-                    shop_id: state.shop_id,
-                    product_id: p,
-                    on_hand: level.on_hand,
-                    reserved: level.reserved,
-                    available: level.available,
-                    occurred_at: Utc::now(),
-                },
-                meta,
-            )
-            .await?;
-        }
-        if state.keeping_units > 0
-            && state.available_at_batch_start > state.keeping_units
-            && level.available <= state.keeping_units
-        {
-            let shop = sqlx::query!(
-                "select name, owner_email, owner_name, logo_url from stock.shops where shop_id = $1",
-                state.shop_id
-            )
-            .fetch_optional(&mut *tx)
-            .await
-            .context("reading the shop's owner")?
-            .map(|r| (r.name, r.owner_email, r.owner_name, r.logo_url));
-            match shop {
-                Some((name, Some(email), owner_name, logo)) => {
-                    let event = LevelLow {
-                        shop: ShopBrand { id: state.shop_id, name, logo_url: logo, address: None, contact_phone: None },
-                        owner: Recipient { email, name: owner_name },
-                        product_id: p,
-                        product_name: state.name.clone(),
-                        sku: None,
-                        available: level.available,
-                        keeping_units: state.keeping_units,
-                        occurred_at: Utc::now(),
-                    };
-                    bus::enqueue(&mut tx, &event, meta).await?;
-                }
-                _ => tracing::warn!(shop_id = %state.shop_id, "low stock, but the shop's owner is not known yet"),
-            }
-        }
-        tx.commit().await.context("committing the batch")?;
-        Ok(())
-    }
 }
 
-/// Builds a product's state from the rows: the product, its level or available units, the
-/// held reservations and its discounts.
-async fn load(pool: &PgPool, product_id: Uuid) -> anyhow::Result<State> {
-    let row = sqlx::query!(
-        r#"select p.shop_id, p.name, p.tracking, p.sell_price_minor, p.warranty_months, p.keeping_units,
-                  p.loyalty_points, s.currency as "currency?"
-             from stock.products p left join stock.shops s using (shop_id)
-            where p.product_id = $1 and p.status <> 'DELETED'"#,
-        product_id
-    )
-    .fetch_optional(pool)
-    .await
-    .context("reading the product")?
-    .ok_or_else(|| anyhow::anyhow!("product {product_id} not found"))?;
-    let (shop_id, name, price, warranty, keeping, loyalty) =
-        (row.shop_id, row.name, row.sell_price_minor, row.warranty_months, row.keeping_units, row.loyalty_points);
-    let tracking = if row.tracking == "SERIALIZED" { Tracking::Serialized } else { Tracking::Bulk };
-    // A shop not announced by auth yet has the platform default; a code we cannot read is a bug.
-    let currency: Currency = match row.currency {
-        None => Currency::LKR,
-        Some(code) => code.parse().map_err(|_| anyhow::anyhow!("shop {shop_id} has an unknown currency {code:?}"))?,
-    };
-    let (on_hand, reserved): (i32, i32) = if tracking == Tracking::Bulk {
-        sqlx::query!("select on_hand, reserved from stock.levels where product_id = $1", product_id)
-            .fetch_optional(pool)
-            .await
-            .context("reading the level")?
-            .map_or((0, 0), |l| (l.on_hand, l.reserved))
-    } else {
-        (0, 0)
-    };
-    let mut units = HashMap::new();
-    if tracking == Tracking::Serialized {
-        let rows = sqlx::query!(
-            "select item_id, barcode, sell_price_minor, warranty_months, reservation_id from stock.items
-              where product_id = $1 and status in ('AVAILABLE', 'RESERVED')",
-            product_id
-        )
-        .fetch_all(pool)
-        .await
-        .context("reading the units")?;
-        for r in rows {
-            units.insert(
-                r.item_id,
-                Unit {
-                    barcode: r.barcode,
-                    price_minor: r.sell_price_minor,
-                    warranty_months: r.warranty_months,
-                    held_by: r.reservation_id,
-                },
-            );
+/// The rows and events a flush writes for `ops` (applied to `state` already).
+fn batch(state: &State, ops: &[Op]) -> Batch {
+    let bulk = state.tracking == Tracking::Bulk;
+    let mut b = Batch::new(state.product_id, state.shop_id);
+    for op in ops {
+        match op {
+            Op::Reserve { reservation_id, expires_at, .. } => {
+                let Some(h) = state.holds.get(reservation_id) else { continue };
+                b.headers.push((*reservation_id, *expires_at));
+                for l in &h.lines {
+                    b.lines.push((*reservation_id, l.clone()));
+                    if let Some(i) = l.item_id {
+                        b.held_units.push((i, *reservation_id));
+                    }
+                }
+                if bulk {
+                    b.reserved_delta += h.quantity;
+                    b.movements
+                        .push(Movement { source: Some(*reservation_id), ..Movement::new("RESERVE", 0, h.quantity) });
+                } else {
+                    for i in &h.items {
+                        b.movements.push(Movement {
+                            item: Some(*i),
+                            source: Some(*reservation_id),
+                            ..Movement::new("RESERVE", 0, 1)
+                        });
+                    }
+                }
+            }
+            Op::Commit { reservation_id, quantity, items, order_id, .. } => {
+                b.settled.push((*reservation_id, Settled::Committed));
+                if let Some(o) = order_id {
+                    b.orders.push((*reservation_id, *o));
+                }
+                let sale = |on: i64, item: Option<Uuid>| Movement {
+                    item,
+                    source: Some(*reservation_id),
+                    order: *order_id,
+                    ..Movement::new("SALE", on, on)
+                };
+                if bulk {
+                    b.on_hand_delta -= quantity;
+                    b.reserved_delta -= quantity;
+                    b.movements.push(sale(-quantity, None));
+                } else {
+                    for i in items {
+                        b.sold_units.push((*i, *order_id));
+                        b.movements.push(sale(-1, Some(*i)));
+                    }
+                }
+            }
+            Op::Release { reservation_id, quantity, items, expired, .. } => {
+                let (kind, outcome) =
+                    if *expired { ("EXPIRE", Settled::Expired) } else { ("RELEASE", Settled::Released) };
+                b.settled.push((*reservation_id, outcome));
+                if bulk {
+                    b.reserved_delta -= quantity;
+                    b.movements.push(Movement { source: Some(*reservation_id), ..Movement::new(kind, 0, -quantity) });
+                } else {
+                    for i in items {
+                        b.freed_units.push(*i);
+                        b.movements.push(Movement {
+                            item: Some(*i),
+                            source: Some(*reservation_id),
+                            ..Movement::new(kind, 0, -1)
+                        });
+                    }
+                }
+            }
+            Op::Adjust { change, .. } => {
+                b.on_hand_delta += change.delta;
+                b.movements.push(Movement {
+                    reason: change.reason.clone(),
+                    actor: change.actor_id,
+                    source: change.source_id,
+                    unit_cost: change.unit_cost_minor,
+                    supplier: change.supplier_id,
+                    ..Movement::new(change.kind, change.delta, 0)
+                });
+            }
+            Op::ReturnUnit { item_id, return_id, .. } => {
+                b.returned_units.push(*item_id);
+                b.movements.push(Movement {
+                    item: Some(*item_id),
+                    source: Some(*return_id),
+                    ..Movement::new("RETURN", 1, 0)
+                });
+            }
+            Op::RemoveUnit { item_id, reason, actor_id, .. } => {
+                b.removed_units.push(*item_id);
+                b.movements.push(Movement {
+                    item: Some(*item_id),
+                    reason: Some(reason.clone()),
+                    actor: *actor_id,
+                    ..Movement::new("ADJUSTMENT", -1, 0)
+                });
+            }
         }
     }
-    let lines = sqlx::query!(
-        "select l.reservation_id, l.line_no, l.unit_no, l.quantity, l.item_id, l.name, l.unit_price_minor, r.expires_at
-           from stock.reservation_lines l join stock.reservations r using (reservation_id)
-          where l.product_id = $1 and l.status = 'HELD'",
-        product_id
-    )
-    .fetch_all(pool)
-    .await
-    .context("reading the held lines")?;
-    let mut holds: HashMap<Uuid, Hold> = HashMap::new();
-    for l in lines {
-        let h = holds.entry(l.reservation_id).or_insert(Hold {
-            lines: Vec::new(),
-            quantity: 0,
-            items: Vec::new(),
-            expires_at: l.expires_at,
-            timer: None,
-            persisted: true,
-        });
-        h.quantity += i64::from(l.quantity);
-        if let Some(i) = l.item_id {
-            h.items.push(i);
-        }
-        let barcode = l.item_id.and_then(|i| units.get(&i).map(|u| u.barcode.clone()));
-        h.lines.push(HeldLine {
-            line_no: l.line_no,
-            unit_no: l.unit_no,
-            product_id,
-            name: l.name,
-            quantity: i64::from(l.quantity),
-            unit_price_minor: l.unit_price_minor,
-            list_price_minor: l.unit_price_minor,
-            item_id: l.item_id,
-            barcode,
-            warranty_until: None,
-            loyalty_points: i64::from(loyalty),
-            currency,
+    if !bulk {
+        // Serialized products have no level row: their units are the level.
+        b.on_hand_delta = 0;
+        b.reserved_delta = 0;
+    }
+    let level = state.level();
+    let on_hand_moved =
+        b.on_hand_delta != 0 || !b.sold_units.is_empty() || !b.returned_units.is_empty() || !b.removed_units.is_empty();
+    if on_hand_moved {
+        b.level_changed = Some(level);
+    }
+    // A low-stock notice when availability crossed the product's keepingUnits going down.
+    if state.keeping_units > 0
+        && state.available_at_batch_start > state.keeping_units
+        && level.available <= state.keeping_units
+    {
+        b.low = Some(Low {
+            product_name: state.name.clone(),
+            available: level.available,
+            keeping_units: state.keeping_units,
         });
     }
-    let discounts: Vec<(i64, DateTime<Utc>, DateTime<Utc>)> = sqlx::query!(
-        "select dp.basis_points, d.starts_at, d.ends_at
-           from stock.discount_products dp join stock.discounts d using (discount_id)
-          where dp.product_id = $1 and d.status = 'ACTIVE' and d.ends_at > now()",
-        product_id
-    )
-    .fetch_all(pool)
-    .await
-    .context("reading the discounts")?
-    .into_iter()
-    .map(|d| (i64::from(d.basis_points), d.starts_at, d.ends_at))
-    .collect();
-    let mut state = State {
-        product_id,
-        shop_id,
-        name,
-        tracking,
-        currency,
-        price_minor: price.unwrap_or(0),
-        warranty_months: warranty,
-        loyalty_points: i64::from(loyalty),
-        keeping_units: i64::from(keeping),
-        on_hand: i64::from(on_hand),
-        reserved: i64::from(reserved),
-        units,
-        discounts,
-        holds,
-        settled: HashMap::new(),
-        pending: Vec::new(),
-        flush_scheduled: false,
-        last_activity: Instant::now(),
-        ticker: None,
-        available_at_batch_start: 0,
-        batch_meta: MessageMeta::default(),
-    };
-    state.available_at_batch_start = state.available();
-    Ok(state)
+    b
 }
