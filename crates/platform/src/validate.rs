@@ -42,6 +42,18 @@ pub fn unchanged<T: PartialEq>(field: &str, given: Option<T>, current: Option<T>
     }
 }
 
+/// Optional free text (a name, a note, an address): trimmed, at most `max` characters, no
+/// control characters; empty or absent is `None`. Anything else is a 422 naming `field`.
+pub fn text(field: &str, raw: Option<&str>, max: usize) -> Result<Option<String>, Problem> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) if v.chars().count() > max || v.chars().any(char::is_control) => {
+            Err(Problem::field(field, &format!("at most {max} printable characters")))
+        }
+        Some(v) => Ok(Some(v.to_owned())),
+    }
+}
+
 /// The `id` some clients repeat in a request body (the first Cashvio's PUT bodies). On a
 /// create (`path` is `None`) ids are the server's to assign, so any `id` is a 422; on an edit
 /// it must name the record of the path.

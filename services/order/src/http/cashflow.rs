@@ -24,6 +24,7 @@ use platform::idempotency::{self, IdempotencyKey};
 use platform::ids::ShopId;
 use platform::money::{Currency, Money, MoneyInput, MoneyNumber};
 use platform::pagination::{Page, PageQuery};
+use platform::validate::text;
 use platform::Problem;
 
 use super::upcoming::{self, UpcomingView};
@@ -447,17 +448,6 @@ pub fn expense_view(e: db::Expense) -> ExpenseView {
         upcoming_payment_id: e.payment_id,
         created_by: e.actor_id,
         created_at: e.created_at,
-    }
-}
-
-/// Checked text: trimmed, at most `max` printable characters; `None` when empty.
-pub fn text(field: &str, raw: Option<&str>, max: usize) -> Result<Option<String>, Problem> {
-    match raw.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(v) if v.chars().count() > max || v.chars().any(char::is_control) => {
-            Err(Problem::field(field, &format!("at most {max} printable characters")))
-        }
-        Some(v) => Ok(Some(v.to_owned())),
     }
 }
 

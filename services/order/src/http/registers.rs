@@ -25,12 +25,13 @@ use platform::ids::ShopId;
 use platform::money::{Currency, Money, MoneyInput};
 use platform::Problem;
 
-use super::cashflow::{shop_for, text};
+use super::cashflow::shop_for;
 use super::AppState;
 use crate::db::orders::{self as db_orders, LedgerContext, NewLedger};
 use crate::db::registers::{self as db, Register, Shift};
 use crate::domain::cashflow::{self as flow, PerMethod};
 use crate::error::Error;
+use platform::validate::text;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -22,11 +22,12 @@ use platform::money::{Currency, Money, MoneyInput};
 use platform::pagination::{PageMeta, PageQuery};
 use platform::Problem;
 
-use super::cashflow::{expense_method, expense_view, shop_for, text, ExpenseView};
+use super::cashflow::{expense_method, expense_view, shop_for, ExpenseView};
 use super::AppState;
 use crate::db::cashflow::{self as db, NewExpense, Upcoming, UpcomingFields};
 use crate::domain::recurring::{self, Frequency};
 use crate::error::Error;
+use platform::validate::text;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(get_one, update, delete)).routes(routes!(pay))

@@ -14,6 +14,7 @@ use platform::auth::{AuthUser, ShopRole};
 use platform::http::{Json, Path, Query};
 use platform::ids::ShopId;
 use platform::pagination::{Page, PageQuery};
+use platform::validate::text;
 use platform::Problem;
 
 use super::{acting_shop, unprocessable, visibility, AppState};
@@ -28,16 +29,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_subsubcategory, update_subsubcategory, delete_subsubcategory))
         .routes(routes!(create_supplier, list_suppliers))
         .routes(routes!(get_supplier, update_supplier, delete_supplier))
-}
-
-fn text(field: &str, raw: Option<&str>, max: usize) -> Result<Option<String>, Problem> {
-    match raw.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(v) if v.chars().count() > max || v.chars().any(char::is_control) => {
-            Err(unprocessable(field, &format!("at most {max} printable characters")))
-        }
-        Some(v) => Ok(Some(v.to_owned())),
-    }
 }
 
 fn not_found(what: &str) -> Problem {

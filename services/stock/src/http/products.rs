@@ -19,6 +19,7 @@ use platform::idempotency::{self, IdempotencyKey};
 use platform::ids::ShopId;
 use platform::money::{MoneyInput, MoneyNumber};
 use platform::pagination::{Page, PageQuery};
+use platform::validate::text as trimmed;
 use platform::{Currency, Money, Problem};
 
 use super::{acting_shop, currency, unprocessable, visibility, AppState};
@@ -212,16 +213,6 @@ fn check_counts(req: &ProductInput) -> Result<(), Problem> {
         }
     }
     Ok(())
-}
-
-fn trimmed(field: &str, raw: Option<&str>, max: usize) -> Result<Option<String>, Problem> {
-    match raw.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(v) if v.chars().count() > max || v.chars().any(char::is_control) => {
-            Err(unprocessable(field, &format!("at most {max} printable characters")))
-        }
-        Some(v) => Ok(Some(v.to_owned())),
-    }
 }
 
 /// Adds a product to the shop's catalog.

@@ -599,20 +599,7 @@ impl ProductActor {
     }
 
     fn release(&self, state: &mut State, reservation_id: Uuid, expired: bool, reply: Option<Reply<()>>) {
-        let Some(mut h) = state.holds.remove(&reservation_id) else { return };
-        if let Some(t) = h.timer.take() {
-            t.abort();
-        }
-        match state.tracking {
-            Tracking::Bulk => state.reserved -= h.quantity,
-            Tracking::Serialized => {
-                for item in &h.items {
-                    if let Some(u) = state.units.get_mut(item) {
-                        u.held_by = None;
-                    }
-                }
-            }
-        }
+        let Some(h) = take_hold(state, reservation_id) else { return };
         state.settled.insert(reservation_id, if expired { "EXPIRED" } else { "RELEASED" });
         state.pending.push(Op::Release { reservation_id, quantity: h.quantity, items: h.items, expired, reply });
     }
@@ -693,9 +680,13 @@ impl ProductActor {
 
     /// Persists every pending operation in one transaction, then answers them all.
     async fn flush(&self, myself: &ActorRef<Msg>, state: &mut State) -> Result<(), ActorProcessingErr> {
-        let ops = std::mem::take(&mut state.pending);
+        let mut ops = std::mem::take(&mut state.pending);
         let meta = std::mem::take(&mut state.batch_meta);
-        match batch(state, &ops).write(&self.pool, &meta).await {
+        let written = match self.refuse_taken_ids(state, &mut ops).await {
+            Ok(()) => batch(state, &ops).write(&self.pool, &meta).await,
+            Err(e) => Err(e),
+        };
+        match written {
             Ok(()) => {
                 if ops.iter().any(|op| matches!(op, Op::ReturnUnit { .. })) {
                     // A returned unit is on sale again: read it back (returns are rare).
@@ -747,6 +738,59 @@ impl ProductActor {
                 self.reload(myself, state).await
             }
         }
+    }
+}
+
+/// Removes a hold from memory and gives its stock back to what is available.
+fn take_hold(state: &mut State, reservation_id: Uuid) -> Option<Hold> {
+    let mut h = state.holds.remove(&reservation_id)?;
+    if let Some(t) = h.timer.take() {
+        t.abort();
+    }
+    match state.tracking {
+        Tracking::Bulk => state.reserved -= h.quantity,
+        Tracking::Serialized => {
+            for item in &h.items {
+                if let Some(u) = state.units.get_mut(item) {
+                    u.held_by = None;
+                }
+            }
+        }
+    }
+    Some(h)
+}
+
+impl ProductActor {
+    /// Reservation ids are the callers': one another shop already used is refused with
+    /// RESERVATION_ID_TAKEN and its hold undone before anything is written. One query per
+    /// batch (a query per reservation in front of the actor halved its hot-product
+    /// throughput; see BENCHMARKS.md).
+    async fn refuse_taken_ids(&self, state: &mut State, ops: &mut Vec<Op>) -> anyhow::Result<()> {
+        let fresh: Vec<Uuid> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Reserve { reservation_id, .. } => Some(*reservation_id),
+                _ => None,
+            })
+            .collect();
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let taken = store::taken_elsewhere(&self.pool, state.shop_id, &fresh).await?;
+        if taken.is_empty() {
+            return Ok(());
+        }
+        let (refused, kept): (Vec<Op>, Vec<Op>) = std::mem::take(ops)
+            .into_iter()
+            .partition(|op| matches!(op, Op::Reserve { reservation_id, .. } if taken.contains(reservation_id)));
+        *ops = kept;
+        for op in refused {
+            if let Op::Reserve { reservation_id, reply, .. } = op {
+                take_hold(state, reservation_id);
+                log_err(reply.send(Err(StockError::ReservationIdTaken)));
+            }
+        }
+        Ok(())
     }
 }
 

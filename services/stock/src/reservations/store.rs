@@ -357,6 +357,18 @@ impl Batch {
     }
 }
 
+/// Which of `ids` are reservations of another shop (a caller's id collides with theirs).
+pub async fn taken_elsewhere(pool: &PgPool, shop_id: Uuid, ids: &[Uuid]) -> anyhow::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        "select reservation_id from stock.reservations where reservation_id = any($1) and shop_id <> $2",
+        ids,
+        shop_id
+    )
+    .fetch_all(pool)
+    .await
+    .context("checking the reservation ids")
+}
+
 /// Builds a product's state from the rows: the product, its level or available units, the
 /// held reservations and its discounts.
 pub async fn load(pool: &PgPool, product_id: Uuid) -> anyhow::Result<State> {
