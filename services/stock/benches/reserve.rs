@@ -12,7 +12,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cashvio_stock::reservations::{Coordinator, Registry};
+use cashvio_stock::domain::ReserveCommand;
+use cashvio_stock::reservations::{Stock, Tuning};
 use contracts::stock::{ReserveLine, ReserveRequest};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
@@ -131,7 +132,7 @@ async fn baseline(pool: &PgPool, way: Way, shop: Uuid, product: Uuid) -> bool {
 
 async fn run(
     pool: &PgPool,
-    coordinator: &Coordinator,
+    coordinator: &Stock,
     way: Way,
     shop: Uuid,
     targets: Arc<Vec<Uuid>>,
@@ -156,7 +157,8 @@ async fn run(
                             lines: vec![ReserveLine { product_id: Some(product), barcode: None, quantity: 1 }],
                             ttl_seconds: 3_600,
                         };
-                        coordinator.reserve(&req, &bus::MessageMeta::default()).await.is_ok()
+                        let cmd = ReserveCommand::parse(&req).unwrap();
+                        coordinator.reserve(&cmd, &bus::MessageMeta::default()).await.is_ok()
                     }
                     _ => baseline(&pool, way, shop, product).await,
                 };
@@ -202,9 +204,10 @@ fn main() {
         let url = db.url("cashvio_stock");
         let opts = platform::db::connect_options(&url, "stock").expect("options");
         let pool = PgPoolOptions::new().max_connections(80).connect_with(opts).await.expect("pool");
-        let registry =
-            Registry::start(pool.clone(), Duration::from_secs(600), Duration::from_secs(60)).await.expect("registry");
-        let coordinator = Coordinator::new(registry);
+        // The service's defaults (STOCK_WRITERS, else 2 writers).
+        let writers = std::env::var("STOCK_WRITERS").ok().and_then(|w| w.parse().ok()).unwrap_or(2);
+        let tuning = Tuning { idle_after: Duration::from_secs(600), call_timeout: Duration::from_secs(60), writers };
+        let coordinator = Stock::start(pool.clone(), tuning).await.expect("stock");
         let shop = Uuid::now_v7();
         sqlx::query("insert into stock.shops (shop_id, name, currency) values ($1, 'Bench', 'LKR')")
             .bind(shop)
@@ -235,7 +238,8 @@ fn main() {
                                     lines: vec![ReserveLine { product_id: Some(*p), barcode: None, quantity: 1 }],
                                     ttl_seconds: 3_600,
                                 };
-                                coordinator.reserve(&req, &bus::MessageMeta::default()).await.expect("warm-up");
+                                let cmd = ReserveCommand::parse(&req).unwrap();
+                                coordinator.reserve(&cmd, &bus::MessageMeta::default()).await.expect("warm-up");
                             }
                             _ => assert!(baseline(&pool, way, shop, *p).await),
                         }

@@ -15,6 +15,8 @@ pub struct Config {
     pub actor_idle: Duration,
     /// How long a caller waits for an actor's answer.
     pub actor_call_timeout: Duration,
+    /// Concurrent writer transactions of the reservation core.
+    pub writers: usize,
 }
 
 impl Config {
@@ -25,6 +27,7 @@ impl Config {
             rpc_queue: env.or("STOCK_RPC_QUEUE", contracts::routing::STOCK_RPC_QUEUE.to_owned())?,
             actor_idle: Duration::from_secs(env.or("STOCK_ACTOR_IDLE_SECS", 300)?),
             actor_call_timeout: Duration::from_millis(env.or("STOCK_ACTOR_TIMEOUT_MS", 10_000)?),
+            writers: env.or("STOCK_WRITERS", 2)?,
         })
     }
 }

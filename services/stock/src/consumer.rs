@@ -9,13 +9,12 @@ use contracts::auth::ShopCreated;
 use contracts::sales::{OrderCancelled, OrderCompleted, ReturnCompleted};
 use contracts::Event;
 
-use crate::reservations::actor::{Adjustment, Msg};
-use crate::reservations::{Coordinator, StockError};
+use crate::reservations::{Adjustment, Stock, StockError};
 
 pub const BINDINGS: &[&str] = &[ShopCreated::TYPE, OrderCompleted::TYPE, OrderCancelled::TYPE, ReturnCompleted::TYPE];
 
 pub struct StockEvents {
-    pub coordinator: Coordinator,
+    pub stock: Stock,
 }
 
 fn settled(r: Result<impl Sized, StockError>) -> Result<(), HandlerError> {
@@ -53,14 +52,14 @@ impl Handler for StockEvents {
             OrderCompleted::TYPE => {
                 let e: OrderCompleted = msg.event()?;
                 match e.reservation_id {
-                    Some(r) => settled(self.coordinator.commit(r, Some(e.order_id), &msg.meta).await),
+                    Some(r) => settled(self.stock.commit(r, Some(e.order_id), &msg.meta).await),
                     None => Ok(()),
                 }
             }
             OrderCancelled::TYPE => {
                 let e: OrderCancelled = msg.event()?;
                 match e.reservation_id {
-                    Some(r) => settled(self.coordinator.release(r).await),
+                    Some(r) => settled(self.stock.release(r).await),
                     None => Ok(()),
                 }
             }
@@ -69,7 +68,6 @@ impl Handler for StockEvents {
                 if !e.restocked {
                     return Ok(());
                 }
-                let registry = self.coordinator.registry();
                 // One restock per bulk product, however many lines name it: the return id
                 // is what makes a redelivery restock once, so two lines must not look like
                 // two copies.
@@ -90,15 +88,7 @@ impl Handler for StockEvents {
                                     .fetch_optional(&mut *conn)
                                     .await?;
                             match item {
-                                Some(item_id) => registry
-                                    .ask(product, |reply| Msg::ReturnUnit {
-                                        item_id,
-                                        return_id: e.return_id,
-                                        meta: msg.meta.clone(),
-                                        reply,
-                                    })
-                                    .await
-                                    .map(|_| ()),
+                                Some(item_id) => self.stock.return_unit(product, item_id, e.return_id, &msg.meta).await,
                                 None => Ok(()),
                             }
                         }
@@ -117,8 +107,8 @@ impl Handler for StockEvents {
                         supplier_id: None,
                         meta: msg.meta.clone(),
                     };
-                    registry
-                        .ask(product, |reply| Msg::Adjust { change: change.clone(), reply })
+                    self.stock
+                        .adjust(product, change)
                         .await
                         .map_err(|err| HandlerError::Transient(anyhow::anyhow!(err)))?;
                 }

@@ -13,13 +13,12 @@ use platform::auth::AuthUser;
 use platform::ids::ShopId;
 use platform::{Currency, Problem};
 
-use crate::reservations::{Coordinator, Registry};
+use crate::reservations::Stock;
 
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
-    pub registry: Registry,
-    pub coordinator: Coordinator,
+    pub stock: Stock,
 }
 
 pub fn router(state: AppState) -> OpenApiRouter {

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod consumer;
 pub mod db;
+pub mod domain;
 pub mod http;
 pub mod reservations;
 pub mod rpc;

@@ -1,19 +1,35 @@
 //! The reservation core. One ractor actor per stocked product is the only writer of that
 //! product's availability (bulk level or serialized units). It applies each request to its
-//! in-memory state at once, collects what is waiting in its mailbox, persists the batch in
-//! one transaction (group commit), and only then replies. A per-request coordinator reserves
-//! multi-line requests all-or-nothing without any actor waiting on another.
+//! in-memory state at once (`state`), collects what is waiting in its mailbox (`actor`), and
+//! hands the batch to the writer (`writer`), which writes the batches of every product that
+//! has one ready in one transaction (`batch`); only then does the actor reply. A
+//! per-request coordinator reserves multi-line requests all-or-nothing without any actor
+//! waiting on another.
+//!
+//! [`Stock`] is the front door: HTTP handlers, the RPC server and the event consumer ask it;
+//! the actors' messages are private to this module.
 
-pub mod actor;
-pub mod coordinator;
-pub mod registry;
+mod actor;
+mod batch;
+mod coordinator;
+mod registry;
+mod state;
 mod store;
+mod writer;
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sqlx::PgPool;
 use uuid::Uuid;
 
-pub use coordinator::Coordinator;
-pub use registry::Registry;
+use bus::MessageMeta;
+use contracts::stock::ReservationView;
+
+use crate::domain::ReserveCommand;
+use actor::{Msg, Request};
+use coordinator::Coordinator;
+use registry::Registry;
 
 /// Why a stock operation was refused. Business outcomes travel in replies; an actor only
 /// fails (and is restarted) on bugs.
@@ -133,4 +149,152 @@ pub struct Level {
     pub on_hand: i64,
     pub reserved: i64,
     pub available: i64,
+}
+
+/// A change to a bulk level that does not come from a reservation.
+#[derive(Debug, Clone)]
+pub struct Adjustment {
+    pub delta: i64,
+    /// RECEIPT, ADJUSTMENT or RETURN
+    pub kind: &'static str,
+    pub reason: Option<String>,
+    pub actor_id: Option<Uuid>,
+    pub unit_cost_minor: Option<i64>,
+    /// What it belongs to, so a second copy applies nothing: the return (RETURN), or the
+    /// idempotency key's effect id (RECEIPT, ADJUSTMENT).
+    pub source_id: Option<Uuid>,
+    /// For RECEIPT: the supplier it came from (one of the shop's).
+    pub supplier_id: Option<Uuid>,
+    /// The context of the request behind it, for the events its batch publishes.
+    pub meta: MessageMeta,
+}
+
+/// A serialized unit new in stock.
+#[derive(Debug, Clone)]
+pub struct NewUnit {
+    pub item_id: Uuid,
+    pub barcode: String,
+    pub price_minor: i64,
+    pub warranty_months: Option<i32>,
+}
+
+/// How the reservation core runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    /// A product's actor stops after this long without messages or holds.
+    pub idle_after: Duration,
+    /// How long a caller waits for an actor's answer.
+    pub call_timeout: Duration,
+    /// Concurrent writer transactions (each writes every product's ready batch).
+    pub writers: usize,
+}
+
+/// Stock's front door: everything that changes or reads availability goes through here.
+#[derive(Clone)]
+pub struct Stock {
+    registry: Registry,
+    coordinator: Coordinator,
+}
+
+impl Stock {
+    /// Starts the reservation core on `pool` (a pool of its own: see `startup`).
+    pub async fn start(pool: PgPool, tuning: Tuning) -> anyhow::Result<Self> {
+        let registry = Registry::start(pool, tuning).await?;
+        Ok(Self { coordinator: Coordinator::new(registry.clone()), registry })
+    }
+
+    /// Reserves every line or none.
+    pub async fn reserve(&self, cmd: &ReserveCommand, meta: &MessageMeta) -> Result<ReservationView, StockError> {
+        self.coordinator.reserve(cmd, meta).await
+    }
+
+    /// Stock leaves. Idempotent: committing a committed reservation answers the same.
+    pub async fn commit(
+        &self,
+        reservation_id: Uuid,
+        order_id: Option<Uuid>,
+        meta: &MessageMeta,
+    ) -> Result<ReservationView, StockError> {
+        self.coordinator.commit(reservation_id, order_id, meta).await
+    }
+
+    /// Stock returns. Idempotent; releasing a committed reservation is refused.
+    pub async fn release(&self, reservation_id: Uuid) -> Result<ReservationView, StockError> {
+        self.coordinator.release(reservation_id).await
+    }
+
+    pub async fn load(&self, reservation_id: Uuid) -> Result<ReservationView, StockError> {
+        self.coordinator.load(reservation_id).await
+    }
+
+    /// The shop a reservation belongs to.
+    pub async fn shop_of(&self, reservation_id: Uuid) -> Result<Uuid, StockError> {
+        self.coordinator.shop_of(reservation_id).await
+    }
+
+    /// Receives, adjusts or restocks a bulk product; answers its level after the change.
+    pub async fn adjust(&self, product: Uuid, change: Adjustment) -> Result<Level, StockError> {
+        self.registry.ask(product, |reply| Msg::Ask(Request::Adjust { change: change.clone(), reply })).await
+    }
+
+    /// A serialized unit was created (its row is written): a running actor sells it at once.
+    pub fn add_unit(&self, product: Uuid, unit: NewUnit) {
+        let unit_state = state::Unit {
+            barcode: unit.barcode,
+            price_minor: unit.price_minor,
+            warranty_months: unit.warranty_months,
+            held_by: None,
+        };
+        self.registry.tell(product, Msg::Ask(Request::UnitAdded { item_id: unit.item_id, unit: unit_state }));
+    }
+
+    /// An available unit leaves stock by hand (damaged, lost).
+    pub async fn remove_unit(
+        &self,
+        product: Uuid,
+        item_id: Uuid,
+        reason: &str,
+        actor_id: Option<Uuid>,
+        meta: &MessageMeta,
+    ) -> Result<(), StockError> {
+        self.registry
+            .ask(product, |reply| {
+                Msg::Ask(Request::RemoveUnit {
+                    item_id,
+                    reason: reason.to_owned(),
+                    actor_id,
+                    meta: meta.clone(),
+                    reply,
+                })
+            })
+            .await
+    }
+
+    /// A sold unit comes back (a return with restock); once per return.
+    pub async fn return_unit(
+        &self,
+        product: Uuid,
+        item_id: Uuid,
+        return_id: Uuid,
+        meta: &MessageMeta,
+    ) -> Result<(), StockError> {
+        self.registry
+            .ask(product, |reply| Msg::Ask(Request::ReturnUnit { item_id, return_id, meta: meta.clone(), reply }))
+            .await
+    }
+
+    /// The product, its prices or discounts changed: a running actor reads them again.
+    pub fn reload(&self, product: Uuid) {
+        self.registry.tell(product, Msg::Ask(Request::Reload));
+    }
+
+    /// How many product actors run.
+    pub fn running(&self) -> usize {
+        self.registry.running()
+    }
+
+    /// Stops every actor (shutdown); their state is in the rows.
+    pub fn stop_all(&self) {
+        self.registry.stop_all();
+    }
 }

@@ -4,10 +4,11 @@ use bus::{Incoming, RpcFault, RpcHandler};
 use contracts::stock::{CommitRequest, ReleaseRequest, ReserveRequest};
 use contracts::Rpc;
 
-use crate::reservations::{Coordinator, StockError};
+use crate::domain::ReserveCommand;
+use crate::reservations::{Stock, StockError};
 
 pub struct StockRpc {
-    pub coordinator: Coordinator,
+    pub stock: Stock,
 }
 
 fn fault(e: StockError) -> RpcFault {
@@ -23,12 +24,15 @@ impl RpcHandler for StockRpc {
     async fn handle(&self, req: &Incoming) -> Result<serde_json::Value, RpcFault> {
         let view = match req.message_type.as_str() {
             // The caller's request context (the till's checkout) goes on into stock's events.
-            ReserveRequest::TYPE => self.coordinator.reserve(&decode::<ReserveRequest>(req)?, &req.meta).await,
+            ReserveRequest::TYPE => match ReserveCommand::parse(&decode::<ReserveRequest>(req)?) {
+                Ok(cmd) => self.stock.reserve(&cmd, &req.meta).await,
+                Err(e) => Err(e),
+            },
             CommitRequest::TYPE => {
                 let r: CommitRequest = decode(req)?;
-                self.coordinator.commit(r.reservation_id, r.order_id, &req.meta).await
+                self.stock.commit(r.reservation_id, r.order_id, &req.meta).await
             }
-            ReleaseRequest::TYPE => self.coordinator.release(decode::<ReleaseRequest>(req)?.reservation_id).await,
+            ReleaseRequest::TYPE => self.stock.release(decode::<ReleaseRequest>(req)?.reservation_id).await,
             other => {
                 return Err(RpcFault {
                     code: "UNKNOWN_REQUEST".into(),

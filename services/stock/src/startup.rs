@@ -6,7 +6,7 @@ use service::{Running, ServiceBase};
 
 use crate::consumer::{StockEvents, BINDINGS};
 use crate::http::AppState;
-use crate::reservations::{Coordinator, Registry};
+use crate::reservations::{Stock, Tuning};
 use crate::rpc::StockRpc;
 use crate::Config;
 
@@ -15,7 +15,7 @@ pub const BODY_LIMIT: usize = 1 << 20;
 
 pub struct Application {
     running: Running,
-    registry: Registry,
+    stock: Stock,
 }
 
 impl Application {
@@ -29,24 +29,26 @@ impl Application {
             config.common.database_max_connections,
         )?;
         let mut base = ServiceBase::new(config.common)?;
-        let registry = Registry::start(actor_pool, config.actor_idle, config.actor_call_timeout).await?;
-        let coordinator = Coordinator::new(registry.clone());
+        let tuning =
+            Tuning { idle_after: config.actor_idle, call_timeout: config.actor_call_timeout, writers: config.writers };
+        let stock = Stock::start(actor_pool, tuning).await?;
 
         base.project_access(&config.queue);
-        base.consume(&config.queue, BINDINGS, StockEvents { coordinator: coordinator.clone() }).await;
-        base.serve_rpc(&config.rpc_queue, StockRpc { coordinator: coordinator.clone() });
+        base.consume(&config.queue, BINDINGS, StockEvents { stock: stock.clone() }).await;
+        base.serve_rpc(&config.rpc_queue, StockRpc { stock: stock.clone() });
 
-        let state = AppState { pool: base.pool.clone(), registry: registry.clone(), coordinator };
+        let state = AppState { pool: base.pool.clone(), stock: stock.clone() };
         let running = base.start(crate::http::router(state), BODY_LIMIT).await?;
-        Ok(Self { running, registry })
+        Ok(Self { running, stock })
     }
 
     pub fn port(&self) -> u16 {
         self.running.port()
     }
 
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// The reservation core (tests ask it as the handlers do).
+    pub fn stock(&self) -> &Stock {
+        &self.stock
     }
 
     pub fn shutdown_token(&self) -> CancellationToken {
@@ -54,9 +56,9 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let registry = self.registry.clone();
+        let stock = self.stock.clone();
         let result = self.running.run_until_stopped().await;
-        registry.stop_all();
+        stock.stop_all();
         result
     }
 }

@@ -70,6 +70,7 @@ pub async fn spawn_app() -> TestApp {
         rpc_queue: testkit::unique("test_stock_rpc"),
         actor_idle: Duration::from_secs(30),
         actor_call_timeout: Duration::from_secs(20),
+        writers: 2,
     };
     let (stock_url, stock_shutdown) = start_stock(stock_config.clone()).await;
     let config = order_config(&db, &jwks, &stock_config);

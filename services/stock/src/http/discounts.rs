@@ -18,7 +18,6 @@ use platform::pagination::{Page, PageQuery};
 use platform::Problem;
 
 use super::{acting_shop, unprocessable, AppState};
-use crate::reservations::actor::Msg;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -108,7 +107,7 @@ async fn reload_products(s: &AppState, discount: Uuid) -> Result<(), Problem> {
         .fetch_all(&s.pool)
         .await?;
     for p in products {
-        s.registry.tell(p, Msg::Reload);
+        s.stock.reload(p);
     }
     Ok(())
 }
@@ -266,7 +265,7 @@ async fn delete_discount(
         .await?;
     sqlx::query("delete from discounts where discount_id = $1").bind(id).execute(&s.pool).await?;
     for p in products {
-        s.registry.tell(p, Msg::Reload);
+        s.stock.reload(p);
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -357,7 +356,7 @@ async fn detach_product(
         .bind(req.product_id)
         .execute(&s.pool)
         .await?;
-    s.registry.tell(req.product_id, Msg::Reload);
+    s.stock.reload(req.product_id);
     Ok(Json(load(&s, &user, id).await?))
 }
 

@@ -23,8 +23,8 @@ use platform::validate::text as trimmed;
 use platform::{Currency, Money, Problem};
 
 use super::{acting_shop, currency, unprocessable, visibility, AppState};
-use crate::reservations::actor::{Adjustment, Msg};
 use crate::reservations::Level;
+use crate::reservations::{Adjustment, NewUnit};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -412,7 +412,7 @@ async fn update_product(
     .execute(&s.pool)
     .await
     .map_err(db_problem)?;
-    s.registry.tell(id, Msg::Reload); // name, price or threshold may have changed
+    s.stock.reload(id); // name, price or threshold may have changed
     Ok(Json(view(load_product(&s, &user, id).await?, cur)))
 }
 
@@ -446,7 +446,7 @@ async fn delete_product(
         sqlx::query("delete from products where product_id = $1").bind(id).execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    s.registry.tell(id, Msg::Reload);
+    s.stock.reload(id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -522,7 +522,7 @@ async fn receive_now(
         supplier_id: req.supplier_id,
         meta: meta.clone(),
     };
-    Ok(s.registry.ask(id, |reply| Msg::Adjust { change: change.clone(), reply }).await?)
+    Ok(s.stock.adjust(id, change).await?)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -578,7 +578,7 @@ async fn adjust_now(
         supplier_id: None,
         meta: meta.clone(),
     };
-    Ok(s.registry.ask(id, |reply| Msg::Adjust { change: change.clone(), reply }).await?)
+    Ok(s.stock.adjust(id, change).await?)
 }
 
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
@@ -799,10 +799,8 @@ async fn create_item_now(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    s.registry.tell(
-        product,
-        Msg::UnitAdded { item_id: id, barcode, price_minor: sell, warranty_months: req.warranty_period },
-    );
+    s.stock
+        .add_unit(product, NewUnit { item_id: id, barcode, price_minor: sell, warranty_months: req.warranty_period });
     let item: ItemRow =
         sqlx::query_as(&format!("{ITEM_SELECT} where item_id = $1")).bind(id).fetch_one(&s.pool).await?;
     Ok(item_view(item, cur))
@@ -948,7 +946,7 @@ async fn update_item(
     .execute(&s.pool)
     .await
     .map_err(db_problem)?;
-    s.registry.tell(row.product_id, Msg::Reload);
+    s.stock.reload(row.product_id);
     let (row, cur) = load_item(&s, &user, "item_id::text", &id.to_string(), None).await?;
     Ok(Json(item_view(row, cur)))
 }
@@ -987,15 +985,7 @@ async fn remove_item(
         return Ok(StatusCode::NO_CONTENT);
     }
     let actor = Some(user.user_id.0);
-    s.registry
-        .ask(row.product_id, |reply| Msg::RemoveUnit {
-            item_id: id,
-            reason: reason.clone(),
-            actor_id: actor,
-            meta: meta.clone(),
-            reply,
-        })
-        .await?;
+    s.stock.remove_unit(row.product_id, id, &reason, actor, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -19,6 +19,7 @@ use platform::ids::ShopId;
 use platform::Problem;
 
 use super::AppState;
+use crate::domain::ReserveCommand;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -64,19 +65,19 @@ async fn reserve(
         .unwrap_or_else(Uuid::now_v7);
     let (s, body, meta) = (&s, &body, &meta);
     idempotency::once(&s.pool, &key, shop, "POST /reservations", body, move || async move {
-        let req = ReserveRequest {
+        let cmd = ReserveCommand::parse(&ReserveRequest {
             reservation_id,
             shop_id: body.shop_id,
             lines: body.lines.clone(),
             ttl_seconds: body.ttl_seconds.unwrap_or(900),
-        };
-        Ok((StatusCode::CREATED, s.coordinator.reserve(&req, meta).await?))
+        })?;
+        Ok((StatusCode::CREATED, s.stock.reserve(&cmd, meta).await?))
     })
     .await
 }
 
 async fn owned(s: &AppState, user: &AuthUser, id: Uuid) -> Result<(), Problem> {
-    let shop = s.coordinator.shop_of(id).await?;
+    let shop = s.stock.shop_of(id).await?;
     user.require_shop_role(ShopId(shop), ShopRole::ShopStaff).map(|_| ()).map_err(|_| {
         // Another shop's reservation does not exist, as far as this caller can tell.
         Problem::not_found("RESERVATION_NOT_FOUND", "No such reservation.")
@@ -94,7 +95,7 @@ async fn get_reservation(
     Path(id): Path<Uuid>,
 ) -> Result<Json<ReservationView>, Problem> {
     owned(&s, &user, id).await?;
-    Ok(Json(s.coordinator.load(id).await?))
+    Ok(Json(s.stock.load(id).await?))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -122,7 +123,7 @@ async fn commit(
     } else {
         serde_json::from_slice(&body).map_err(|e| super::unprocessable("body", &e.to_string()))?
     };
-    Ok(Json(s.coordinator.commit(id, body.order_id, &meta).await?))
+    Ok(Json(s.stock.commit(id, body.order_id, &meta).await?))
 }
 
 /// Stock returns to availability. Idempotent.
@@ -136,5 +137,5 @@ async fn release(
     Path(id): Path<Uuid>,
 ) -> Result<Json<ReservationView>, Problem> {
     owned(&s, &user, id).await?;
-    Ok(Json(s.coordinator.release(id).await?))
+    Ok(Json(s.stock.release(id).await?))
 }

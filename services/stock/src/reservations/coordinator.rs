@@ -2,23 +2,21 @@
 //! lines at the same time and, if any refuses, releases what the others granted. Actors
 //! never wait on each other, so there is no lock order to get wrong and no deadlock.
 
-use bus::MessageMeta;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use contracts::stock::{ReservationView, ReserveRequest, ReservedLine};
+use bus::MessageMeta;
+use contracts::stock::{ReservationView, ReservedLine};
 use platform::{Currency, Money};
 
-use super::actor::Msg;
-use super::{internal, HeldLine, Registry, StockError, Want};
-
-pub const MAX_LINES: usize = 100;
-pub const MAX_TTL_SECS: u32 = 24 * 3600;
+use super::actor::{Msg, Request};
+use super::{internal, HeldLine, Registry, StockError};
+use crate::domain::ReserveCommand;
 
 #[derive(Clone)]
-pub struct Coordinator {
+pub(super) struct Coordinator {
     registry: Registry,
 }
 
@@ -27,87 +25,52 @@ fn money(minor: i64, currency: Currency) -> String {
 }
 
 impl Coordinator {
-    pub fn new(registry: Registry) -> Self {
+    pub(super) fn new(registry: Registry) -> Self {
         Self { registry }
     }
 
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
-    #[tracing::instrument(skip_all, fields(reservation_id = %req.reservation_id, shop_id = %req.shop_id, lines = req.lines.len()))]
-    pub async fn reserve(&self, req: &ReserveRequest, meta: &MessageMeta) -> Result<ReservationView, StockError> {
-        if req.lines.is_empty() || req.lines.len() > MAX_LINES {
-            return Err(StockError::Invalid(format!("1 to {MAX_LINES} lines")));
-        }
-        if req.ttl_seconds == 0 || req.ttl_seconds > MAX_TTL_SECS {
-            return Err(StockError::Invalid(format!("ttlSeconds must be 1 to {MAX_TTL_SECS}")));
-        }
-        let pool = self.registry.pool();
+    #[tracing::instrument(skip_all, fields(reservation_id = %cmd.reservation_id, shop_id = %cmd.shop_id, lines = cmd.lines.len()))]
+    pub(super) async fn reserve(
+        &self,
+        cmd: &ReserveCommand,
+        meta: &MessageMeta,
+    ) -> Result<ReservationView, StockError> {
         // A reservation id is the caller's retry key within its shop; one that another shop
-        // already used is refused by the product actors, once per batch (not here: a read per
+        // already used is refused by the writer, once per batch (not here: a read per
         // reservation in front of the actors halved their throughput).
-        // Resolve barcodes to units (one query for all of them).
-        let barcodes: Vec<String> = req.lines.iter().filter_map(|l| l.barcode.clone()).collect();
-        let units: Vec<(String, Uuid, Uuid)> = if barcodes.is_empty() {
-            Vec::new()
+        let barcodes = cmd.barcodes();
+        let units: BTreeMap<String, (Uuid, Uuid)> = if barcodes.is_empty() {
+            BTreeMap::new()
         } else {
             sqlx::query!(
                 "select barcode, item_id, product_id from stock.items where shop_id = $1 and barcode = any($2)",
-                req.shop_id,
+                cmd.shop_id,
                 &barcodes
             )
-            .fetch_all(pool)
+            .fetch_all(self.registry.pool())
             .await
             .map_err(|e| internal("resolving barcodes", e))?
             .into_iter()
-            .map(|r| (r.barcode, r.item_id, r.product_id))
+            .map(|r| (r.barcode, (r.item_id, r.product_id)))
             .collect()
         };
-        let mut by_product: BTreeMap<Uuid, Vec<Want>> = BTreeMap::new();
-        for (i, line) in req.lines.iter().enumerate() {
-            let line_no = i32::try_from(i).unwrap_or(i32::MAX);
-            match (&line.product_id, &line.barcode) {
-                (_, Some(code)) => {
-                    if line.quantity != 1 {
-                        return Err(StockError::Invalid("a barcode line reserves exactly one unit".into()));
-                    }
-                    let (_, item, product) = units
-                        .iter()
-                        .find(|(b, _, _)| b == code)
-                        .ok_or_else(|| StockError::UnitNotFound(code.clone()))?;
-                    if line.product_id.is_some_and(|p| p != *product) {
-                        return Err(StockError::Invalid(format!("barcode {code} is not a unit of that product")));
-                    }
-                    by_product.entry(*product).or_default().push(Want { line_no, quantity: 1, item_id: Some(*item) });
-                }
-                (Some(product), None) => {
-                    if !(1..=100_000).contains(&line.quantity) {
-                        return Err(StockError::Invalid("quantity must be 1 to 100000".into()));
-                    }
-                    by_product.entry(*product).or_default().push(Want {
-                        line_no,
-                        quantity: line.quantity,
-                        item_id: None,
-                    });
-                }
-                (None, None) => return Err(StockError::Invalid("each line needs productId or barcode".into())),
-            }
-        }
-        let expires_at = Utc::now() + chrono::Duration::seconds(i64::from(req.ttl_seconds));
+        let by_product = cmd.per_product(&units)?;
+        let expires_at = cmd.expires_at(Utc::now());
         let asks = by_product.into_iter().map(|(product, wants)| {
             let registry = self.registry.clone();
-            let (rid, shop) = (req.reservation_id, req.shop_id);
+            let (rid, shop) = (cmd.reservation_id, cmd.shop_id);
             let meta = meta.clone();
             async move {
                 let answer = registry
-                    .ask(product, |reply| Msg::Reserve {
-                        reservation_id: rid,
-                        shop_id: shop,
-                        expires_at,
-                        wants: wants.clone(),
-                        meta: meta.clone(),
-                        reply,
+                    .ask(product, |reply| {
+                        Msg::Ask(Request::Reserve {
+                            reservation_id: rid,
+                            shop_id: shop,
+                            expires_at,
+                            wants: wants.clone(),
+                            meta: meta.clone(),
+                            reply,
+                        })
                     })
                     .await;
                 (product, answer)
@@ -132,11 +95,11 @@ impl Coordinator {
         }
         if let Some(e) = refusal {
             // All or nothing: give back what the other products granted.
-            let rid = req.reservation_id;
+            let rid = cmd.reservation_id;
             let undo = granted.into_iter().map(|product| {
                 let registry = self.registry.clone();
                 async move {
-                    if let Err(err) = registry.ask(product, |reply| Msg::Release { reservation_id: rid, reply }).await {
+                    if let Err(err) = registry.ask(product, |reply| Msg::Ask(Request::Release { reservation_id: rid, reply })).await {
                         // Not lost: the hold expires on its own clock.
                         tracing::warn!(%product, reservation_id = %rid, error = %err, "compensating release failed; the hold will expire");
                     }
@@ -148,9 +111,9 @@ impl Coordinator {
         held.sort_by_key(|l| (l.line_no, l.unit_no));
         let currency = match held.first() {
             Some(l) => l.currency,
-            None => self.currency(req.shop_id).await?,
+            None => self.currency(cmd.shop_id).await?,
         };
-        Ok(view(req.reservation_id, req.shop_id, "HELD", currency, expires_at, &held))
+        Ok(view(cmd.reservation_id, cmd.shop_id, "HELD", currency, expires_at, &held))
     }
 
     async fn currency(&self, shop: Uuid) -> Result<Currency, StockError> {
@@ -172,13 +135,13 @@ impl Coordinator {
         Ok((shop, rows.into_iter().map(|r| r.product_id).collect()))
     }
 
-    pub async fn shop_of(&self, reservation_id: Uuid) -> Result<Uuid, StockError> {
+    pub(super) async fn shop_of(&self, reservation_id: Uuid) -> Result<Uuid, StockError> {
         Ok(self.parts(reservation_id).await?.0)
     }
 
     /// Stock leaves. Idempotent: committing a committed reservation answers the same.
     #[tracing::instrument(skip(self, meta))]
-    pub async fn commit(
+    pub(super) async fn commit(
         &self,
         reservation_id: Uuid,
         order_id: Option<Uuid>,
@@ -187,13 +150,16 @@ impl Coordinator {
         let (_, products) = self.parts(reservation_id).await?;
         if products.len() > 1 {
             // Stop every part's expiry clock first, so the commit cannot be cut in half.
-            let pins = products.iter().map(|p| self.registry.ask(*p, |reply| Msg::Pin { reservation_id, reply }));
+            let pins = products
+                .iter()
+                .map(|p| self.registry.ask(*p, |reply| Msg::Ask(Request::Pin { reservation_id, reply })));
             for r in futures::future::join_all(pins).await {
                 r?;
             }
         }
         let commits = products.iter().map(|p| {
-            self.registry.ask(*p, |reply| Msg::Commit { reservation_id, order_id, meta: meta.clone(), reply })
+            self.registry
+                .ask(*p, |reply| Msg::Ask(Request::Commit { reservation_id, order_id, meta: meta.clone(), reply }))
         });
         for r in futures::future::join_all(commits).await {
             r?;
@@ -203,9 +169,11 @@ impl Coordinator {
 
     /// Stock returns. Idempotent; releasing a committed reservation is refused.
     #[tracing::instrument(skip(self))]
-    pub async fn release(&self, reservation_id: Uuid) -> Result<ReservationView, StockError> {
+    pub(super) async fn release(&self, reservation_id: Uuid) -> Result<ReservationView, StockError> {
         let (_, products) = self.parts(reservation_id).await?;
-        let releases = products.iter().map(|p| self.registry.ask(*p, |reply| Msg::Release { reservation_id, reply }));
+        let releases = products
+            .iter()
+            .map(|p| self.registry.ask(*p, |reply| Msg::Ask(Request::Release { reservation_id, reply })));
         for r in futures::future::join_all(releases).await {
             r?;
         }
@@ -213,7 +181,7 @@ impl Coordinator {
     }
 
     #[tracing::instrument(skip(self))]
-    pub async fn load(&self, reservation_id: Uuid) -> Result<ReservationView, StockError> {
+    pub(super) async fn load(&self, reservation_id: Uuid) -> Result<ReservationView, StockError> {
         let pool = self.registry.pool();
         let head = sqlx::query!(
             "select shop_id, status, expires_at from stock.reservations where reservation_id = $1",

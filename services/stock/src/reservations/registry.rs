@@ -12,7 +12,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::actor::{Args, Msg, ProductActor};
-use super::StockError;
+use super::writer::Writer;
+use super::{StockError, Tuning};
 
 #[derive(Clone)]
 pub struct Registry {
@@ -21,6 +22,7 @@ pub struct Registry {
 
 struct Inner {
     pool: PgPool,
+    writer: Writer,
     idle_after: Duration,
     call_timeout: Duration,
     actors: Mutex<HashMap<Uuid, ActorRef<Msg>>>,
@@ -65,12 +67,13 @@ fn backoff(failures: u32) -> Duration {
 }
 
 impl Registry {
-    pub async fn start(pool: PgPool, idle_after: Duration, call_timeout: Duration) -> anyhow::Result<Self> {
+    pub async fn start(pool: PgPool, tuning: Tuning) -> anyhow::Result<Self> {
         let registry = Self {
             inner: Arc::new(Inner {
+                writer: Writer::start(pool.clone(), tuning.writers),
                 pool,
-                idle_after,
-                call_timeout,
+                idle_after: tuning.idle_after,
+                call_timeout: tuning.call_timeout,
                 actors: Mutex::default(),
                 ids: Mutex::default(),
                 failures: Mutex::default(),
@@ -135,7 +138,11 @@ impl Registry {
             tokio::time::sleep(wait).await;
         }
         let supervisor = self.inner.supervisor.lock().ok().and_then(|s| s.clone()).ok_or(StockError::Busy)?;
-        let actor = ProductActor { pool: self.inner.pool.clone(), idle_after: self.inner.idle_after };
+        let actor = ProductActor {
+            pool: self.inner.pool.clone(),
+            writer: self.inner.writer.clone(),
+            idle_after: self.inner.idle_after,
+        };
         match Actor::spawn_linked(None, actor, Args { product_id: product }, supervisor.get_cell()).await {
             Ok((a, _)) => {
                 if let Ok(mut ids) = self.inner.ids.lock() {

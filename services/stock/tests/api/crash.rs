@@ -147,7 +147,7 @@ async fn a_failed_actor_restarts_from_the_rows_and_serves_again_with_nothing_los
     let token = app.staff(shop).await;
     let (s, first) = app.reserve_http(shop, json!([{"productId": product, "quantity": 3}]), 600).await;
     assert_eq!(s, 201, "{first}");
-    let running = app.registry.running();
+    let running = app.stock.running();
     assert!(running >= 1);
 
     // The fault: the level table is gone, so the next batch fails and so does the reload.
@@ -156,7 +156,7 @@ async fn a_failed_actor_restarts_from_the_rows_and_serves_again_with_nothing_los
     assert_eq!((s, refused["code"].as_str()), (503, Some("STOCK_BUSY")), "{refused}");
     let mut forgotten = false;
     for _ in 0..100 {
-        if app.registry.running() < running {
+        if app.stock.running() < running {
             forgotten = true;
             break;
         }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use contracts::common::{Recipient, ShopBrand};
 use contracts::sales::{OrderCancelled, OrderCompleted, ReceiptLine, ReturnCompleted};
 
-use cashvio_stock::reservations::actor::{Adjustment, Msg};
+use cashvio_stock::reservations::Adjustment;
 
 use crate::helpers::spawn_app;
 
@@ -185,7 +185,7 @@ async fn concurrent_copies_of_a_return_restock_once() {
     assert_eq!(s, 200);
     let return_id = Uuid::new_v4();
     let copies = (0..20).map(|_| {
-        let registry = app.registry.clone();
+        let stock = app.stock.clone();
         async move {
             let change = Adjustment {
                 delta: 3,
@@ -197,7 +197,7 @@ async fn concurrent_copies_of_a_return_restock_once() {
                 supplier_id: None,
                 meta: Default::default(),
             };
-            registry.ask(cable, |reply| Msg::Adjust { change: change.clone(), reply }).await
+            stock.adjust(cable, change).await
         }
     });
     for answer in futures::future::join_all(copies).await {
@@ -234,10 +234,8 @@ async fn concurrent_copies_of_a_return_restock_once() {
     assert_eq!(s, 200);
     let return_id = Uuid::new_v4();
     let copies = (0..20).map(|_| {
-        let registry = app.registry.clone();
-        async move {
-            registry.ask(phone, |reply| Msg::ReturnUnit { item_id, return_id, meta: Default::default(), reply }).await
-        }
+        let stock = app.stock.clone();
+        async move { stock.return_unit(phone, item_id, return_id, &Default::default()).await }
     });
     for answer in futures::future::join_all(copies).await {
         answer.expect("every copy is answered");
@@ -308,7 +306,7 @@ async fn level_events_carry_the_request_id_and_trace_context_of_their_request() 
         .execute(&app.db.admin)
         .await
         .unwrap();
-    app.registry.tell(product, cashvio_stock::reservations::actor::Msg::Reload);
+    app.stock.reload(product);
     let token = app.staff(shop).await;
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let send = |path: String, body: serde_json::Value, rid: &'static str| {

@@ -25,8 +25,8 @@ pub struct TestApp {
     pub rpc: bus::RpcClient,
     pub http: reqwest::Client,
     pub exchange: String,
-    /// The service's actor registry, to send actors messages as its handlers do.
-    pub registry: cashvio_stock::reservations::Registry,
+    /// The service's reservation core, to ask it as its handlers do.
+    pub stock: cashvio_stock::reservations::Stock,
 }
 
 pub fn config(db: &TestDb, jwks: &JwksServer) -> Config {
@@ -36,6 +36,7 @@ pub fn config(db: &TestDb, jwks: &JwksServer) -> Config {
         rpc_queue: testkit::unique("test_stock_rpc"),
         actor_idle: Duration::from_secs(2),
         actor_call_timeout: Duration::from_secs(20),
+        writers: 2,
     }
 }
 
@@ -50,11 +51,11 @@ pub async fn spawn_app() -> TestApp {
     let app = Application::build(config).await.expect("service builds");
     let base_url = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();
-    let registry = app.registry().clone();
+    let stock = app.stock().clone();
     tokio::spawn(app.run_until_stopped());
     let rpc = bus::RpcClient::new(bus::Broker::new(&testkit::amqp_url(), "stock-test-rpc"));
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
-    TestApp { base_url, db, jwks, key, shutdown, rpc_queue, rpc, http, exchange, registry }
+    TestApp { base_url, db, jwks, key, shutdown, rpc_queue, rpc, http, exchange, stock }
 }
 
 impl TestApp {

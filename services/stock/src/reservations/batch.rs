@@ -1,0 +1,449 @@
+//! What a product actor's flush writes, as typed rows (`Batch`: reservations, lines, ledger
+//! movements, unit changes, settled reservations, events), and how batches of several
+//! products are written in one transaction (`write`). The actor decides what a batch holds;
+//! this module knows how it is stored. The writer (`super::writer`) calls `write` with
+//! whatever batches are ready, so many products share one commit.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use bus::MessageMeta;
+use contracts::common::{Recipient, ShopBrand};
+use contracts::stock::{LevelChanged, LevelLow};
+
+use super::{HeldLine, Level};
+
+/// One row of the stock ledger (`stock.movements`).
+#[derive(Debug, Clone)]
+pub struct Movement {
+    pub kind: &'static str,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub item: Option<Uuid>,
+    pub reason: Option<String>,
+    pub actor: Option<Uuid>,
+    /// The reservation, return or idempotency effect it belongs to.
+    pub source: Option<Uuid>,
+    pub order: Option<Uuid>,
+    pub unit_cost: Option<i64>,
+    pub supplier: Option<Uuid>,
+}
+
+impl Movement {
+    pub fn new(kind: &'static str, on_hand: i64, reserved: i64) -> Self {
+        Self {
+            kind,
+            on_hand,
+            reserved,
+            item: None,
+            reason: None,
+            actor: None,
+            source: None,
+            order: None,
+            unit_cost: None,
+            supplier: None,
+        }
+    }
+}
+
+/// What settling a reservation's lines records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    Committed,
+    Released,
+    Expired,
+}
+
+impl Settled {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Settled::Committed => "COMMITTED",
+            Settled::Released => "RELEASED",
+            Settled::Expired => "EXPIRED",
+        }
+    }
+}
+
+/// A low-stock crossing, announced to the shop's owner.
+#[derive(Debug, Clone)]
+pub struct Low {
+    pub product_name: String,
+    pub available: i64,
+    pub keeping_units: i64,
+}
+
+/// Everything one flush of one product writes.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub product_id: Uuid,
+    pub shop_id: Uuid,
+    /// The request context of the batch's latest change: its events carry it.
+    pub meta: MessageMeta,
+    /// New reservation headers: (reservation, expires at).
+    pub headers: Vec<(Uuid, DateTime<Utc>)>,
+    /// Their lines of this product.
+    pub lines: Vec<(Uuid, HeldLine)>,
+    pub movements: Vec<Movement>,
+    /// Bulk level changes (zero for serialized products).
+    pub on_hand_delta: i64,
+    pub reserved_delta: i64,
+    /// Units held: (unit, reservation).
+    pub held_units: Vec<(Uuid, Uuid)>,
+    pub freed_units: Vec<Uuid>,
+    /// Units sold: (unit, order).
+    pub sold_units: Vec<(Uuid, Option<Uuid>)>,
+    pub returned_units: Vec<Uuid>,
+    pub removed_units: Vec<Uuid>,
+    /// Reservations whose lines of this product settle.
+    pub settled: Vec<(Uuid, Settled)>,
+    /// Orders to link to committed reservations.
+    pub orders: Vec<(Uuid, Uuid)>,
+    /// `stock.level.changed`, when what is on hand moved.
+    pub level_changed: Option<Level>,
+    pub low: Option<Low>,
+}
+
+impl Batch {
+    pub fn new(product_id: Uuid, shop_id: Uuid, meta: MessageMeta) -> Self {
+        Self { product_id, shop_id, meta, ..Self::default() }
+    }
+}
+
+/// Writes the batches (each of a different product) and their events in one transaction.
+pub async fn write(pool: &PgPool, batches: &[&Batch]) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await.context("starting the batch")?;
+    write_rows(&mut tx, batches).await?;
+    write_units(&mut tx, batches).await?;
+    settle(&mut tx, batches).await?;
+    link_orders(&mut tx, batches).await?;
+    for b in batches {
+        announce(&mut tx, b).await?;
+    }
+    tx.commit().await.context("committing the batch")?;
+    Ok(())
+}
+
+fn int(v: i64) -> anyhow::Result<i32> {
+    i32::try_from(v).context("a quantity out of range")
+}
+
+/// The rows of every batch as the columns `unnest` reads.
+#[derive(Default)]
+struct Columns {
+    h_id: Vec<Uuid>,
+    h_shop: Vec<Uuid>,
+    h_exp: Vec<DateTime<Utc>>,
+    l_res: Vec<Uuid>,
+    l_no: Vec<i32>,
+    l_unit: Vec<i32>,
+    l_product: Vec<Uuid>,
+    l_item: Vec<Option<Uuid>>,
+    l_qty: Vec<i32>,
+    l_name: Vec<String>,
+    l_price: Vec<i64>,
+    m_shop: Vec<Uuid>,
+    m_product: Vec<Uuid>,
+    m_kind: Vec<String>,
+    m_on: Vec<i32>,
+    m_res: Vec<i32>,
+    m_item: Vec<Option<Uuid>>,
+    m_reason: Vec<Option<String>>,
+    m_actor: Vec<Option<Uuid>>,
+    m_source: Vec<Option<Uuid>>,
+    m_order: Vec<Option<Uuid>>,
+    m_cost: Vec<Option<i64>>,
+    m_supplier: Vec<Option<Uuid>>,
+    v_product: Vec<Uuid>,
+    v_on: Vec<i32>,
+    v_res: Vec<i32>,
+}
+
+impl Columns {
+    fn of(batches: &[&Batch]) -> anyhow::Result<Self> {
+        let mut c = Self::default();
+        // Headers in id order, once each: two writers inserting one multi-product
+        // reservation's header then wait for each other in the same order.
+        let headers: BTreeMap<Uuid, (Uuid, DateTime<Utc>)> =
+            batches.iter().flat_map(|b| b.headers.iter().map(|(r, e)| (*r, (b.shop_id, *e)))).collect();
+        for (r, (shop, exp)) in headers {
+            c.h_id.push(r);
+            c.h_shop.push(shop);
+            c.h_exp.push(exp);
+        }
+        for b in batches {
+            for (r, l) in &b.lines {
+                c.l_res.push(*r);
+                c.l_no.push(l.line_no);
+                c.l_unit.push(l.unit_no);
+                c.l_product.push(b.product_id);
+                c.l_item.push(l.item_id);
+                c.l_qty.push(int(l.quantity)?);
+                c.l_name.push(l.name.clone());
+                c.l_price.push(l.unit_price_minor);
+            }
+            for m in &b.movements {
+                c.m_shop.push(b.shop_id);
+                c.m_product.push(b.product_id);
+                c.m_kind.push(m.kind.to_owned());
+                c.m_on.push(int(m.on_hand)?);
+                c.m_res.push(int(m.reserved)?);
+                c.m_item.push(m.item);
+                c.m_reason.push(m.reason.clone());
+                c.m_actor.push(m.actor);
+                c.m_source.push(m.source);
+                c.m_order.push(m.order);
+                c.m_cost.push(m.unit_cost);
+                c.m_supplier.push(m.supplier);
+            }
+        }
+        // Level rows in product order (a product is in one batch; the order is for locks).
+        let mut levels: BTreeMap<Uuid, (i64, i64)> = BTreeMap::new();
+        for b in batches.iter().filter(|b| b.on_hand_delta != 0 || b.reserved_delta != 0) {
+            let e = levels.entry(b.product_id).or_default();
+            e.0 += b.on_hand_delta;
+            e.1 += b.reserved_delta;
+        }
+        for (p, (on, res)) in levels {
+            c.v_product.push(p);
+            c.v_on.push(int(on)?);
+            c.v_res.push(int(res)?);
+        }
+        Ok(c)
+    }
+}
+
+/// Headers, lines, the ledger and the levels of every batch in one statement: one round
+/// trip for the whole transaction on the common path.
+async fn write_rows(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result<()> {
+    let c = Columns::of(batches)?;
+    // `as _` on the arrays of optional values: the macro infers `uuid[]` as `Vec<Uuid>`, but
+    // these arrays carry nulls.
+    sqlx::query!(
+        "with h as (
+             insert into stock.reservations (reservation_id, shop_id, expires_at)
+             select r, s, e from unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) as t(r, s, e)
+             on conflict (reservation_id) do nothing),
+         l as (
+             insert into stock.reservation_lines (reservation_id, line_no, unit_no, product_id, item_id, quantity, name, unit_price_minor)
+             select * from unnest($4::uuid[], $5::int[], $6::int[], $7::uuid[], $8::uuid[], $9::int[], $10::text[], $11::bigint[])),
+         m as (
+             insert into stock.movements (shop_id, product_id, kind, on_hand_delta, reserved_delta, item_id, reason, actor_id,
+                                          reservation_id, order_id, unit_cost_minor, supplier_id)
+             select * from unnest($12::uuid[], $13::uuid[], $14::text[], $15::int[], $16::int[], $17::uuid[], $18::text[],
+                                  $19::uuid[], $20::uuid[], $21::uuid[], $22::bigint[], $23::uuid[])),
+         v as (
+             update stock.levels l set on_hand = l.on_hand + t.o, reserved = l.reserved + t.r, updated_at = now()
+               from unnest($24::uuid[], $25::int[], $26::int[]) as t(p, o, r)
+              where l.product_id = any($24) and l.product_id = t.p)
+         select 1 as done",
+        &c.h_id,
+        &c.h_shop,
+        &c.h_exp,
+        &c.l_res,
+        &c.l_no,
+        &c.l_unit,
+        &c.l_product,
+        &c.l_item as _,
+        &c.l_qty,
+        &c.l_name,
+        &c.l_price,
+        &c.m_shop,
+        &c.m_product,
+        &c.m_kind,
+        &c.m_on,
+        &c.m_res,
+        &c.m_item as _,
+        &c.m_reason as _,
+        &c.m_actor as _,
+        &c.m_source as _,
+        &c.m_order as _,
+        &c.m_cost as _,
+        &c.m_supplier as _,
+        &c.v_product,
+        &c.v_on,
+        &c.v_res
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .context("writing the reservations, lines, movements and levels")?;
+    Ok(())
+}
+
+/// Serialized units that were held, freed, sold, removed or returned.
+async fn write_units(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result<()> {
+    let all =
+        |f: fn(&Batch) -> &Vec<Uuid>| -> Vec<Uuid> { batches.iter().flat_map(|b| f(b).iter().copied()).collect() };
+    let (held, by): (Vec<Uuid>, Vec<Uuid>) = batches.iter().flat_map(|b| b.held_units.iter().copied()).unzip();
+    if !held.is_empty() {
+        let n = sqlx::query!(
+            "update stock.items i set status = 'RESERVED', reservation_id = t.r
+               from unnest($1::uuid[], $2::uuid[]) as t(item, r)
+              where i.item_id = any($1) and i.item_id = t.item and i.status = 'AVAILABLE'",
+            &held,
+            &by
+        )
+        .execute(&mut *tx)
+        .await
+        .context("holding units")?
+        .rows_affected();
+        anyhow::ensure!(n == held.len() as u64, "a unit to hold was not available in the database");
+    }
+    let freed = all(|b| &b.freed_units);
+    if !freed.is_empty() {
+        sqlx::query!(
+            "update stock.items set status = 'AVAILABLE', reservation_id = null
+              where item_id = any($1) and status = 'RESERVED'",
+            &freed
+        )
+        .execute(&mut *tx)
+        .await
+        .context("freeing units")?;
+    }
+    let (sold, orders): (Vec<Uuid>, Vec<Option<Uuid>>) =
+        batches.iter().flat_map(|b| b.sold_units.iter().copied()).unzip();
+    if !sold.is_empty() {
+        sqlx::query!(
+            "update stock.items i set status = 'SOLD', reservation_id = null, order_id = t.o, sold_at = now()
+               from unnest($1::uuid[], $2::uuid[]) as t(item, o) where i.item_id = any($1) and i.item_id = t.item",
+            &sold,
+            &orders as _
+        )
+        .execute(&mut *tx)
+        .await
+        .context("selling units")?;
+    }
+    let removed = all(|b| &b.removed_units);
+    if !removed.is_empty() {
+        let n = sqlx::query!(
+            "update stock.items set status = 'REMOVED' where item_id = any($1) and status = 'AVAILABLE'",
+            &removed
+        )
+        .execute(&mut *tx)
+        .await
+        .context("removing units")?
+        .rows_affected();
+        anyhow::ensure!(n == removed.len() as u64, "a unit to remove was not available in the database");
+    }
+    let returned = all(|b| &b.returned_units);
+    if !returned.is_empty() {
+        sqlx::query!(
+            "update stock.items set status = 'AVAILABLE', order_id = null, sold_at = null
+              where item_id = any($1) and status = 'SOLD'",
+            &returned
+        )
+        .execute(&mut *tx)
+        .await
+        .context("returning units")?;
+    }
+    Ok(())
+}
+
+/// Settles the batches' lines of settled reservations; a header follows once no line of it
+/// is held.
+async fn settle(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result<()> {
+    let (mut ids, mut products, mut statuses) = (Vec::new(), Vec::new(), Vec::new());
+    for b in batches {
+        for (r, s) in &b.settled {
+            ids.push(*r);
+            products.push(b.product_id);
+            statuses.push(s.as_str().to_owned());
+        }
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "update stock.reservation_lines l set status = t.s
+           from unnest($1::uuid[], $2::uuid[], $3::text[]) as t(r, p, s)
+          where l.reservation_id = any($1) and l.reservation_id = t.r and l.product_id = t.p and l.status = 'HELD'",
+        &ids,
+        &products,
+        &statuses
+    )
+    .execute(&mut *tx)
+    .await
+    .context("settling reservation lines")?;
+    // Locked in id order, so two products settling one reservation serialise here and the
+    // last one sees all its lines settled.
+    sqlx::query!(
+        "select 1 as locked from stock.reservations where reservation_id = any($1) order by reservation_id for update",
+        &ids
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .context("locking reservation headers")?;
+    sqlx::query!(
+        "update stock.reservations r set status = t.s, settled_at = now()
+           from (select distinct on (r) r, s from unnest($1::uuid[], $2::text[]) as u(r, s) order by r) as t
+          where r.reservation_id = any($1) and r.reservation_id = t.r and r.status = 'HELD'
+            and not exists (select 1 from stock.reservation_lines l
+                             where l.reservation_id = r.reservation_id and l.status = 'HELD')",
+        &ids,
+        &statuses
+    )
+    .execute(&mut *tx)
+    .await
+    .context("settling reservation headers")?;
+    Ok(())
+}
+
+/// Links committed reservations to their orders.
+async fn link_orders(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result<()> {
+    let (ids, orders): (Vec<Uuid>, Vec<Uuid>) = batches.iter().flat_map(|b| b.orders.iter().copied()).unzip();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "update stock.reservations r set order_id = coalesce(r.order_id, t.o)
+           from unnest($1::uuid[], $2::uuid[]) as t(r, o) where r.reservation_id = any($1) and r.reservation_id = t.r",
+        &ids,
+        &orders
+    )
+    .execute(&mut *tx)
+    .await
+    .context("linking the orders")?;
+    Ok(())
+}
+
+/// A batch's events through the outbox: the new level when what is on hand moved (holds come
+/// and go by the thousand a second on a busy product and do not announce themselves), and a
+/// low-stock notice to the shop's owner.
+async fn announce(tx: &mut PgConnection, b: &Batch) -> anyhow::Result<()> {
+    if let Some(level) = b.level_changed {
+        let event = LevelChanged {
+            shop_id: b.shop_id,
+            product_id: b.product_id,
+            on_hand: level.on_hand,
+            reserved: level.reserved,
+            available: level.available,
+            occurred_at: Utc::now(),
+        };
+        bus::enqueue(&mut *tx, &event, &b.meta).await?;
+    }
+    let Some(low) = &b.low else { return Ok(()) };
+    let shop =
+        sqlx::query!("select name, owner_email, owner_name, logo_url from stock.shops where shop_id = $1", b.shop_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .context("reading the shop's owner")?;
+    let Some((s, email)) = shop.and_then(|s| s.owner_email.clone().map(|e| (s, e))) else {
+        tracing::warn!(shop_id = %b.shop_id, "low stock, but the shop's owner is not known yet");
+        return Ok(());
+    };
+    let event = LevelLow {
+        shop: ShopBrand { id: b.shop_id, name: s.name, logo_url: s.logo_url, address: None, contact_phone: None },
+        owner: Recipient { email, name: s.owner_name },
+        product_id: b.product_id,
+        product_name: low.product_name.clone(),
+        sku: None,
+        available: low.available,
+        keeping_units: low.keeping_units,
+        occurred_at: Utc::now(),
+    };
+    bus::enqueue(&mut *tx, &event, &b.meta).await?;
+    Ok(())
+}

@@ -1,0 +1,474 @@
+//! A product's stock as pure state transitions: no I/O, no timers, no mailbox. Each request
+//! is a `Step`: answered at once, applied in memory (an `Op` the next batch writes), deferred
+//! until the batch in flight lands, or looked up in the rows. `batch` turns applied ops into
+//! the rows they write. The actor (`super::actor`) drives it; tests drive it directly.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use bus::MessageMeta;
+use platform::{Currency, Money};
+
+use super::batch::{Batch, Low, Movement, Settled};
+use super::{Adjustment, HeldLine, Level, StockError, Want};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tracking {
+    Bulk,
+    Serialized,
+}
+
+#[derive(Debug, Clone)]
+pub struct Unit {
+    pub barcode: String,
+    pub price_minor: i64,
+    pub warranty_months: Option<i32>,
+    /// None: available; Some(reservation): held.
+    pub held_by: Option<Uuid>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Hold {
+    pub lines: Vec<HeldLine>,
+    pub quantity: i64,
+    pub items: Vec<Uuid>,
+    pub expires_at: DateTime<Utc>,
+    /// Written: its expiry clock runs and a retry gets its lines.
+    pub persisted: bool,
+}
+
+/// A change applied in memory and waiting for the next batch.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Reserve { reservation_id: Uuid, expires_at: DateTime<Utc> },
+    Commit { reservation_id: Uuid, quantity: i64, items: Vec<Uuid>, order_id: Option<Uuid> },
+    Release { reservation_id: Uuid, quantity: i64, items: Vec<Uuid>, expired: bool },
+    Adjust { change: Adjustment },
+    ReturnUnit { item_id: Uuid, return_id: Uuid },
+    RemoveUnit { item_id: Uuid, reason: String, actor_id: Option<Uuid> },
+}
+
+/// What a request comes to.
+#[derive(Debug)]
+pub enum Step<T> {
+    /// Answer now; nothing changed.
+    Answer(Result<T, StockError>),
+    /// Applied in memory: answer once the batch holding the op is written.
+    Apply(Op),
+    /// The reservation's first write is still in flight: ask again after it.
+    Defer,
+    /// Not held here (any more): what the rows say decides (`settled_answer`).
+    Lookup,
+}
+
+/// One product's stock.
+#[derive(Debug, Clone)]
+pub struct ProductStock {
+    pub product_id: Uuid,
+    pub shop_id: Uuid,
+    pub name: String,
+    pub tracking: Tracking,
+    pub currency: Currency,
+    pub price_minor: i64,
+    pub warranty_months: i32,
+    pub loyalty_points: i64,
+    pub keeping_units: i64,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub units: HashMap<Uuid, Unit>,
+    /// (basis points, from, until) of the product's discounts.
+    pub discounts: Vec<(i64, DateTime<Utc>, DateTime<Utc>)>,
+    pub holds: HashMap<Uuid, Hold>,
+    /// Reservations settled during this actor's life, for idempotent answers.
+    pub settled: HashMap<Uuid, Settled>,
+    /// Available before the pending batch (to see a low-stock crossing).
+    pub available_at_batch_start: i64,
+}
+
+impl ProductStock {
+    pub fn available(&self) -> i64 {
+        self.level().available
+    }
+
+    pub fn level(&self) -> Level {
+        let (on_hand, reserved) = match self.tracking {
+            Tracking::Bulk => (self.on_hand, self.reserved),
+            Tracking::Serialized => {
+                let held = self.units.values().filter(|u| u.held_by.is_some()).count() as i64;
+                (self.units.len() as i64, held)
+            }
+        };
+        Level { on_hand, reserved, available: on_hand - reserved }
+    }
+
+    /// The price after the best discount active at `now`. Rounding happens here, once per unit.
+    pub fn discounted(&self, list: i64, now: DateTime<Utc>) -> i64 {
+        let best =
+            self.discounts.iter().filter(|(_, from, until)| *from <= now && now < *until).map(|(bp, _, _)| *bp).max();
+        match best {
+            None => list,
+            Some(bp) => Money::from_minor(list, self.currency).percentage(10_000 - bp).map_or(list, |m| m.minor()),
+        }
+    }
+
+    fn hold_state(&self, reservation_id: Uuid) -> Option<bool> {
+        self.holds.get(&reservation_id).map(|h| h.persisted)
+    }
+
+    /// Holds `wants` for a reservation, all or nothing.
+    pub fn reserve(
+        &mut self,
+        shop_id: Uuid,
+        reservation_id: Uuid,
+        expires_at: DateTime<Utc>,
+        wants: &[Want],
+        now: DateTime<Utc>,
+    ) -> Step<Vec<HeldLine>> {
+        if shop_id != self.shop_id {
+            return Step::Answer(Err(StockError::ProductNotFound(self.product_id)));
+        }
+        if let Some(h) = self.holds.get(&reservation_id) {
+            // A retry of the same reservation: the same answer, no second hold.
+            return Step::Answer(if h.persisted { Ok(h.lines.clone()) } else { Err(StockError::Busy) });
+        }
+        if let Some(s) = self.settled.get(&reservation_id) {
+            let e = if *s == Settled::Committed {
+                StockError::ReservationCommitted
+            } else {
+                StockError::ReservationExpired
+            };
+            return Step::Answer(Err(e));
+        }
+        let hold = match self.tracking {
+            Tracking::Bulk => self.hold_bulk(wants, expires_at, now),
+            Tracking::Serialized => self.hold_units(reservation_id, wants, expires_at, now),
+        };
+        match hold {
+            Ok(h) => {
+                self.holds.insert(reservation_id, h);
+                Step::Apply(Op::Reserve { reservation_id, expires_at })
+            }
+            Err(e) => Step::Answer(Err(e)),
+        }
+    }
+
+    fn line(&self, line_no: i32, quantity: i64, list: i64, now: DateTime<Utc>, months: i32) -> HeldLine {
+        HeldLine {
+            line_no,
+            unit_no: 0,
+            product_id: self.product_id,
+            name: self.name.clone(),
+            quantity,
+            unit_price_minor: self.discounted(list, now),
+            list_price_minor: list,
+            item_id: None,
+            barcode: None,
+            warranty_until: (months > 0).then(|| now + chrono::Months::new(u32::try_from(months).unwrap_or(0))),
+            loyalty_points: self.loyalty_points,
+            currency: self.currency,
+        }
+    }
+
+    fn hold_bulk(&mut self, wants: &[Want], expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<Hold, StockError> {
+        if wants.iter().any(|w| w.item_id.is_some()) {
+            return Err(StockError::Invalid("a bulk product is reserved by quantity, not by barcode".into()));
+        }
+        let quantity: i64 = wants.iter().map(|w| w.quantity).sum();
+        let available = self.on_hand - self.reserved;
+        if quantity > available {
+            return Err(StockError::Insufficient { product_id: self.product_id, requested: quantity, available });
+        }
+        self.reserved += quantity;
+        let lines = wants
+            .iter()
+            .map(|w| self.line(w.line_no, w.quantity, self.price_minor, now, self.warranty_months))
+            .collect();
+        Ok(Hold { lines, quantity, items: Vec::new(), expires_at, persisted: false })
+    }
+
+    /// Serialized: specific units first (by barcode), then any available units for counts.
+    fn hold_units(
+        &mut self,
+        reservation_id: Uuid,
+        wants: &[Want],
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Hold, StockError> {
+        let mut chosen: Vec<(i32, Uuid)> = Vec::new();
+        for w in wants {
+            let Some(id) = w.item_id else { continue };
+            match self.units.get(&id) {
+                Some(u) if u.held_by.is_none() && !chosen.iter().any(|(_, c)| *c == id) => chosen.push((w.line_no, id)),
+                Some(u) => return Err(StockError::UnitUnavailable { barcode: u.barcode.clone() }),
+                None => return Err(StockError::UnitUnavailable { barcode: id.to_string() }),
+            }
+        }
+        for w in wants.iter().filter(|w| w.item_id.is_none()) {
+            let mut free: Vec<Uuid> = self
+                .units
+                .iter()
+                .filter(|(id, u)| u.held_by.is_none() && !chosen.iter().any(|(_, c)| c == *id))
+                .map(|(id, _)| *id)
+                .collect();
+            free.sort();
+            let n = usize::try_from(w.quantity).unwrap_or(usize::MAX);
+            if free.len() < n {
+                let available = self.units.values().filter(|u| u.held_by.is_none()).count() as i64;
+                return Err(StockError::Insufficient { product_id: self.product_id, requested: w.quantity, available });
+            }
+            chosen.extend(free.into_iter().take(n).map(|id| (w.line_no, id)));
+        }
+        let mut lines = Vec::with_capacity(chosen.len());
+        for (k, (line_no, id)) in chosen.iter().enumerate() {
+            let Some(u) = self.units.get(id).cloned() else { continue };
+            let mut line =
+                self.line(*line_no, 1, u.price_minor, now, u.warranty_months.unwrap_or(self.warranty_months));
+            line.unit_no = i32::try_from(chosen[..k].iter().filter(|(l, _)| l == line_no).count()).unwrap_or(0);
+            line.item_id = Some(*id);
+            line.barcode = Some(u.barcode);
+            lines.push(line);
+            if let Some(u) = self.units.get_mut(id) {
+                u.held_by = Some(reservation_id);
+            }
+        }
+        let items: Vec<Uuid> = chosen.into_iter().map(|(_, id)| id).collect();
+        Ok(Hold { lines, quantity: items.len() as i64, items, expires_at, persisted: false })
+    }
+
+    /// Stops nothing by itself: the actor stops the hold's expiry clock when this answers Ok.
+    pub fn pin(&self, reservation_id: Uuid) -> Step<()> {
+        match self.hold_state(reservation_id) {
+            Some(true) => Step::Answer(Ok(())),
+            Some(false) => Step::Defer,
+            None => self.settled_here(reservation_id, true),
+        }
+    }
+
+    /// The held stock leaves.
+    pub fn commit(&mut self, reservation_id: Uuid, order_id: Option<Uuid>) -> Step<()> {
+        match self.hold_state(reservation_id) {
+            Some(false) => return Step::Defer,
+            None => return self.settled_here(reservation_id, true),
+            Some(true) => {}
+        }
+        let Some(h) = self.holds.remove(&reservation_id) else { return Step::Lookup };
+        match self.tracking {
+            Tracking::Bulk => {
+                self.on_hand -= h.quantity;
+                self.reserved -= h.quantity;
+            }
+            Tracking::Serialized => {
+                for item in &h.items {
+                    self.units.remove(item);
+                }
+            }
+        }
+        self.settled.insert(reservation_id, Settled::Committed);
+        Step::Apply(Op::Commit { reservation_id, quantity: h.quantity, items: h.items, order_id })
+    }
+
+    /// The held stock is available again (released by the caller, or expired).
+    pub fn release(&mut self, reservation_id: Uuid, expired: bool) -> Step<()> {
+        match self.hold_state(reservation_id) {
+            Some(false) if expired => Step::Answer(Ok(())), // its clock starts once it is written
+            Some(false) => Step::Defer,
+            None if expired => Step::Answer(Ok(())),
+            None => match self.settled_here(reservation_id, false) {
+                Step::Answer(Err(StockError::ReservationExpired)) => Step::Answer(Ok(())), // already released
+                other => other,
+            },
+            Some(true) => {
+                let Some(h) = self.undo_hold(reservation_id) else { return Step::Lookup };
+                self.settled.insert(reservation_id, if expired { Settled::Expired } else { Settled::Released });
+                Step::Apply(Op::Release { reservation_id, quantity: h.quantity, items: h.items, expired })
+            }
+        }
+    }
+
+    /// Removes a hold and gives its stock back to what is available.
+    pub fn undo_hold(&mut self, reservation_id: Uuid) -> Option<Hold> {
+        let h = self.holds.remove(&reservation_id)?;
+        match self.tracking {
+            Tracking::Bulk => self.reserved -= h.quantity,
+            Tracking::Serialized => {
+                for item in &h.items {
+                    if let Some(u) = self.units.get_mut(item) {
+                        u.held_by = None;
+                    }
+                }
+            }
+        }
+        Some(h)
+    }
+
+    /// A bulk level change that is not a reservation (its source, if any, checked already).
+    pub fn adjust(&mut self, change: Adjustment) -> Step<Level> {
+        if self.tracking != Tracking::Bulk {
+            return Step::Answer(Err(StockError::Invalid("serialized stock changes unit by unit (items)".into())));
+        }
+        let next = self.on_hand + change.delta;
+        if next < self.reserved {
+            let available = self.on_hand - self.reserved;
+            let requested = -change.delta;
+            return Step::Answer(Err(StockError::Insufficient { product_id: self.product_id, requested, available }));
+        }
+        self.on_hand = next;
+        Step::Apply(Op::Adjust { change })
+    }
+
+    /// A serialized unit was created; it is available now.
+    pub fn add_unit(&mut self, item_id: Uuid, unit: Unit) {
+        self.units.entry(item_id).or_insert(unit);
+    }
+
+    /// A unit leaves stock by hand (damaged, lost); only an available one can.
+    pub fn remove_unit(&mut self, item_id: Uuid, reason: String, actor_id: Option<Uuid>) -> Step<()> {
+        match self.units.get(&item_id) {
+            Some(u) if u.held_by.is_none() => {
+                self.units.remove(&item_id);
+                Step::Apply(Op::RemoveUnit { item_id, reason, actor_id })
+            }
+            Some(u) => Step::Answer(Err(StockError::UnitUnavailable { barcode: u.barcode.clone() })),
+            None => Step::Answer(Err(StockError::UnitNotFound(item_id.to_string()))),
+        }
+    }
+
+    fn settled_here(&self, reservation_id: Uuid, want_commit: bool) -> Step<()> {
+        match self.settled.get(&reservation_id) {
+            Some(s) => Step::Answer(settled_answer(Some(s.as_str()), want_commit)),
+            None => Step::Lookup,
+        }
+    }
+
+    /// The rows and events a batch of `ops` (applied to this state already) writes.
+    pub fn batch(&self, ops: &[Op], meta: MessageMeta) -> Batch {
+        let mut b = Batch::new(self.product_id, self.shop_id, meta);
+        for op in ops {
+            self.add_to(&mut b, op);
+        }
+        if self.tracking == Tracking::Serialized {
+            // Serialized products have no level row: their units are the level.
+            b.on_hand_delta = 0;
+            b.reserved_delta = 0;
+        }
+        let level = self.level();
+        let on_hand_moved = b.on_hand_delta != 0
+            || !b.sold_units.is_empty()
+            || !b.returned_units.is_empty()
+            || !b.removed_units.is_empty();
+        if on_hand_moved {
+            b.level_changed = Some(level);
+        }
+        // A low-stock notice when availability crossed the product's keepingUnits going down.
+        if self.keeping_units > 0
+            && self.available_at_batch_start > self.keeping_units
+            && level.available <= self.keeping_units
+        {
+            b.low = Some(Low {
+                product_name: self.name.clone(),
+                available: level.available,
+                keeping_units: self.keeping_units,
+            });
+        }
+        b
+    }
+
+    fn add_to(&self, b: &mut Batch, op: &Op) {
+        // One ledger row per bulk change, or per unit of a serialized one.
+        let per_unit = |b: &mut Batch, items: &[Uuid], quantity: i64, m: Movement| {
+            if self.tracking == Tracking::Bulk {
+                b.movements.push(Movement { on_hand: m.on_hand * quantity, reserved: m.reserved * quantity, ..m });
+            } else {
+                for i in items {
+                    b.movements.push(Movement { item: Some(*i), ..m.clone() });
+                }
+            }
+        };
+        match op {
+            Op::Reserve { reservation_id, expires_at } => {
+                let Some(h) = self.holds.get(reservation_id) else { return };
+                b.headers.push((*reservation_id, *expires_at));
+                for l in &h.lines {
+                    b.lines.push((*reservation_id, l.clone()));
+                    if let Some(i) = l.item_id {
+                        b.held_units.push((i, *reservation_id));
+                    }
+                }
+                b.reserved_delta += h.quantity;
+                let m = Movement { source: Some(*reservation_id), ..Movement::new("RESERVE", 0, 1) };
+                per_unit(b, &h.items, h.quantity, m);
+            }
+            Op::Commit { reservation_id, quantity, items, order_id } => {
+                b.settled.push((*reservation_id, Settled::Committed));
+                if let Some(o) = order_id {
+                    b.orders.push((*reservation_id, *o));
+                }
+                b.on_hand_delta -= quantity;
+                b.reserved_delta -= quantity;
+                b.sold_units.extend(items.iter().map(|i| (*i, *order_id)));
+                let m = Movement { source: Some(*reservation_id), order: *order_id, ..Movement::new("SALE", -1, -1) };
+                per_unit(b, items, *quantity, m);
+            }
+            Op::Release { reservation_id, quantity, items, expired } => {
+                let (kind, outcome) =
+                    if *expired { ("EXPIRE", Settled::Expired) } else { ("RELEASE", Settled::Released) };
+                b.settled.push((*reservation_id, outcome));
+                b.reserved_delta -= quantity;
+                b.freed_units.extend(items.iter().copied());
+                let m = Movement { source: Some(*reservation_id), ..Movement::new(kind, 0, -1) };
+                per_unit(b, items, *quantity, m);
+            }
+            Op::Adjust { change } => {
+                b.on_hand_delta += change.delta;
+                b.movements.push(Movement {
+                    reason: change.reason.clone(),
+                    actor: change.actor_id,
+                    source: change.source_id,
+                    unit_cost: change.unit_cost_minor,
+                    supplier: change.supplier_id,
+                    ..Movement::new(change.kind, change.delta, 0)
+                });
+            }
+            Op::ReturnUnit { item_id, return_id } => {
+                b.returned_units.push(*item_id);
+                let m = Movement { item: Some(*item_id), source: Some(*return_id), ..Movement::new("RETURN", 1, 0) };
+                b.movements.push(m);
+            }
+            Op::RemoveUnit { item_id, reason, actor_id } => {
+                b.removed_units.push(*item_id);
+                b.movements.push(Movement {
+                    item: Some(*item_id),
+                    reason: Some(reason.clone()),
+                    actor: *actor_id,
+                    ..Movement::new("ADJUSTMENT", -1, 0)
+                });
+            }
+        }
+    }
+}
+
+/// Whether `ops` already hold a change with this source (a return, an idempotent receipt or
+/// adjustment): its twin then waits for that batch.
+pub fn in_batch<'a>(ops: impl IntoIterator<Item = &'a Op>, kind: &str, source: Uuid, item: Option<Uuid>) -> bool {
+    ops.into_iter().any(|op| match op {
+        Op::Adjust { change } => item.is_none() && change.kind == kind && change.source_id == Some(source),
+        Op::ReturnUnit { item_id, return_id } => Some(*item_id) == item && *return_id == source,
+        _ => false,
+    })
+}
+
+/// The answer for a reservation a product no longer holds, from its lines' status there.
+pub fn settled_answer(status: Option<&str>, want_commit: bool) -> Result<(), StockError> {
+    match (status, want_commit) {
+        (None, _) => Err(StockError::ReservationNotFound),
+        (Some("COMMITTED"), true) => Ok(()),
+        (Some("COMMITTED"), false) => Err(StockError::ReservationCommitted),
+        (Some("HELD"), _) => Err(StockError::Busy), // being written right now
+        (Some(_), _) => Err(StockError::ReservationExpired),
+    }
+}
+
+#[cfg(test)]
+mod tests;
