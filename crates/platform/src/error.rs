@@ -186,6 +186,34 @@ impl From<sqlx::Error> for Problem {
     }
 }
 
+/// What a violated database constraint means to the client.
+#[derive(Debug, Clone, Copy)]
+pub enum Rejection {
+    /// 409 with this code and detail (a unique key: the name or barcode is taken).
+    Conflict(&'static str, &'static str),
+    /// 422 naming this field (a reference outside the shop, a value out of range).
+    Field(&'static str, &'static str),
+}
+
+/// The client error behind a database error, if it is a constraint's: the named ones as
+/// `table` says; any other foreign key is a 422 `reference` (with composite (shop, id) keys,
+/// another shop's id and a random one look the same) and any other check a 422 `value`.
+/// Anything else is `None`: the caller's internal error. Each service lists its
+/// constraints once and maps every database error through here.
+pub fn on_constraint(err: &sqlx::Error, table: &[(&str, Rejection)]) -> Option<Problem> {
+    let constraint = err.as_database_error()?.constraint()?;
+    let rejection = table.iter().find(|(name, _)| *name == constraint).map(|(_, r)| *r);
+    Some(match rejection {
+        Some(Rejection::Conflict(code, detail)) => Problem::conflict(code, detail),
+        Some(Rejection::Field(field, message)) => Problem::field(field, message),
+        None if constraint.ends_with("_fkey") => {
+            Problem::field("reference", "refers to something that does not exist in this shop")
+        }
+        None if constraint.ends_with("_check") => Problem::field("value", &format!("violates {constraint}")),
+        None => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

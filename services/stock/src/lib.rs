@@ -7,10 +7,12 @@ pub mod config;
 pub mod consumer;
 pub mod db;
 pub mod domain;
+pub mod error;
 pub mod http;
 pub mod reservations;
 pub mod rpc;
 pub mod startup;
 
 pub use config::Config;
+pub use error::Error;
 pub use startup::Application;

@@ -114,9 +114,15 @@ impl Batch {
 }
 
 /// Writes the batches (each of a different product) and their events in one transaction.
-pub async fn write(pool: &PgPool, batches: &[&Batch]) -> anyhow::Result<()> {
+/// When a new reservation id already names another shop's reservation, nothing is written
+/// and those ids are the answer (empty: written).
+pub async fn write(pool: &PgPool, batches: &[&Batch]) -> anyhow::Result<Vec<Uuid>> {
     let mut tx = pool.begin().await.context("starting the batch")?;
-    write_rows(&mut tx, batches).await?;
+    let taken = write_rows(&mut tx, batches).await?;
+    if !taken.is_empty() {
+        tx.rollback().await.context("rolling back a batch with taken ids")?;
+        return Ok(taken);
+    }
     write_units(&mut tx, batches).await?;
     settle(&mut tx, batches).await?;
     link_orders(&mut tx, batches).await?;
@@ -124,7 +130,7 @@ pub async fn write(pool: &PgPool, batches: &[&Batch]) -> anyhow::Result<()> {
         announce(&mut tx, b).await?;
     }
     tx.commit().await.context("committing the batch")?;
-    Ok(())
+    Ok(Vec::new())
 }
 
 fn int(v: i64) -> anyhow::Result<i32> {
@@ -217,19 +223,27 @@ impl Columns {
 }
 
 /// Headers, lines, the ledger and the levels of every batch in one statement: one round
-/// trip for the whole transaction on the common path.
-async fn write_rows(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result<()> {
+/// trip for the whole transaction on the common path. The same statement finds new
+/// reservation ids another shop already took (a caller's id colliding with theirs): their
+/// rows are left out and the ids answered, and the caller rolls back.
+async fn write_rows(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result<Vec<Uuid>> {
     let c = Columns::of(batches)?;
     // `as _` on the arrays of optional values: the macro infers `uuid[]` as `Vec<Uuid>`, but
     // these arrays carry nulls.
     sqlx::query!(
-        "with h as (
+        r#"with taken as (
+             select r.reservation_id from stock.reservations r
+               join unnest($1::uuid[], $2::uuid[]) as t(i, s) on r.reservation_id = t.i
+              where r.reservation_id = any($1) and r.shop_id <> t.s),
+         h as (
              insert into stock.reservations (reservation_id, shop_id, expires_at)
              select r, s, e from unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) as t(r, s, e)
              on conflict (reservation_id) do nothing),
          l as (
              insert into stock.reservation_lines (reservation_id, line_no, unit_no, product_id, item_id, quantity, name, unit_price_minor)
-             select * from unnest($4::uuid[], $5::int[], $6::int[], $7::uuid[], $8::uuid[], $9::int[], $10::text[], $11::bigint[])),
+             select t.* from unnest($4::uuid[], $5::int[], $6::int[], $7::uuid[], $8::uuid[], $9::int[], $10::text[], $11::bigint[])
+                 as t(r, n, u, p, i, q, nm, pr)
+              where not exists (select 1 from taken where taken.reservation_id = t.r)),
          m as (
              insert into stock.movements (shop_id, product_id, kind, on_hand_delta, reserved_delta, item_id, reason, actor_id,
                                           reservation_id, order_id, unit_cost_minor, supplier_id)
@@ -239,7 +253,7 @@ async fn write_rows(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result
              update stock.levels l set on_hand = l.on_hand + t.o, reserved = l.reserved + t.r, updated_at = now()
                from unnest($24::uuid[], $25::int[], $26::int[]) as t(p, o, r)
               where l.product_id = any($24) and l.product_id = t.p)
-         select 1 as done",
+         select array(select reservation_id from taken) as "taken!""#,
         &c.h_id,
         &c.h_shop,
         &c.h_exp,
@@ -269,8 +283,8 @@ async fn write_rows(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result
     )
     .fetch_one(&mut *tx)
     .await
-    .context("writing the reservations, lines, movements and levels")?;
-    Ok(())
+    .context("writing the reservations, lines, movements and levels")
+    .map(|r| r.taken)
 }
 
 /// Serialized units that were held, freed, sold, removed or returned.

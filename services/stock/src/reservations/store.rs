@@ -14,27 +14,6 @@ use platform::Currency;
 use super::state::{Hold, ProductStock, Tracking, Unit};
 use super::HeldLine;
 
-/// Which of the new reservation ids (with the shop asking) already name another shop's
-/// reservation: a caller's id that collides with theirs.
-pub async fn taken_elsewhere(pool: &PgPool, fresh: &[(Uuid, Uuid)]) -> anyhow::Result<Vec<Uuid>> {
-    if fresh.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<Uuid> = fresh.iter().map(|(r, _)| *r).collect();
-    // By primary key only (a join with the unnested pairs may plan a scan of every
-    // reservation); the shops are compared here.
-    let existing =
-        sqlx::query!("select reservation_id, shop_id from stock.reservations where reservation_id = any($1)", &ids)
-            .fetch_all(pool)
-            .await
-            .context("checking the reservation ids")?;
-    Ok(existing
-        .into_iter()
-        .filter(|r| fresh.iter().any(|(id, shop)| *id == r.reservation_id && *shop != r.shop_id))
-        .map(|r| r.reservation_id)
-        .collect())
-}
-
 /// Builds a product's state from the rows: the product, its level or available units, the
 /// held reservations and its discounts.
 pub async fn load(pool: &PgPool, product_id: Uuid) -> anyhow::Result<ProductStock> {

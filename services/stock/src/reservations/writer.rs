@@ -5,7 +5,6 @@
 //! A combined write that fails is retried batch by batch, so one product's failure never
 //! fails another's requests.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use sqlx::PgPool;
@@ -13,7 +12,6 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
 use super::batch::{self, Batch};
-use super::store;
 
 /// The most batches one transaction writes.
 pub const MAX_BATCHES: usize = 128;
@@ -73,44 +71,53 @@ fn answer(job: Job, result: Result<(), Refusal>) {
     let _ = job.done.send(result);
 }
 
-async fn write_all(pool: PgPool, jobs: Vec<Job>) {
-    let fresh: Vec<(Uuid, Uuid)> =
-        jobs.iter().flat_map(|j| j.batch.headers.iter().map(|(r, _)| (*r, j.batch.shop_id))).collect();
-    let taken: HashSet<Uuid> = match store::taken_elsewhere(&pool, &fresh).await {
-        Ok(t) => t.into_iter().collect(),
-        Err(e) => {
-            for job in jobs {
-                answer(job, Err(Refusal::Failed(anyhow::anyhow!("{e:#}"))));
+async fn write_all(pool: PgPool, mut jobs: Vec<Job>) {
+    loop {
+        let all: Vec<&Batch> = jobs.iter().map(|j| &j.batch).collect();
+        match batch::write(&pool, &all).await {
+            Ok(taken) if taken.is_empty() => return jobs.into_iter().for_each(|job| answer(job, Ok(()))),
+            Ok(taken) => {
+                // Nothing was written: refuse the batches with taken ids, write the rest.
+                let (refused, rest) = take_refused(jobs, &taken);
+                refused.into_iter().for_each(|(job, ids)| answer(job, Err(Refusal::Taken(ids))));
+                if rest.is_empty() {
+                    return;
+                }
+                jobs = rest;
             }
-            return;
+            Err(e) if jobs.len() == 1 => {
+                if let Some(job) = jobs.pop() {
+                    answer(job, Err(Refusal::Failed(e)));
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), batches = jobs.len(), "stock writer: a combined write failed; writing batch by batch");
+                for job in jobs {
+                    let result = match batch::write(&pool, &[&job.batch]).await {
+                        Ok(taken) if taken.is_empty() => Ok(()),
+                        Ok(taken) => Err(Refusal::Taken(taken)),
+                        Err(e) => Err(Refusal::Failed(e)),
+                    };
+                    answer(job, result);
+                }
+                return;
+            }
         }
-    };
-    let mut ready = Vec::with_capacity(jobs.len());
+    }
+}
+
+/// Splits off the jobs whose new reservations include `taken` ids (with those ids).
+fn take_refused(jobs: Vec<Job>, taken: &[Uuid]) -> (Vec<(Job, Vec<Uuid>)>, Vec<Job>) {
+    let mut refused = Vec::new();
+    let mut rest = Vec::new();
     for job in jobs {
         let mine: Vec<Uuid> = job.batch.headers.iter().map(|(r, _)| *r).filter(|r| taken.contains(r)).collect();
         if mine.is_empty() {
-            ready.push(job);
+            rest.push(job);
         } else {
-            answer(job, Err(Refusal::Taken(mine)));
+            refused.push((job, mine));
         }
     }
-    if ready.is_empty() {
-        return;
-    }
-    let all: Vec<&Batch> = ready.iter().map(|j| &j.batch).collect();
-    match batch::write(&pool, &all).await {
-        Ok(()) => ready.into_iter().for_each(|job| answer(job, Ok(()))),
-        Err(e) if ready.len() == 1 => {
-            if let Some(job) = ready.pop() {
-                answer(job, Err(Refusal::Failed(e)));
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %format!("{e:#}"), batches = ready.len(), "stock writer: a combined write failed; writing batch by batch");
-            for job in ready {
-                let result = batch::write(&pool, &[&job.batch]).await.map_err(Refusal::Failed);
-                answer(job, result);
-            }
-        }
-    }
+    (refused, rest)
 }
