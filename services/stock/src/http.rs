@@ -2,8 +2,11 @@
 
 pub mod catalog;
 pub mod discounts;
+pub mod items;
+pub mod levels;
 pub mod products;
 pub mod reservations;
+pub mod suppliers;
 
 use sqlx::PgPool;
 use utoipa_axum::router::OpenApiRouter;
@@ -11,7 +14,10 @@ use uuid::Uuid;
 
 use platform::auth::AuthUser;
 use platform::ids::ShopId;
+use platform::money::MoneyInput;
 use platform::{Currency, Problem};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::reservations::Stock;
 
@@ -24,7 +30,10 @@ pub struct AppState {
 pub fn router(state: AppState) -> OpenApiRouter {
     OpenApiRouter::new()
         .merge(products::router())
+        .merge(items::router())
+        .merge(levels::router())
         .merge(catalog::router())
+        .merge(suppliers::router())
         .merge(discounts::router())
         .merge(reservations::router())
         .with_state(state)
@@ -53,4 +62,25 @@ pub fn visibility(raw: Option<&str>) -> Result<Option<&'static str>, Problem> {
 
 pub fn unprocessable(field: &str, message: &str) -> Problem {
     Problem::field(field, message)
+}
+
+/// An amount as sent (a decimal string or a JSON number), in the shop's currency, not negative.
+pub fn parse_money(field: &str, raw: Option<&MoneyInput>, currency: Currency) -> Result<Option<i64>, Problem> {
+    raw.map(|m| {
+        let m = m.read(field, currency)?;
+        if m.is_negative() {
+            return Err(unprocessable(field, "a non-negative amount in the shop's currency, e.g. \"1250.00\""));
+        }
+        Ok(m.minor())
+    })
+    .transpose()
+}
+
+/// A page of a list with no other filter.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageOnly {
+    pub page: Option<i64>,
+    pub limit: Option<i64>,
 }

@@ -1,5 +1,5 @@
-//! Three-level categories and suppliers. A category with children or products is hidden
-//! (status HIDE) instead of deleted; a supplier still used by products cannot be deleted.
+//! Three-level categories. A category with children or products is hidden (status HIDE)
+//! instead of deleted.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -18,6 +18,7 @@ use platform::validate::text;
 use platform::Problem;
 
 use super::{acting_shop, unprocessable, visibility, AppState};
+use crate::Error;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -27,15 +28,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_subcategory, update_subcategory, delete_subcategory))
         .routes(routes!(create_subsubcategory, list_subsubcategories))
         .routes(routes!(get_subsubcategory, update_subsubcategory, delete_subsubcategory))
-        .routes(routes!(create_supplier, list_suppliers))
-        .routes(routes!(get_supplier, update_supplier, delete_supplier))
 }
 
-fn not_found(what: &str) -> Problem {
+pub(super) fn not_found(what: &str) -> Problem {
     Problem::not_found(&format!("{}_NOT_FOUND", what.to_ascii_uppercase()), format!("No such {}.", what.to_lowercase()))
 }
-
-// ---------------------------------------------------------------- categories ---
 
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
@@ -173,7 +170,7 @@ pub struct CategoryQuery {
     limit: Option<i64>,
 }
 
-async fn load_category(s: &AppState, user: &AuthUser, id: Uuid, level: i16) -> Result<CategoryView, Problem> {
+async fn load_category(s: &AppState, user: &AuthUser, id: Uuid, level: i16) -> Result<CategoryView, Error> {
     let row: Option<CategoryView> =
         sqlx::query_as(&format!("{CATEGORY_SELECT} where c.category_id = $1 and c.level = $2"))
             .bind(id)
@@ -186,7 +183,7 @@ async fn load_category(s: &AppState, user: &AuthUser, id: Uuid, level: i16) -> R
 }
 
 /// `GET …/{id}`: the category, or, when the id is one of the caller's shops, its list.
-async fn one_or_shop_list(s: &AppState, user: &AuthUser, id: Uuid, level: i16) -> Result<OneOrShopList, Problem> {
+async fn one_or_shop_list(s: &AppState, user: &AuthUser, id: Uuid, level: i16) -> Result<OneOrShopList, Error> {
     match load_category(s, user, id, level).await {
         Ok(one) => Ok(OneOrShopList::One(Box::new(one))),
         Err(_) if user.require_shop_role(ShopId(id), ShopRole::ShopStaff).is_ok() => {
@@ -209,7 +206,7 @@ async fn create(
     user: &AuthUser,
     level: i16,
     req: CategoryInput,
-) -> Result<(StatusCode, Json<CategoryView>), Problem> {
+) -> Result<(StatusCode, Json<CategoryView>), Error> {
     platform::validate::body_id(req.id, None)?;
     let name = text("name", req.name.as_deref(), 120)?.ok_or_else(|| unprocessable("name", "required"))?;
     let (shop, parent) = match level {
@@ -239,22 +236,11 @@ async fn create(
     .bind(image(shop, req.image_url.as_deref())?)
     .bind(status)
     .execute(&s.pool)
-    .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(d) if d.constraint() == Some("categories_name_key") => {
-            Problem::conflict("CATEGORY_NAME_TAKEN", "A category with this name already exists here.")
-        }
-        _ => Problem::from(e),
-    })?;
+    .await?;
     Ok((StatusCode::CREATED, Json(load_category(s, user, id, level).await?)))
 }
 
-async fn list(
-    s: &AppState,
-    user: &AuthUser,
-    level: i16,
-    q: CategoryQuery,
-) -> Result<Json<Page<CategoryView>>, Problem> {
+async fn list(s: &AppState, user: &AuthUser, level: i16, q: CategoryQuery) -> Result<Json<Page<CategoryView>>, Error> {
     let shop = acting_shop(user, q.shop_id)?;
     let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
     let parent = if level == 2 { q.category_id } else { q.sub_category_id };
@@ -293,7 +279,7 @@ async fn update(
     level: i16,
     id: Uuid,
     req: CategoryInput,
-) -> Result<Json<CategoryView>, Problem> {
+) -> Result<Json<CategoryView>, Error> {
     platform::validate::body_id(req.id, Some(id))?;
     let current = load_category(s, user, id, level).await?;
     platform::validate::unchanged("shopId", req.shop_id, Some(current.shop_id))?;
@@ -313,13 +299,7 @@ async fn update(
     .bind(image(current.shop_id, req.image_url.as_deref())?)
     .bind(status)
     .execute(&s.pool)
-    .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(d) if d.constraint() == Some("categories_name_key") => {
-            Problem::conflict("CATEGORY_NAME_TAKEN", "A category with this name already exists here.")
-        }
-        _ => Problem::from(e),
-    })?;
+    .await?;
     Ok(Json(load_category(s, user, id, level).await?))
 }
 
@@ -329,7 +309,7 @@ pub struct Deleted {
     outcome: &'static str,
 }
 
-async fn delete(s: &AppState, user: &AuthUser, level: i16, id: Uuid) -> Result<Json<Deleted>, Problem> {
+async fn delete(s: &AppState, user: &AuthUser, level: i16, id: Uuid) -> Result<Json<Deleted>, Error> {
     let c = load_category(s, user, id, level).await?;
     if c.children_count > 0 || c.product_count > 0 {
         sqlx::query("update categories set status = 'HIDE' where category_id = $1").bind(id).execute(&s.pool).await?;
@@ -357,7 +337,7 @@ async fn create_category(
     State(s): State<AppState>,
     user: AuthUser,
     Json(req): Json<CategoryInput>,
-) -> Result<(StatusCode, Json<CategoryView>), Problem> {
+) -> Result<(StatusCode, Json<CategoryView>), Error> {
     create(&s, &user, 1, req).await
 }
 /// Top-level categories with child and product counts.
@@ -367,7 +347,7 @@ async fn list_categories(
     State(s): State<AppState>,
     user: AuthUser,
     Query(q): Query<CategoryQuery>,
-) -> Result<Json<Page<CategoryView>>, Problem> {
+) -> Result<Json<Page<CategoryView>>, Error> {
     list(&s, &user, 1, q).await
 }
 #[utoipa::path(get, path = "/categories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = OneOrShopList), (status = 404, body = Problem)))]
@@ -376,7 +356,7 @@ async fn get_category(
     State(s): State<AppState>,
     user: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<OneOrShopList>, Problem> {
+) -> Result<Json<OneOrShopList>, Error> {
     Ok(Json(one_or_shop_list(&s, &user, id, 1).await?))
 }
 #[utoipa::path(put, path = "/categories/{id}", tag = "categories", params(("id" = Uuid, Path)), request_body = CategoryInput, responses((status = 200, body = CategoryView)))]
@@ -386,7 +366,7 @@ async fn update_category(
     user: AuthUser,
     Path(id): Path<Uuid>,
     Json(req): Json<CategoryInput>,
-) -> Result<Json<CategoryView>, Problem> {
+) -> Result<Json<CategoryView>, Error> {
     update(&s, &user, 1, id, req).await
 }
 #[utoipa::path(delete, path = "/categories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = Deleted)))]
@@ -395,7 +375,7 @@ async fn delete_category(
     State(s): State<AppState>,
     user: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<Deleted>, Problem> {
+) -> Result<Json<Deleted>, Error> {
     delete(&s, &user, 1, id).await
 }
 /// A subcategory (body: categoryId).
@@ -405,7 +385,7 @@ async fn create_subcategory(
     State(s): State<AppState>,
     user: AuthUser,
     Json(req): Json<CategoryInput>,
-) -> Result<(StatusCode, Json<CategoryView>), Problem> {
+) -> Result<(StatusCode, Json<CategoryView>), Error> {
     create(&s, &user, 2, req).await
 }
 #[utoipa::path(get, path = "/categories/subcategories", tag = "categories", params(CategoryQuery), responses((status = 200, body = Page<CategoryView>)))]
@@ -414,7 +394,7 @@ async fn list_subcategories(
     State(s): State<AppState>,
     user: AuthUser,
     Query(q): Query<CategoryQuery>,
-) -> Result<Json<Page<CategoryView>>, Problem> {
+) -> Result<Json<Page<CategoryView>>, Error> {
     list(&s, &user, 2, q).await
 }
 #[utoipa::path(get, path = "/categories/subcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = OneOrShopList)))]
@@ -423,7 +403,7 @@ async fn get_subcategory(
     State(s): State<AppState>,
     user: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<OneOrShopList>, Problem> {
+) -> Result<Json<OneOrShopList>, Error> {
     Ok(Json(one_or_shop_list(&s, &user, id, 2).await?))
 }
 #[utoipa::path(put, path = "/categories/subcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), request_body = CategoryInput, responses((status = 200, body = CategoryView)))]
@@ -433,7 +413,7 @@ async fn update_subcategory(
     user: AuthUser,
     Path(id): Path<Uuid>,
     Json(req): Json<CategoryInput>,
-) -> Result<Json<CategoryView>, Problem> {
+) -> Result<Json<CategoryView>, Error> {
     update(&s, &user, 2, id, req).await
 }
 #[utoipa::path(delete, path = "/categories/subcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = Deleted)))]
@@ -442,7 +422,7 @@ async fn delete_subcategory(
     State(s): State<AppState>,
     user: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<Deleted>, Problem> {
+) -> Result<Json<Deleted>, Error> {
     delete(&s, &user, 2, id).await
 }
 /// A sub-subcategory (body: subCategoryId).
@@ -452,7 +432,7 @@ async fn create_subsubcategory(
     State(s): State<AppState>,
     user: AuthUser,
     Json(req): Json<CategoryInput>,
-) -> Result<(StatusCode, Json<CategoryView>), Problem> {
+) -> Result<(StatusCode, Json<CategoryView>), Error> {
     create(&s, &user, 3, req).await
 }
 #[utoipa::path(get, path = "/categories/subsubcategories", tag = "categories", params(CategoryQuery), responses((status = 200, body = Page<CategoryView>)))]
@@ -461,7 +441,7 @@ async fn list_subsubcategories(
     State(s): State<AppState>,
     user: AuthUser,
     Query(q): Query<CategoryQuery>,
-) -> Result<Json<Page<CategoryView>>, Problem> {
+) -> Result<Json<Page<CategoryView>>, Error> {
     list(&s, &user, 3, q).await
 }
 #[utoipa::path(get, path = "/categories/subsubcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = OneOrShopList)))]
@@ -470,7 +450,7 @@ async fn get_subsubcategory(
     State(s): State<AppState>,
     user: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<OneOrShopList>, Problem> {
+) -> Result<Json<OneOrShopList>, Error> {
     Ok(Json(one_or_shop_list(&s, &user, id, 3).await?))
 }
 #[utoipa::path(put, path = "/categories/subsubcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), request_body = CategoryInput, responses((status = 200, body = CategoryView)))]
@@ -480,7 +460,7 @@ async fn update_subsubcategory(
     user: AuthUser,
     Path(id): Path<Uuid>,
     Json(req): Json<CategoryInput>,
-) -> Result<Json<CategoryView>, Problem> {
+) -> Result<Json<CategoryView>, Error> {
     update(&s, &user, 3, id, req).await
 }
 #[utoipa::path(delete, path = "/categories/subsubcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = Deleted)))]
@@ -489,175 +469,6 @@ async fn delete_subsubcategory(
     State(s): State<AppState>,
     user: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<Deleted>, Problem> {
+) -> Result<Json<Deleted>, Error> {
     delete(&s, &user, 3, id).await
-}
-
-// ---------------------------------------------------------------- suppliers ---
-
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-#[serde(rename_all = "camelCase")]
-pub struct SupplierView {
-    id: Uuid,
-    shop_id: Uuid,
-    name: String,
-    contact_number: String,
-    email: Option<String>,
-    #[serde(rename = "haveWhatsApp")]
-    have_whatsapp: bool,
-    product_count: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-const SUPPLIER_SELECT: &str = "select s.supplier_id as id, s.shop_id, s.name, s.contact_number, s.email, s.have_whatsapp,
-        (select count(*) from products p where p.supplier_id = s.supplier_id and p.status <> 'DELETED') as product_count, s.created_at,
-        s.updated_at
-   from suppliers s";
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SupplierInput {
-    /// The record's own id, as the first Cashvio's clients repeat it in PUT bodies: must be the
-    /// path's; refused on create.
-    id: Option<Uuid>,
-    shop_id: Option<Uuid>,
-    name: Option<String>,
-    contact_number: Option<String>,
-    email: Option<String>,
-    #[serde(rename = "haveWhatsApp")]
-    have_whatsapp: Option<bool>,
-}
-
-async fn load_supplier(s: &AppState, user: &AuthUser, id: Uuid) -> Result<SupplierView, Problem> {
-    let row: Option<SupplierView> =
-        sqlx::query_as(&format!("{SUPPLIER_SELECT} where s.supplier_id = $1")).bind(id).fetch_optional(&s.pool).await?;
-    let row = row.ok_or_else(|| not_found("supplier"))?;
-    user.require_shop_role(ShopId(row.shop_id), ShopRole::ShopStaff).map_err(|_| not_found("supplier"))?;
-    Ok(row)
-}
-
-/// A supplier of the shop.
-#[utoipa::path(post, path = "/suppliers", tag = "suppliers", request_body = SupplierInput, responses((status = 201, body = SupplierView), (status = 422, body = Problem)))]
-#[tracing::instrument(skip_all)]
-async fn create_supplier(
-    State(s): State<AppState>,
-    user: AuthUser,
-    Json(req): Json<SupplierInput>,
-) -> Result<(StatusCode, Json<SupplierView>), Problem> {
-    platform::validate::body_id(req.id, None)?;
-    let shop = acting_shop(&user, req.shop_id)?;
-    let name = text("name", req.name.as_deref(), 120)?.ok_or_else(|| unprocessable("name", "required"))?;
-    let contact = text("contactNumber", req.contact_number.as_deref(), 40)?
-        .ok_or_else(|| unprocessable("contactNumber", "required"))?;
-    let email = text("email", req.email.as_deref(), 254)?;
-    if email.as_deref().is_some_and(|e| !e.contains('@')) {
-        return Err(unprocessable("email", "not an e-mail address"));
-    }
-    let id = Uuid::now_v7();
-    sqlx::query("insert into suppliers (supplier_id, shop_id, name, contact_number, email, have_whatsapp) values ($1, $2, $3, $4, $5, $6)")
-        .bind(id)
-        .bind(shop)
-        .bind(&name)
-        .bind(&contact)
-        .bind(&email)
-        .bind(req.have_whatsapp.unwrap_or(false))
-        .execute(&s.pool)
-        .await?;
-    Ok((StatusCode::CREATED, Json(load_supplier(&s, &user, id).await?)))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct SupplierQuery {
-    shop_id: Option<Uuid>,
-    search: Option<String>,
-    page: Option<i64>,
-    limit: Option<i64>,
-}
-
-/// The shop's suppliers.
-#[utoipa::path(get, path = "/suppliers", tag = "suppliers", params(SupplierQuery), responses((status = 200, body = Page<SupplierView>)))]
-#[tracing::instrument(skip_all)]
-async fn list_suppliers(
-    State(s): State<AppState>,
-    user: AuthUser,
-    Query(q): Query<SupplierQuery>,
-) -> Result<Json<Page<SupplierView>>, Problem> {
-    let shop = acting_shop(&user, q.shop_id)?;
-    let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
-    let search = platform::pagination::contains_pattern(q.search.as_deref()).map(|p| p.to_lowercase());
-    let filter = "s.shop_id = $1 and ($2::text is null or lower(s.name) like $2 or s.contact_number like $2)";
-    let rows: Vec<SupplierView> = sqlx::query_as(&format!(
-        "{SUPPLIER_SELECT} where {filter} order by lower(s.name), s.supplier_id limit $3 offset $4"
-    ))
-    .bind(shop)
-    .bind(&search)
-    .bind(page.limit)
-    .bind(page.offset())
-    .fetch_all(&s.pool)
-    .await?;
-    let total: i64 = sqlx::query_scalar(&format!("select count(*) from suppliers s where {filter}"))
-        .bind(shop)
-        .bind(&search)
-        .fetch_one(&s.pool)
-        .await?;
-    Ok(Json(Page::new(rows, page, total)))
-}
-
-#[utoipa::path(get, path = "/suppliers/{id}", tag = "suppliers", params(("id" = Uuid, Path)), responses((status = 200, body = SupplierView), (status = 404, body = Problem)))]
-#[tracing::instrument(skip_all, fields(id = %id))]
-async fn get_supplier(
-    State(s): State<AppState>,
-    user: AuthUser,
-    Path(id): Path<Uuid>,
-) -> Result<Json<SupplierView>, Problem> {
-    Ok(Json(load_supplier(&s, &user, id).await?))
-}
-
-#[utoipa::path(put, path = "/suppliers/{id}", tag = "suppliers", params(("id" = Uuid, Path)), request_body = SupplierInput, responses((status = 200, body = SupplierView)))]
-#[tracing::instrument(skip_all, fields(id = %id))]
-async fn update_supplier(
-    State(s): State<AppState>,
-    user: AuthUser,
-    Path(id): Path<Uuid>,
-    Json(req): Json<SupplierInput>,
-) -> Result<Json<SupplierView>, Problem> {
-    platform::validate::body_id(req.id, Some(id))?;
-    let current = load_supplier(&s, &user, id).await?;
-    platform::validate::unchanged("shopId", req.shop_id, Some(current.shop_id))?;
-    sqlx::query(
-        "update suppliers set name = coalesce($2, name), contact_number = coalesce($3, contact_number),
-                email = coalesce($4, email), have_whatsapp = coalesce($5, have_whatsapp) where supplier_id = $1",
-    )
-    .bind(id)
-    .bind(text("name", req.name.as_deref(), 120)?)
-    .bind(text("contactNumber", req.contact_number.as_deref(), 40)?)
-    .bind(text("email", req.email.as_deref(), 254)?)
-    .bind(req.have_whatsapp)
-    .execute(&s.pool)
-    .await?;
-    Ok(Json(load_supplier(&s, &user, id).await?))
-}
-
-/// Deletes a supplier no product uses (409 otherwise).
-#[utoipa::path(delete, path = "/suppliers/{id}", tag = "suppliers", params(("id" = Uuid, Path)), responses((status = 204), (status = 409, body = Problem)))]
-#[tracing::instrument(skip_all, fields(id = %id))]
-async fn delete_supplier(
-    State(s): State<AppState>,
-    user: AuthUser,
-    Path(id): Path<Uuid>,
-) -> Result<StatusCode, Problem> {
-    load_supplier(&s, &user, id).await?;
-    match sqlx::query("delete from stock.suppliers where supplier_id = $1").bind(id).execute(&s.pool).await {
-        Ok(_) => Ok(StatusCode::NO_CONTENT),
-        // The foreign key decides, not a check-then-delete race.
-        Err(sqlx::Error::Database(d))
-            if matches!(d.constraint(), Some("products_supplier_fkey" | "movements_supplier_fkey")) =>
-        {
-            Err(Problem::conflict("SUPPLIER_IN_USE", "Products or recorded receipts still refer to this supplier."))
-        }
-        Err(e) => Err(e.into()),
-    }
 }

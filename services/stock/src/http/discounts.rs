@@ -18,6 +18,7 @@ use platform::pagination::{Page, PageQuery};
 use platform::Problem;
 
 use super::{acting_shop, unprocessable, AppState};
+use crate::Error;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -65,7 +66,7 @@ fn basis_points(raw: &str) -> Option<i32> {
     i32::try_from(money.minor()).ok().filter(|bp| (1..=10_000).contains(bp))
 }
 
-async fn load(s: &AppState, user: &AuthUser, id: Uuid) -> Result<DiscountView, Problem> {
+async fn load(s: &AppState, user: &AuthUser, id: Uuid) -> Result<DiscountView, Error> {
     let row = sqlx::query!(
         r#"select shop_id, name, description, starts_at, ends_at, status,
                   (status = 'ACTIVE' and starts_at <= now() and now() < ends_at) as "active_now!"
@@ -101,7 +102,7 @@ async fn load(s: &AppState, user: &AuthUser, id: Uuid) -> Result<DiscountView, P
     })
 }
 
-async fn reload_products(s: &AppState, discount: Uuid) -> Result<(), Problem> {
+async fn reload_products(s: &AppState, discount: Uuid) -> Result<(), Error> {
     let products: Vec<Uuid> = sqlx::query_scalar("select product_id from discount_products where discount_id = $1")
         .bind(discount)
         .fetch_all(&s.pool)
@@ -124,11 +125,11 @@ pub struct DiscountInput {
     status: Option<String>,
 }
 
-fn status(raw: Option<&str>) -> Result<Option<String>, Problem> {
+fn status(raw: Option<&str>) -> Result<Option<String>, Error> {
     match raw {
         None => Ok(None),
         Some(st @ ("ACTIVE" | "INACTIVE")) => Ok(Some(st.to_owned())),
-        Some(_) => Err(unprocessable("status", "ACTIVE or INACTIVE")),
+        Some(_) => Err(Error::from(unprocessable("status", "ACTIVE or INACTIVE"))),
     }
 }
 
@@ -139,7 +140,7 @@ async fn create_discount(
     State(s): State<AppState>,
     user: AuthUser,
     Json(req): Json<DiscountInput>,
-) -> Result<(StatusCode, Json<DiscountView>), Problem> {
+) -> Result<(StatusCode, Json<DiscountView>), Error> {
     let shop = acting_shop(&user, req.shop_id)?;
     let name = req
         .name
@@ -150,7 +151,7 @@ async fn create_discount(
     let starts = platform::validate::moment("startsAt", req.starts_at)?.unwrap_or_else(Utc::now);
     let ends = platform::validate::moment("endsAt", req.ends_at)?.ok_or_else(|| unprocessable("endsAt", "required"))?;
     if ends <= starts {
-        return Err(unprocessable("endsAt", "must be after startsAt"));
+        return Err(Error::from(unprocessable("endsAt", "must be after startsAt")));
     }
     let id = Uuid::now_v7();
     sqlx::query("insert into discounts (discount_id, shop_id, name, description, starts_at, ends_at, status) values ($1, $2, $3, $4, $5, $6, $7)")
@@ -184,7 +185,7 @@ async fn list_discounts(
     State(s): State<AppState>,
     user: AuthUser,
     Query(q): Query<DiscountQuery>,
-) -> Result<Json<Page<DiscountView>>, Problem> {
+) -> Result<Json<Page<DiscountView>>, Error> {
     let shop = acting_shop(&user, q.shop_id)?;
     let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
     let active = q.active.unwrap_or(false);
@@ -216,7 +217,7 @@ async fn get_discount(
     State(s): State<AppState>,
     user: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<DiscountView>, Problem> {
+) -> Result<Json<DiscountView>, Error> {
     Ok(Json(load(&s, &user, id).await?))
 }
 
@@ -227,13 +228,13 @@ async fn update_discount(
     user: AuthUser,
     Path(id): Path<Uuid>,
     Json(req): Json<DiscountInput>,
-) -> Result<Json<DiscountView>, Problem> {
+) -> Result<Json<DiscountView>, Error> {
     let current = load(&s, &user, id).await?;
     platform::validate::unchanged("shopId", req.shop_id, Some(current.shop_id))?;
     let starts = platform::validate::moment("startsAt", req.starts_at)?.unwrap_or(current.starts_at);
     let ends = platform::validate::moment("endsAt", req.ends_at)?.unwrap_or(current.ends_at);
     if ends <= starts {
-        return Err(unprocessable("endsAt", "must be after startsAt"));
+        return Err(Error::from(unprocessable("endsAt", "must be after startsAt")));
     }
     sqlx::query(
         "update discounts set name = coalesce($2, name), description = coalesce($3, description), starts_at = $4, ends_at = $5,
@@ -253,11 +254,7 @@ async fn update_discount(
 
 #[utoipa::path(delete, path = "/discounts/{id}", tag = "discounts", params(("id" = Uuid, Path)), responses((status = 204), (status = 404, body = Problem)))]
 #[tracing::instrument(skip_all, fields(id = %id))]
-async fn delete_discount(
-    State(s): State<AppState>,
-    user: AuthUser,
-    Path(id): Path<Uuid>,
-) -> Result<StatusCode, Problem> {
+async fn delete_discount(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<StatusCode, Error> {
     load(&s, &user, id).await?;
     let products: Vec<Uuid> = sqlx::query_scalar("select product_id from discount_products where discount_id = $1")
         .bind(id)
@@ -294,10 +291,10 @@ async fn attach_products(
     user: AuthUser,
     Path(id): Path<Uuid>,
     Json(req): Json<AttachInput>,
-) -> Result<Json<DiscountView>, Problem> {
+) -> Result<Json<DiscountView>, Error> {
     let d = load(&s, &user, id).await?;
     if req.products.is_empty() || req.products.len() > 500 {
-        return Err(unprocessable("products", "1 to 500 products"));
+        return Err(Error::from(unprocessable("products", "1 to 500 products")));
     }
     let mut tx = s.pool.begin().await?;
     for line in &req.products {
@@ -315,7 +312,7 @@ async fn attach_products(
         .fetch_one(&mut *tx)
         .await?;
         if !same_shop {
-            return Err(unprocessable("productId", "no such product in this shop"));
+            return Err(Error::from(unprocessable("productId", "no such product in this shop")));
         }
         sqlx::query(
             "insert into discount_products (shop_id, discount_id, product_id, basis_points) values ($4, $1, $2, $3)
@@ -349,7 +346,7 @@ async fn detach_product(
     user: AuthUser,
     Path(id): Path<Uuid>,
     Json(req): Json<DetachInput>,
-) -> Result<Json<DiscountView>, Problem> {
+) -> Result<Json<DiscountView>, Error> {
     load(&s, &user, id).await?;
     sqlx::query("delete from discount_products where discount_id = $1 and product_id = $2")
         .bind(id)
@@ -369,7 +366,7 @@ async fn active_for_product(
     State(s): State<AppState>,
     user: AuthUser,
     Path(product_id): Path<Uuid>,
-) -> Result<Json<Vec<DiscountView>>, Problem> {
+) -> Result<Json<Vec<DiscountView>>, Error> {
     let shop: Option<Uuid> = sqlx::query_scalar("select shop_id from products where product_id = $1")
         .bind(product_id)
         .fetch_optional(&s.pool)

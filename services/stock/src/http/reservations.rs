@@ -20,6 +20,7 @@ use platform::Problem;
 
 use super::AppState;
 use crate::domain::ReserveCommand;
+use crate::Error;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -54,7 +55,7 @@ async fn reserve(
     key: IdempotencyKey,
     meta: MessageMeta,
     Json(body): Json<ReserveBody>,
-) -> Result<Response, Problem> {
+) -> Result<Response, Error> {
     let shop = ShopId(body.shop_id);
     user.require_shop_role(shop, ShopRole::ShopStaff)?;
     // The key also names the reservation, so even a retry that outlives the stored answer
@@ -74,10 +75,15 @@ async fn reserve(
         Ok((StatusCode::CREATED, s.stock.reserve(&cmd, meta).await?))
     })
     .await
+    .map_err(Error::from)
 }
 
-async fn owned(s: &AppState, user: &AuthUser, id: Uuid) -> Result<(), Problem> {
+async fn owned(s: &AppState, user: &AuthUser, id: Uuid) -> Result<(), Error> {
     let shop = s.stock.shop_of(id).await?;
+    Ok(staff_of(user, shop)?)
+}
+
+fn staff_of(user: &AuthUser, shop: Uuid) -> Result<(), Problem> {
     user.require_shop_role(ShopId(shop), ShopRole::ShopStaff).map(|_| ()).map_err(|_| {
         // Another shop's reservation does not exist, as far as this caller can tell.
         Problem::not_found("RESERVATION_NOT_FOUND", "No such reservation.")
@@ -93,7 +99,7 @@ async fn get_reservation(
     State(s): State<AppState>,
     user: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<ReservationView>, Problem> {
+) -> Result<Json<ReservationView>, Error> {
     owned(&s, &user, id).await?;
     Ok(Json(s.stock.load(id).await?))
 }
@@ -116,7 +122,7 @@ async fn commit(
     meta: MessageMeta,
     Path(id): Path<Uuid>,
     body: axum::body::Bytes,
-) -> Result<Json<ReservationView>, Problem> {
+) -> Result<Json<ReservationView>, Error> {
     owned(&s, &user, id).await?;
     let body: CommitBody = if body.is_empty() {
         CommitBody::default()
@@ -135,7 +141,7 @@ async fn release(
     State(s): State<AppState>,
     user: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<ReservationView>, Problem> {
+) -> Result<Json<ReservationView>, Error> {
     owned(&s, &user, id).await?;
     Ok(Json(s.stock.release(id).await?))
 }
