@@ -22,23 +22,28 @@ use tokio::sync::{Mutex, RwLock};
 use crate::error::Problem;
 use crate::ids::{ShopId, UserId};
 
-/// Platform-wide role of a user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Role {
-    SuperAdmin,
-    Admin,
-    ShopOwner,
-    ShopStaff,
-    Customer,
+crate::text_enum! {
+    /// Platform-wide role of a user (`auth.users.role`).
+    #[derive(Serialize, Deserialize, utoipa::ToSchema)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum Role {
+        SuperAdmin => "SUPER_ADMIN",
+        Admin => "ADMIN",
+        ShopOwner => "SHOP_OWNER",
+        ShopStaff => "SHOP_STAFF",
+        Customer => "CUSTOMER",
+    }
 }
 
-/// A user's role inside one shop. An owner may do everything staff may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ShopRole {
-    ShopStaff,
-    ShopOwner,
+crate::text_enum! {
+    /// A user's role inside one shop (`auth.memberships.role`). An owner may do everything
+    /// staff may.
+    #[derive(PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum ShopRole {
+        ShopStaff => "SHOP_STAFF",
+        ShopOwner => "SHOP_OWNER",
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

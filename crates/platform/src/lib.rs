@@ -17,7 +17,11 @@ pub mod pagination;
 pub mod pdf;
 pub mod shutdown;
 pub mod telemetry;
+pub mod text_enum;
 pub mod validate;
 
 pub use error::Problem;
 pub use money::{Currency, Money};
+
+#[doc(hidden)]
+pub use sqlx as __sqlx;

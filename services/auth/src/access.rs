@@ -27,7 +27,7 @@ impl AccessSource for AuthAccess {
                       exists(select 1 from auth.sessions s
                               where s.session_id = $2 and (s.revoked_at is not null or s.user_id <> u.user_id)) as "revoked!",
                       coalesce(array_agg(m.shop_id) filter (where m.shop_id is not null), '{}') as "shops!",
-                      coalesce(array_agg(m.role) filter (where m.shop_id is not null), '{}') as "roles!"
+                      coalesce(array_agg(m.role) filter (where m.shop_id is not null), '{}') as "roles!: Vec<ShopRole>"
                  from auth.users u
                  left join auth.memberships m on m.user_id = u.user_id and m.status = 'ACTIVE'
                 where u.user_id = $1
@@ -45,14 +45,7 @@ impl AccessSource for AuthAccess {
         if row.status != "ACTIVE" {
             return Err(AccessDenied::AccountDisabled.into());
         }
-        let shops = row
-            .shops
-            .into_iter()
-            .zip(row.roles)
-            .map(|(shop, role)| {
-                (ShopId(shop), if role == "SHOP_OWNER" { ShopRole::ShopOwner } else { ShopRole::ShopStaff })
-            })
-            .collect();
+        let shops = row.shops.into_iter().zip(row.roles).map(|(shop, role)| (ShopId(shop), role)).collect();
         Ok(Access { shops })
     }
 }

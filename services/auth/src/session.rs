@@ -27,7 +27,7 @@ pub struct ShopSummary {
     pub contact_phone: Option<String>,
     pub shop_logo: Option<String>,
     pub shop_banner: Option<String>,
-    pub role: String,
+    pub role: ShopRole,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -36,7 +36,7 @@ pub struct UserSummary {
     pub id: Uuid,
     pub name: String,
     pub email: String,
-    pub role: String,
+    pub role: Role,
     pub status: String,
     pub profile_image: Option<String>,
     pub default_shop_id: Option<Uuid>,
@@ -58,27 +58,18 @@ struct UserRow {
     user_id: Uuid,
     name: String,
     email: String,
-    role: String,
+    role: Role,
     status: String,
     profile_image: Option<String>,
     default_shop_id: Option<Uuid>,
-}
-
-pub fn parse_role(s: &str) -> Role {
-    match s {
-        "SUPER_ADMIN" => Role::SuperAdmin,
-        "ADMIN" => Role::Admin,
-        "SHOP_OWNER" => Role::ShopOwner,
-        "SHOP_STAFF" => Role::ShopStaff,
-        _ => Role::Customer,
-    }
 }
 
 #[tracing::instrument(skip(conn))]
 pub async fn user_summary(conn: &mut PgConnection, user_id: Uuid) -> Result<UserSummary, AuthError> {
     let u = sqlx::query_as!(
         UserRow,
-        "select user_id, name, email, role, status, profile_image, default_shop_id from auth.users where user_id = $1",
+        r#"select user_id, name, email, role as "role: Role", status, profile_image, default_shop_id
+             from auth.users where user_id = $1"#,
         user_id
     )
     .fetch_optional(&mut *conn)
@@ -86,10 +77,11 @@ pub async fn user_summary(conn: &mut PgConnection, user_id: Uuid) -> Result<User
     .ok_or(AuthError::NotFound("user"))?;
     let shops = sqlx::query_as!(
         ShopSummary,
-        "select s.shop_id as id, s.business_name, s.address, s.contact_phone, s.shop_logo, s.shop_banner, m.role
-           from auth.memberships m join auth.shops s using (shop_id)
-          where m.user_id = $1 and m.status = 'ACTIVE'
-          order by m.created_at",
+        r#"select s.shop_id as id, s.business_name, s.address, s.contact_phone, s.shop_logo, s.shop_banner,
+                  m.role as "role: ShopRole"
+             from auth.memberships m join auth.shops s using (shop_id)
+            where m.user_id = $1 and m.status = 'ACTIVE'
+            order by m.created_at"#,
         user_id
     )
     .fetch_all(&mut *conn)
@@ -114,15 +106,8 @@ fn claims_for(user: &UserSummary, session: Uuid, cfg: &TokenConfig) -> Claims {
     let ttl = i64::try_from(cfg.access_ttl.as_secs()).unwrap_or(900);
     Claims {
         sub: UserId(user.id),
-        role: parse_role(&user.role),
-        shops: user
-            .shops
-            .iter()
-            .map(|s| ShopClaim {
-                id: ShopId(s.id),
-                role: if s.role == "SHOP_OWNER" { ShopRole::ShopOwner } else { ShopRole::ShopStaff },
-            })
-            .collect(),
+        role: user.role,
+        shops: user.shops.iter().map(|s| ShopClaim { id: ShopId(s.id), role: s.role }).collect(),
         iss: cfg.issuer.clone(),
         aud: cfg.audience.clone(),
         exp: now + ttl,

@@ -99,7 +99,7 @@ impl Handler for StockEvents {
                 for (product, quantity) in bulk {
                     let change = Adjustment {
                         delta: quantity,
-                        kind: "RETURN",
+                        kind: crate::domain::MovementKind::Return,
                         reason: Some(format!("return of order #{}", e.order_number)),
                         actor_id: None,
                         unit_cost_minor: None,

@@ -11,6 +11,36 @@ use contracts::stock::ReserveRequest;
 
 use crate::reservations::StockError;
 
+platform::text_enum! {
+    /// How a product is counted (`stock.products.tracking`).
+    #[derive(serde::Serialize, utoipa::ToSchema)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum Tracking { Bulk => "BULK", Serialized => "SERIALIZED" }
+}
+
+platform::text_enum! {
+    /// What moved stock (`stock.movements.kind`): the ledger's kinds.
+    pub enum MovementKind {
+        Receipt => "RECEIPT",
+        Adjustment => "ADJUSTMENT",
+        Reserve => "RESERVE",
+        Release => "RELEASE",
+        Expire => "EXPIRE",
+        Sale => "SALE",
+        Return => "RETURN",
+    }
+}
+
+platform::text_enum! {
+    /// A reservation's (and each of its lines') state (`stock.reservations.status`).
+    pub enum ReservationStatus { Held => "HELD", Committed => "COMMITTED", Released => "RELEASED", Expired => "EXPIRED" }
+}
+
+platform::text_enum! {
+    /// A serialized unit's state (`stock.items.status`).
+    pub enum ItemStatus { Available => "AVAILABLE", Reserved => "RESERVED", Sold => "SOLD", Removed => "REMOVED" }
+}
+
 pub const MAX_LINES: usize = 100;
 pub const MAX_TTL_SECS: u32 = 24 * 3600;
 pub const MAX_QUANTITY: i64 = 100_000;

@@ -26,7 +26,7 @@ use uuid::Uuid;
 use bus::MessageMeta;
 use contracts::stock::ReservationView;
 
-use crate::domain::ReserveCommand;
+use crate::domain::{MovementKind, ReserveCommand};
 use actor::{Msg, Request};
 use coordinator::Coordinator;
 use registry::Registry;
@@ -155,8 +155,8 @@ pub struct Level {
 #[derive(Debug, Clone)]
 pub struct Adjustment {
     pub delta: i64,
-    /// RECEIPT, ADJUSTMENT or RETURN
-    pub kind: &'static str,
+    /// Receipt, Adjustment or Return.
+    pub kind: MovementKind,
     pub reason: Option<String>,
     pub actor_id: Option<Uuid>,
     pub unit_cost_minor: Option<i64>,

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use contracts::auth::{OtpRequested, PasswordResetRequested, ShopCreated, UserRegistered};
 use contracts::common::{Recipient, ShopBrand};
-use platform::auth::AuthUser;
+use platform::auth::{AuthUser, Role};
 use platform::http::Json;
 use platform::Problem;
 
@@ -173,7 +173,7 @@ struct NewUser<'a> {
     email: &'a Email,
     name: &'a str,
     hash: &'a str,
-    role: &'static str,
+    role: Role,
     image: Option<String>,
     contact: Option<String>,
     dob: Option<NaiveDate>,
@@ -260,7 +260,7 @@ async fn register(
             email: &email,
             name: &name,
             hash: &hash,
-            role: "SHOP_OWNER",
+            role: Role::ShopOwner,
             image,
             contact,
             dob: platform::validate::date("dob", req.dob)?,
@@ -299,7 +299,7 @@ async fn register(
             user_id,
             email: email.as_str().into(),
             name: name.clone(),
-            role: "SHOP_OWNER".into(),
+            role: Role::ShopOwner.as_str().into(),
             registered_at: now,
         },
         &m,
@@ -369,7 +369,7 @@ async fn sign_up_customer(
             email: &email,
             name: &name,
             hash: &hash,
-            role: "CUSTOMER",
+            role: Role::Customer,
             image,
             contact,
             dob: platform::validate::date("dob", req.dob)?,
@@ -380,7 +380,7 @@ async fn sign_up_customer(
         user_id,
         email: email.as_str().into(),
         name,
-        role: "CUSTOMER".into(),
+        role: Role::Customer.as_str().into(),
         registered_at: Utc::now(),
     };
     bus::enqueue(&mut tx, &event, &MessageMeta::from_headers(headers)).await?;

@@ -99,7 +99,7 @@ async fn google_callback(
                 user_id: id,
                 email: who.email.clone(),
                 name,
-                role: "CUSTOMER".into(),
+                role: platform::auth::Role::Customer.as_str().into(),
                 registered_at: Utc::now(),
             };
             bus::enqueue(&mut tx, &event, &MessageMeta::from_headers(&headers)).await?;

@@ -49,7 +49,7 @@ pub struct ShopView {
     owner_id: Uuid,
     created_at: DateTime<Utc>,
     /// The caller's role in this shop (null for platform admins who are not members).
-    role: Option<String>,
+    role: Option<ShopRole>,
 }
 
 const SHOP_COLUMNS: &str = "s.shop_id as id, s.business_name, s.address, s.contact_phone, s.shop_logo, s.shop_banner,
@@ -143,12 +143,16 @@ async fn create_shop(
         created_at: Utc::now(),
     };
     bus::enqueue(&mut tx, &event, &MessageMeta::from_headers(&headers)).await?;
-    let view = load_shop(&mut tx, shop_id, Some("SHOP_OWNER".into())).await?;
+    let view = load_shop(&mut tx, shop_id, Some(ShopRole::ShopOwner)).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-async fn load_shop(conn: &mut sqlx::PgConnection, shop_id: Uuid, role: Option<String>) -> Result<ShopView, AuthError> {
+async fn load_shop(
+    conn: &mut sqlx::PgConnection,
+    shop_id: Uuid,
+    role: Option<ShopRole>,
+) -> Result<ShopView, AuthError> {
     let sql = format!("select {SHOP_COLUMNS}, $2::text as role from shops s where s.shop_id = $1");
     sqlx::query_as(&sql).bind(shop_id).bind(role).fetch_optional(conn).await?.ok_or(AuthError::NotFound("shop"))
 }
@@ -172,19 +176,14 @@ async fn shop_role(
     shop: Uuid,
     min: ShopRole,
     admins: bool,
-) -> Result<Option<String>, AuthError> {
-    let role: Option<String> =
+) -> Result<Option<ShopRole>, AuthError> {
+    let role: Option<ShopRole> =
         sqlx::query_scalar("select role from memberships where shop_id = $1 and user_id = $2 and status = 'ACTIVE'")
             .bind(shop)
             .bind(user.user_id.0)
             .fetch_optional(&s.pool)
             .await?;
-    let enough = match role.as_deref() {
-        Some("SHOP_OWNER") => true,
-        Some("SHOP_STAFF") => min == ShopRole::ShopStaff,
-        _ => false,
-    };
-    if enough {
+    if role.is_some_and(|r| r >= min) {
         return Ok(role);
     }
     if admins && user.is_platform_admin() {
@@ -255,7 +254,7 @@ async fn update_shop(
     .bind(req.allow_credit)
     .execute(&mut *tx)
     .await?;
-    let view = load_shop(&mut tx, id, Some("SHOP_OWNER".into())).await?;
+    let view = load_shop(&mut tx, id, Some(ShopRole::ShopOwner)).await?;
     let (email, owner_name): (String, String) = sqlx::query_as("select email, name from users where user_id = $1")
         .bind(view.owner_id)
         .fetch_one(&mut *tx)
@@ -363,17 +362,16 @@ pub struct InviteRequest {
 #[serde(rename_all = "camelCase")]
 pub struct InviteSent {
     email: String,
-    role: String,
+    role: ShopRole,
     expires_at: DateTime<Utc>,
 }
 
 const INVITE_TTL_SECS: f64 = 7.0 * 86_400.0;
 
-fn member_role(raw: Option<&str>) -> Result<&'static str, AuthError> {
-    match raw.unwrap_or("SHOP_STAFF") {
-        "SHOP_STAFF" => Ok("SHOP_STAFF"),
-        "SHOP_OWNER" => Ok("SHOP_OWNER"),
-        _ => Err(AuthError::field("role", "SHOP_STAFF or SHOP_OWNER")),
+fn member_role(raw: Option<&str>) -> Result<ShopRole, AuthError> {
+    match raw {
+        None => Ok(ShopRole::ShopStaff),
+        Some(r) => r.parse().map_err(|_| AuthError::field("role", "SHOP_STAFF or SHOP_OWNER")),
     }
 }
 
@@ -420,14 +418,14 @@ async fn invite(
             address: Some(view.address),
             contact_phone: view.contact_phone,
         },
-        role: role.into(),
+        role: role.as_str().into(),
         invited_by: inviter,
         accept_url: url.to_string(),
         expires_at,
     };
     bus::enqueue(&mut tx, &event, &MessageMeta::from_headers(&headers)).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(InviteSent { email: email.as_str().into(), role: role.into(), expires_at })))
+    Ok((StatusCode::CREATED, Json(InviteSent { email: email.as_str().into(), role, expires_at })))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -493,7 +491,7 @@ async fn accept_invite(
                     user_id: id,
                     email: email.clone(),
                     name,
-                    role: role.into(),
+                    role: role.as_str().into(),
                     registered_at: Utc::now(),
                 },
                 &m,
@@ -516,8 +514,13 @@ async fn accept_invite(
         .bind(shop_id)
         .execute(&mut *tx)
         .await?;
-    let event =
-        MemberChanged { shop_id, user_id, role: Some(role.into()), status: "ACTIVE".into(), changed_at: Utc::now() };
+    let event = MemberChanged {
+        shop_id,
+        user_id,
+        role: Some(role.as_str().into()),
+        status: "ACTIVE".into(),
+        changed_at: Utc::now(),
+    };
     bus::enqueue(&mut tx, &event, &m).await?;
     tx.commit().await?;
     let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
@@ -530,7 +533,7 @@ pub struct Member {
     user_id: Uuid,
     name: String,
     email: String,
-    role: String,
+    role: ShopRole,
     status: String,
     joined_at: DateTime<Utc>,
 }
@@ -602,14 +605,15 @@ async fn update_member(
         Some(_) => return Err(AuthError::field("status", "ACTIVE or SUSPENDED")),
     };
     let mut tx = s.pool.begin().await?;
-    let current: Option<(String, String)> =
+    let current: Option<(ShopRole, String)> =
         sqlx::query_as("select role, status from memberships where shop_id = $1 and user_id = $2 for update")
             .bind(id)
             .bind(member)
             .fetch_optional(&mut *tx)
             .await?;
     let (cur_role, _) = current.ok_or(AuthError::NotFound("member"))?;
-    let demoting = cur_role == "SHOP_OWNER" && (role == Some("SHOP_STAFF") || status == Some("SUSPENDED"));
+    let demoting =
+        cur_role == ShopRole::ShopOwner && (role == Some(ShopRole::ShopStaff) || status == Some("SUSPENDED"));
     if demoting {
         keeps_an_owner(&mut tx, id, member).await?;
     }
@@ -627,7 +631,7 @@ async fn update_member(
     let event = MemberChanged {
         shop_id: id,
         user_id: member,
-        role: Some(updated.role.clone()),
+        role: Some(updated.role.as_str().into()),
         status: updated.status.clone(),
         changed_at: Utc::now(),
     };
@@ -649,14 +653,14 @@ async fn remove_member(
 ) -> Result<StatusCode, AuthError> {
     shop_role(&s, &user, id, ShopRole::ShopOwner, false).await?;
     let mut tx = s.pool.begin().await?;
-    let role: Option<String> =
+    let role: Option<ShopRole> =
         sqlx::query_scalar("select role from memberships where shop_id = $1 and user_id = $2 for update")
             .bind(id)
             .bind(member)
             .fetch_optional(&mut *tx)
             .await?;
     let role = role.ok_or(AuthError::NotFound("member"))?;
-    if role == "SHOP_OWNER" {
+    if role == ShopRole::ShopOwner {
         keeps_an_owner(&mut tx, id, member).await?;
     }
     sqlx::query("delete from memberships where shop_id = $1 and user_id = $2")

@@ -162,18 +162,15 @@ async fn update_user(
             return Err(AuthError::field("status", "ACTIVE, INACTIVE or SUSPENDED"));
         }
     }
-    if let Some(r) = req.role.as_deref() {
-        if !matches!(r, "SUPER_ADMIN" | "ADMIN" | "SHOP_OWNER" | "SHOP_STAFF" | "CUSTOMER") {
-            return Err(AuthError::field("role", "unknown role"));
-        }
-    }
+    let new_role: Option<Role> =
+        req.role.as_deref().map(str::parse).transpose().map_err(|_| AuthError::field("role", "unknown role"))?;
     let mut tx = s.pool.begin().await?;
-    let target_role: Option<String> = sqlx::query_scalar("select role from users where user_id = $1 for update")
+    let target_role: Option<Role> = sqlx::query_scalar("select role from users where user_id = $1 for update")
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
     let target_role = target_role.ok_or(AuthError::NotFound("user"))?;
-    let touches_super = target_role == "SUPER_ADMIN" || req.role.as_deref() == Some("SUPER_ADMIN");
+    let touches_super = target_role == Role::SuperAdmin || new_role == Some(Role::SuperAdmin);
     if touches_super && (req.role.is_some() || req.status.is_some()) && user.role != Role::SuperAdmin {
         return Err(AuthError::Forbidden("Only a super admin manages super admins."));
     }
@@ -189,7 +186,7 @@ async fn update_user(
     .bind(contact)
     .bind(platform::validate::date("dob", req.dob)?)
     .bind(&req.status)
-    .bind(&req.role)
+    .bind(new_role)
     .execute(&mut *tx)
     .await?;
     if let Some(status) = &req.status {
@@ -200,7 +197,7 @@ async fn update_user(
     }
     // The platform role travels in the access token: a changed role ends the sessions, so a
     // demoted admin's token cannot be used to undo the demotion.
-    if req.role.as_deref().is_some_and(|r| r != target_role) {
+    if new_role.is_some_and(|r| r != target_role) {
         session::revoke_all(&mut tx, id, "role changed").await?;
     }
     tx.commit().await?;
@@ -215,12 +212,12 @@ async fn update_user(
 async fn delete_user(State(s): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<StatusCode, AuthError> {
     self_or_admin(&user, id)?;
     let mut tx = s.pool.begin().await?;
-    let role: Option<String> = sqlx::query_scalar("select role from users where user_id = $1 for update")
+    let role: Option<Role> = sqlx::query_scalar("select role from users where user_id = $1 for update")
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
     let role = role.ok_or(AuthError::NotFound("user"))?;
-    if role == "SUPER_ADMIN" && user.role != Role::SuperAdmin {
+    if role == Role::SuperAdmin && user.role != Role::SuperAdmin {
         return Err(AuthError::Forbidden("Only a super admin removes a super admin."));
     }
     // A shop keeps an owner: the last active owner of a shop cannot go. The shops are locked

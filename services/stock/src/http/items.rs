@@ -23,6 +23,7 @@ use platform::{Currency, Money, Problem};
 
 use super::products::{load_product, ProductRow};
 use super::{currency, parse_money, unprocessable, AppState, PageOnly};
+use crate::domain::Tracking;
 use crate::reservations::NewUnit;
 use crate::Error;
 
@@ -113,7 +114,7 @@ async fn create_item(
 
 async fn create_item_now(s: &AppState, user: &AuthUser, row: &ProductRow, req: &ItemInput) -> Result<ItemView, Error> {
     let product = row.id;
-    if row.tracking != "SERIALIZED" {
+    if row.tracking != Tracking::Serialized {
         return Err(Error::from(unprocessable(
             "productId",
             "units are for SERIALIZED products; receive BULK stock instead",

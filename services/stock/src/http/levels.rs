@@ -23,6 +23,7 @@ use platform::Problem;
 
 use super::products::{load_product, view, ProductRow, ProductView, PRODUCT_SELECT};
 use super::{acting_shop, currency, parse_money, unprocessable, AppState, PageOnly};
+use crate::domain::MovementKind;
 use crate::reservations::{Adjustment, Level};
 use crate::Error;
 
@@ -99,7 +100,7 @@ async fn receive_now(
     }
     let change = Adjustment {
         delta: req.quantity,
-        kind: "RECEIPT",
+        kind: MovementKind::Receipt,
         reason: note,
         actor_id: Some(user.user_id.0),
         unit_cost_minor: cost,
@@ -156,7 +157,7 @@ async fn adjust_now(
     let reason = trimmed("reason", Some(&req.reason), 500)?.ok_or_else(|| unprocessable("reason", "required"))?;
     let change = Adjustment {
         delta: req.delta,
-        kind: "ADJUSTMENT",
+        kind: MovementKind::Adjustment,
         reason: Some(reason),
         actor_id: Some(user.user_id.0),
         unit_cost_minor: None,

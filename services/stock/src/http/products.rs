@@ -21,6 +21,7 @@ use platform::{Currency, Money, Problem};
 
 use super::items::{ItemRow, ITEM_SELECT};
 use super::{acting_shop, currency, parse_money, unprocessable, visibility, AppState};
+use crate::domain::Tracking;
 use crate::Error;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -52,7 +53,7 @@ pub struct ProductRow {
     pub(super) status: String,
     pub(super) sku: Option<String>,
     pub(super) barcode: Option<String>,
-    pub(super) tracking: String,
+    pub(super) tracking: Tracking,
     #[serde(skip)]
     pub(super) sell_price_minor: Option<i64>,
     /// The related records as nested objects, as the first system's clients read them:
@@ -178,11 +179,10 @@ async fn create_product(
     // Without `tracking`: a product with a price is counted in bulk; one without a price
     // gets one per unit (the first system's dashboard creates products bare and adds units
     // with their prices).
-    let default_tracking = if req.sell_price.is_some() { "BULK" } else { "SERIALIZED" };
-    let tracking = match req.tracking.as_deref().unwrap_or(default_tracking) {
-        "BULK" => "BULK",
-        "SERIALIZED" => "SERIALIZED",
-        _ => return Err(Error::from(unprocessable("tracking", "SERIALIZED or BULK"))),
+    let tracking = match req.tracking.as_deref() {
+        None if req.sell_price.is_some() => Tracking::Bulk,
+        None => Tracking::Serialized,
+        Some(t) => t.parse().map_err(|_| unprocessable("tracking", "SERIALIZED or BULK"))?,
     };
     let cur = currency(&s.pool, shop).await?;
     let price = parse_money("sellPrice", req.sell_price.as_ref(), cur)?;
@@ -216,7 +216,7 @@ async fn create_product(
     .bind(price)
     .execute(&mut *tx)
     .await?;
-    if tracking == "BULK" {
+    if tracking == Tracking::Bulk {
         sqlx::query("insert into levels (product_id, shop_id) values ($1, $2)")
             .bind(id)
             .bind(shop)
@@ -320,7 +320,7 @@ async fn update_product(
 ) -> Result<Json<ProductView>, Error> {
     platform::validate::body_id(req.id, Some(id))?;
     let row = load_product(&s, &user, id).await?;
-    if req.tracking.as_deref().is_some_and(|t| t != row.tracking) {
+    if req.tracking.as_deref().is_some_and(|t| t != row.tracking.as_str()) {
         return Err(Error::from(unprocessable("tracking", "cannot change once created")));
     }
     if req.shop_id.is_some_and(|sh| sh != row.shop_id) {

@@ -17,9 +17,10 @@ use uuid::Uuid;
 
 use bus::MessageMeta;
 
-use super::state::{self, Op, ProductStock, Step, Tracking, Unit};
+use super::state::{self, Op, ProductStock, Step, Unit};
 use super::writer::{Refusal, Writer};
 use super::{store, Adjustment, HeldLine, Level, StockError, Want};
+use crate::domain::{MovementKind, Tracking};
 
 pub type Reply<T> = RpcReplyPort<Result<T, StockError>>;
 
@@ -333,7 +334,7 @@ impl ProductActor {
                 mb.conclude(me, step, reply, Waiting::Done, meta);
             }
             Request::ReturnUnit { item_id, return_id, meta, reply } => {
-                match self.seen(mb, "RETURN", return_id, Some(item_id)).await {
+                match self.seen(mb, MovementKind::Return, return_id, Some(item_id)).await {
                     Ok(Seen::InBatch) => mb.deferred.push_back(Request::ReturnUnit { item_id, return_id, meta, reply }),
                     Ok(Seen::Persisted) => send(reply, Ok(())),
                     Ok(Seen::No) => mb.queue(me, Op::ReturnUnit { item_id, return_id }, Waiting::Done(reply), meta),
@@ -362,7 +363,13 @@ impl ProductActor {
         mb.conclude(me, step, reply, Waiting::Level, meta);
     }
 
-    async fn seen(&self, mb: &Mailbox, kind: &str, source: Uuid, item: Option<Uuid>) -> Result<Seen, StockError> {
+    async fn seen(
+        &self,
+        mb: &Mailbox,
+        kind: MovementKind,
+        source: Uuid,
+        item: Option<Uuid>,
+    ) -> Result<Seen, StockError> {
         if state::in_batch(mb.pending.iter().map(|(op, _)| op), kind, source, item) {
             return Ok(Seen::InBatch);
         }
@@ -378,7 +385,7 @@ impl ProductActor {
         let status = store::line_status(&self.pool, mb.stock.product_id, reservation_id)
             .await
             .map_err(|e| internal(mb, "reading a settled reservation", e))?;
-        state::settled_answer(status.as_deref(), want_commit)
+        state::settled_answer(status, want_commit)
     }
 
     async fn reload(&self, me: &ActorRef<Msg>, mb: &mut Mailbox) -> Result<(), ActorProcessingErr> {

@@ -16,11 +16,12 @@ use contracts::common::{Recipient, ShopBrand};
 use contracts::stock::{LevelChanged, LevelLow};
 
 use super::{HeldLine, Level};
+use crate::domain::{MovementKind, ReservationStatus};
 
 /// One row of the stock ledger (`stock.movements`).
 #[derive(Debug, Clone)]
 pub struct Movement {
-    pub kind: &'static str,
+    pub kind: MovementKind,
     pub on_hand: i64,
     pub reserved: i64,
     pub item: Option<Uuid>,
@@ -34,7 +35,7 @@ pub struct Movement {
 }
 
 impl Movement {
-    pub fn new(kind: &'static str, on_hand: i64, reserved: i64) -> Self {
+    pub fn new(kind: MovementKind, on_hand: i64, reserved: i64) -> Self {
         Self {
             kind,
             on_hand,
@@ -46,24 +47,6 @@ impl Movement {
             order: None,
             unit_cost: None,
             supplier: None,
-        }
-    }
-}
-
-/// What settling a reservation's lines records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settled {
-    Committed,
-    Released,
-    Expired,
-}
-
-impl Settled {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Settled::Committed => "COMMITTED",
-            Settled::Released => "RELEASED",
-            Settled::Expired => "EXPIRED",
         }
     }
 }
@@ -99,7 +82,7 @@ pub struct Batch {
     pub returned_units: Vec<Uuid>,
     pub removed_units: Vec<Uuid>,
     /// Reservations whose lines of this product settle.
-    pub settled: Vec<(Uuid, Settled)>,
+    pub settled: Vec<(Uuid, ReservationStatus)>,
     /// Orders to link to committed reservations.
     pub orders: Vec<(Uuid, Uuid)>,
     /// `stock.level.changed`, when what is on hand moved.
@@ -153,7 +136,7 @@ struct Columns {
     l_price: Vec<i64>,
     m_shop: Vec<Uuid>,
     m_product: Vec<Uuid>,
-    m_kind: Vec<String>,
+    m_kind: Vec<MovementKind>,
     m_on: Vec<i32>,
     m_res: Vec<i32>,
     m_item: Vec<Option<Uuid>>,
@@ -194,7 +177,7 @@ impl Columns {
             for m in &b.movements {
                 c.m_shop.push(b.shop_id);
                 c.m_product.push(b.product_id);
-                c.m_kind.push(m.kind.to_owned());
+                c.m_kind.push(m.kind);
                 c.m_on.push(int(m.on_hand)?);
                 c.m_res.push(int(m.reserved)?);
                 c.m_item.push(m.item);
@@ -267,7 +250,7 @@ async fn write_rows(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result
         &c.l_price,
         &c.m_shop,
         &c.m_product,
-        &c.m_kind,
+        &c.m_kind as _,
         &c.m_on,
         &c.m_res,
         &c.m_item as _,
@@ -364,7 +347,7 @@ async fn settle(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result<()>
         for (r, s) in &b.settled {
             ids.push(*r);
             products.push(b.product_id);
-            statuses.push(s.as_str().to_owned());
+            statuses.push(*s);
         }
     }
     if ids.is_empty() {
@@ -376,7 +359,7 @@ async fn settle(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result<()>
           where l.reservation_id = any($1) and l.reservation_id = t.r and l.product_id = t.p and l.status = 'HELD'",
         &ids,
         &products,
-        &statuses
+        &statuses as _
     )
     .execute(&mut *tx)
     .await
@@ -397,7 +380,7 @@ async fn settle(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result<()>
             and not exists (select 1 from stock.reservation_lines l
                              where l.reservation_id = r.reservation_id and l.status = 'HELD')",
         &ids,
-        &statuses
+        &statuses as _
     )
     .execute(&mut *tx)
     .await

@@ -11,14 +11,10 @@ use uuid::Uuid;
 use bus::MessageMeta;
 use platform::{Currency, Money};
 
-use super::batch::{Batch, Low, Movement, Settled};
+use super::batch::{Batch, Low, Movement};
 use super::{Adjustment, HeldLine, Level, StockError, Want};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tracking {
-    Bulk,
-    Serialized,
-}
+pub use crate::domain::Tracking;
+use crate::domain::{MovementKind, ReservationStatus};
 
 #[derive(Debug, Clone)]
 pub struct Unit {
@@ -82,7 +78,7 @@ pub struct ProductStock {
     pub discounts: Vec<(i64, DateTime<Utc>, DateTime<Utc>)>,
     pub holds: HashMap<Uuid, Hold>,
     /// Reservations settled during this actor's life, for idempotent answers.
-    pub settled: HashMap<Uuid, Settled>,
+    pub settled: HashMap<Uuid, ReservationStatus>,
     /// Available before the pending batch (to see a low-stock crossing).
     pub available_at_batch_start: i64,
 }
@@ -134,7 +130,7 @@ impl ProductStock {
             return Step::Answer(if h.persisted { Ok(h.lines.clone()) } else { Err(StockError::Busy) });
         }
         if let Some(s) = self.settled.get(&reservation_id) {
-            let e = if *s == Settled::Committed {
+            let e = if *s == ReservationStatus::Committed {
                 StockError::ReservationCommitted
             } else {
                 StockError::ReservationExpired
@@ -265,7 +261,7 @@ impl ProductStock {
                 }
             }
         }
-        self.settled.insert(reservation_id, Settled::Committed);
+        self.settled.insert(reservation_id, ReservationStatus::Committed);
         Step::Apply(Op::Commit { reservation_id, quantity: h.quantity, items: h.items, order_id })
     }
 
@@ -281,7 +277,10 @@ impl ProductStock {
             },
             Some(true) => {
                 let Some(h) = self.undo_hold(reservation_id) else { return Step::Lookup };
-                self.settled.insert(reservation_id, if expired { Settled::Expired } else { Settled::Released });
+                self.settled.insert(
+                    reservation_id,
+                    if expired { ReservationStatus::Expired } else { ReservationStatus::Released },
+                );
                 Step::Apply(Op::Release { reservation_id, quantity: h.quantity, items: h.items, expired })
             }
         }
@@ -337,7 +336,7 @@ impl ProductStock {
 
     fn settled_here(&self, reservation_id: Uuid, want_commit: bool) -> Step<()> {
         match self.settled.get(&reservation_id) {
-            Some(s) => Step::Answer(settled_answer(Some(s.as_str()), want_commit)),
+            Some(s) => Step::Answer(settled_answer(Some(*s), want_commit)),
             None => Step::Lookup,
         }
     }
@@ -397,23 +396,30 @@ impl ProductStock {
                     }
                 }
                 b.reserved_delta += h.quantity;
-                let m = Movement { source: Some(*reservation_id), ..Movement::new("RESERVE", 0, 1) };
+                let m = Movement { source: Some(*reservation_id), ..Movement::new(MovementKind::Reserve, 0, 1) };
                 per_unit(b, &h.items, h.quantity, m);
             }
             Op::Commit { reservation_id, quantity, items, order_id } => {
-                b.settled.push((*reservation_id, Settled::Committed));
+                b.settled.push((*reservation_id, ReservationStatus::Committed));
                 if let Some(o) = order_id {
                     b.orders.push((*reservation_id, *o));
                 }
                 b.on_hand_delta -= quantity;
                 b.reserved_delta -= quantity;
                 b.sold_units.extend(items.iter().map(|i| (*i, *order_id)));
-                let m = Movement { source: Some(*reservation_id), order: *order_id, ..Movement::new("SALE", -1, -1) };
+                let m = Movement {
+                    source: Some(*reservation_id),
+                    order: *order_id,
+                    ..Movement::new(MovementKind::Sale, -1, -1)
+                };
                 per_unit(b, items, *quantity, m);
             }
             Op::Release { reservation_id, quantity, items, expired } => {
-                let (kind, outcome) =
-                    if *expired { ("EXPIRE", Settled::Expired) } else { ("RELEASE", Settled::Released) };
+                let (kind, outcome) = if *expired {
+                    (MovementKind::Expire, ReservationStatus::Expired)
+                } else {
+                    (MovementKind::Release, ReservationStatus::Released)
+                };
                 b.settled.push((*reservation_id, outcome));
                 b.reserved_delta -= quantity;
                 b.freed_units.extend(items.iter().copied());
@@ -433,7 +439,11 @@ impl ProductStock {
             }
             Op::ReturnUnit { item_id, return_id } => {
                 b.returned_units.push(*item_id);
-                let m = Movement { item: Some(*item_id), source: Some(*return_id), ..Movement::new("RETURN", 1, 0) };
+                let m = Movement {
+                    item: Some(*item_id),
+                    source: Some(*return_id),
+                    ..Movement::new(MovementKind::Return, 1, 0)
+                };
                 b.movements.push(m);
             }
             Op::RemoveUnit { item_id, reason, actor_id } => {
@@ -442,7 +452,7 @@ impl ProductStock {
                     item: Some(*item_id),
                     reason: Some(reason.clone()),
                     actor: *actor_id,
-                    ..Movement::new("ADJUSTMENT", -1, 0)
+                    ..Movement::new(MovementKind::Adjustment, -1, 0)
                 });
             }
         }
@@ -451,7 +461,12 @@ impl ProductStock {
 
 /// Whether `ops` already hold a change with this source (a return, an idempotent receipt or
 /// adjustment): its twin then waits for that batch.
-pub fn in_batch<'a>(ops: impl IntoIterator<Item = &'a Op>, kind: &str, source: Uuid, item: Option<Uuid>) -> bool {
+pub fn in_batch<'a>(
+    ops: impl IntoIterator<Item = &'a Op>,
+    kind: MovementKind,
+    source: Uuid,
+    item: Option<Uuid>,
+) -> bool {
     ops.into_iter().any(|op| match op {
         Op::Adjust { change } => item.is_none() && change.kind == kind && change.source_id == Some(source),
         Op::ReturnUnit { item_id, return_id } => Some(*item_id) == item && *return_id == source,
@@ -460,13 +475,13 @@ pub fn in_batch<'a>(ops: impl IntoIterator<Item = &'a Op>, kind: &str, source: U
 }
 
 /// The answer for a reservation a product no longer holds, from its lines' status there.
-pub fn settled_answer(status: Option<&str>, want_commit: bool) -> Result<(), StockError> {
+pub fn settled_answer(status: Option<ReservationStatus>, want_commit: bool) -> Result<(), StockError> {
     match (status, want_commit) {
         (None, _) => Err(StockError::ReservationNotFound),
-        (Some("COMMITTED"), true) => Ok(()),
-        (Some("COMMITTED"), false) => Err(StockError::ReservationCommitted),
-        (Some("HELD"), _) => Err(StockError::Busy), // being written right now
-        (Some(_), _) => Err(StockError::ReservationExpired),
+        (Some(ReservationStatus::Committed), true) => Ok(()),
+        (Some(ReservationStatus::Committed), false) => Err(StockError::ReservationCommitted),
+        (Some(ReservationStatus::Held), _) => Err(StockError::Busy), // being written right now
+        (Some(ReservationStatus::Released | ReservationStatus::Expired), _) => Err(StockError::ReservationExpired),
     }
 }
 

@@ -11,14 +11,15 @@ use uuid::Uuid;
 
 use platform::Currency;
 
-use super::state::{Hold, ProductStock, Tracking, Unit};
+use super::state::{Hold, ProductStock, Unit};
 use super::HeldLine;
+use crate::domain::{MovementKind, ReservationStatus, Tracking};
 
 /// Builds a product's state from the rows: the product, its level or available units, the
 /// held reservations and its discounts.
 pub async fn load(pool: &PgPool, product_id: Uuid) -> anyhow::Result<ProductStock> {
     let row = sqlx::query!(
-        r#"select p.shop_id, p.name, p.tracking, p.sell_price_minor, p.warranty_months, p.keeping_units,
+        r#"select p.shop_id, p.name, p.tracking as "tracking: Tracking", p.sell_price_minor, p.warranty_months, p.keeping_units,
                   p.loyalty_points, s.currency as "currency?"
              from stock.products p left join stock.shops s using (shop_id)
             where p.product_id = $1 and p.status <> 'DELETED'"#,
@@ -30,7 +31,7 @@ pub async fn load(pool: &PgPool, product_id: Uuid) -> anyhow::Result<ProductStoc
     .ok_or_else(|| anyhow::anyhow!("product {product_id} not found"))?;
     let (shop_id, name, price, warranty, keeping, loyalty) =
         (row.shop_id, row.name, row.sell_price_minor, row.warranty_months, row.keeping_units, row.loyalty_points);
-    let tracking = if row.tracking == "SERIALIZED" { Tracking::Serialized } else { Tracking::Bulk };
+    let tracking = row.tracking;
     // A shop not announced by auth yet has the platform default; a code we cannot read is a bug.
     let currency: Currency = match row.currency {
         None => Currency::LKR,
@@ -145,7 +146,7 @@ pub async fn load(pool: &PgPool, product_id: Uuid) -> anyhow::Result<ProductStoc
 pub async fn applied(
     pool: &PgPool,
     product_id: Uuid,
-    kind: &str,
+    kind: MovementKind,
     source: Uuid,
     item: Option<Uuid>,
 ) -> anyhow::Result<bool> {
@@ -156,7 +157,7 @@ pub async fn applied(
         product_id,
         source,
         item as Option<Uuid>,
-        kind
+        kind as _
     )
     .fetch_one(pool)
     .await
@@ -164,9 +165,14 @@ pub async fn applied(
 }
 
 /// The status of a product's lines of a reservation, if it has any.
-pub async fn line_status(pool: &PgPool, product_id: Uuid, reservation_id: Uuid) -> anyhow::Result<Option<String>> {
+pub async fn line_status(
+    pool: &PgPool,
+    product_id: Uuid,
+    reservation_id: Uuid,
+) -> anyhow::Result<Option<ReservationStatus>> {
     sqlx::query_scalar!(
-        "select status from stock.reservation_lines where reservation_id = $1 and product_id = $2 limit 1",
+        r#"select status as "status: ReservationStatus" from stock.reservation_lines
+            where reservation_id = $1 and product_id = $2 limit 1"#,
         reservation_id,
         product_id
     )

@@ -189,7 +189,7 @@ async fn concurrent_copies_of_a_return_restock_once() {
         async move {
             let change = Adjustment {
                 delta: 3,
-                kind: "RETURN",
+                kind: cashvio_stock::domain::MovementKind::Return,
                 reason: Some("return".into()),
                 actor_id: None,
                 unit_cost_minor: None,

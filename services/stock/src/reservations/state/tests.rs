@@ -63,7 +63,7 @@ fn written(p: &mut ProductStock) {
 fn adjustment(delta: i64) -> Adjustment {
     Adjustment {
         delta,
-        kind: "ADJUSTMENT",
+        kind: crate::domain::MovementKind::Adjustment,
         reason: Some("count".into()),
         actor_id: None,
         unit_cost_minor: None,
@@ -126,11 +126,13 @@ fn commit_and_release_wait_for_the_first_write_then_settle_once() {
 
 #[test]
 fn settled_answers_follow_the_rows() {
+    use crate::domain::ReservationStatus::{Committed, Expired, Held, Released};
     assert_eq!(settled_answer(None, true), Err(StockError::ReservationNotFound));
-    assert_eq!(settled_answer(Some("COMMITTED"), true), Ok(()));
-    assert_eq!(settled_answer(Some("COMMITTED"), false), Err(StockError::ReservationCommitted));
-    assert_eq!(settled_answer(Some("HELD"), true), Err(StockError::Busy));
-    assert_eq!(settled_answer(Some("EXPIRED"), true), Err(StockError::ReservationExpired));
+    assert_eq!(settled_answer(Some(Committed), true), Ok(()));
+    assert_eq!(settled_answer(Some(Committed), false), Err(StockError::ReservationCommitted));
+    assert_eq!(settled_answer(Some(Held), true), Err(StockError::Busy));
+    assert_eq!(settled_answer(Some(Expired), true), Err(StockError::ReservationExpired));
+    assert_eq!(settled_answer(Some(Released), false), Err(StockError::ReservationExpired));
 }
 
 #[test]
