@@ -4,7 +4,7 @@
 
 use sqlx::PgConnection;
 
-use bus::{Handler, HandlerError, Incoming};
+use bus::{Handler, HandlerError, Incoming, MessageMeta};
 use contracts::auth::ShopCreated;
 use contracts::sales::{OrderCancelled, OrderCompleted, ReturnCompleted};
 use contracts::Event;
@@ -63,58 +63,65 @@ impl Handler for StockEvents {
                     None => Ok(()),
                 }
             }
-            ReturnCompleted::TYPE => {
-                let e: ReturnCompleted = msg.event()?;
-                if !e.restocked {
-                    return Ok(());
-                }
-                // One restock per bulk product, however many lines name it: the return id
-                // is what makes a redelivery restock once, so two lines must not look like
-                // two copies.
-                let mut bulk: std::collections::BTreeMap<uuid::Uuid, i64> = std::collections::BTreeMap::new();
-                for line in e.lines.iter().filter(|l| l.barcode.is_none()) {
-                    if let Some(product) = line.product_id {
-                        *bulk.entry(product).or_default() += line.quantity;
-                    }
-                }
-                let units = e.lines.iter().filter(|l| l.barcode.is_some()).filter_map(|l| l.product_id.map(|p| (p, l)));
-                for (product, line) in units {
-                    let answer = match &line.barcode {
-                        Some(code) => {
-                            let item: Option<uuid::Uuid> =
-                                sqlx::query_scalar("select item_id from items where shop_id = $1 and barcode = $2")
-                                    .bind(e.shop.id)
-                                    .bind(code)
-                                    .fetch_optional(&mut *conn)
-                                    .await?;
-                            match item {
-                                Some(item_id) => self.stock.return_unit(product, item_id, e.return_id, &msg.meta).await,
-                                None => Ok(()),
-                            }
-                        }
-                        None => Ok(()),
-                    };
-                    answer.map_err(|err| HandlerError::Transient(anyhow::anyhow!(err)))?;
-                }
-                for (product, quantity) in bulk {
-                    let change = Adjustment {
-                        delta: quantity,
-                        kind: crate::domain::MovementKind::Return,
-                        reason: Some(format!("return of order #{}", e.order_number)),
-                        actor_id: None,
-                        unit_cost_minor: None,
-                        source_id: Some(e.return_id),
-                        supplier_id: None,
-                        meta: msg.meta.clone(),
-                    };
-                    self.stock
-                        .adjust(product, change)
-                        .await
-                        .map_err(|err| HandlerError::Transient(anyhow::anyhow!(err)))?;
-                }
-                Ok(())
-            }
+            ReturnCompleted::TYPE => self.restock(conn, &msg.event()?, &msg.meta).await,
             other => Err(HandlerError::Permanent(anyhow::anyhow!("stock does not handle {other}"))),
         }
+    }
+}
+
+impl StockEvents {
+    /// A return with restock: each bulk product's quantity comes back once, each unit is on
+    /// sale again (both keyed by the return id, so a redelivery restocks nothing more).
+    async fn restock(
+        &self,
+        conn: &mut PgConnection,
+        e: &ReturnCompleted,
+        meta: &MessageMeta,
+    ) -> Result<(), HandlerError> {
+        if !e.restocked {
+            return Ok(());
+        }
+        // One restock per bulk product, however many lines name it: the return id
+        // is what makes a redelivery restock once, so two lines must not look like
+        // two copies.
+        let mut bulk: std::collections::BTreeMap<uuid::Uuid, i64> = std::collections::BTreeMap::new();
+        for line in e.lines.iter().filter(|l| l.barcode.is_none()) {
+            if let Some(product) = line.product_id {
+                *bulk.entry(product).or_default() += line.quantity;
+            }
+        }
+        let units = e.lines.iter().filter(|l| l.barcode.is_some()).filter_map(|l| l.product_id.map(|p| (p, l)));
+        for (product, line) in units {
+            let answer = match &line.barcode {
+                Some(code) => {
+                    let item: Option<uuid::Uuid> =
+                        sqlx::query_scalar("select item_id from items where shop_id = $1 and barcode = $2")
+                            .bind(e.shop.id)
+                            .bind(code)
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                    match item {
+                        Some(item_id) => self.stock.return_unit(product, item_id, e.return_id, meta).await,
+                        None => Ok(()),
+                    }
+                }
+                None => Ok(()),
+            };
+            answer.map_err(|err| HandlerError::Transient(anyhow::anyhow!(err)))?;
+        }
+        for (product, quantity) in bulk {
+            let change = Adjustment {
+                delta: quantity,
+                kind: crate::domain::MovementKind::Return,
+                reason: Some(format!("return of order #{}", e.order_number)),
+                actor_id: None,
+                unit_cost_minor: None,
+                source_id: Some(e.return_id),
+                supplier_id: None,
+                meta: meta.clone(),
+            };
+            self.stock.adjust(product, change).await.map_err(|err| HandlerError::Transient(anyhow::anyhow!(err)))?;
+        }
+        Ok(())
     }
 }

@@ -129,8 +129,13 @@ pub struct HeldLine {
     pub warranty_until: Option<DateTime<Utc>>,
     /// Loyalty points per unit.
     pub loyalty_points: i64,
-    /// The shop's currency (the actor knows it; saves the coordinator a query).
+}
+
+/// What a product's actor holds for a reservation, priced in the shop's currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
     pub currency: platform::Currency,
+    pub lines: Vec<HeldLine>,
 }
 
 /// A line as a product's actor is asked for it.
@@ -199,8 +204,8 @@ pub struct Stock {
 impl Stock {
     /// Starts the reservation core on `pool` (a pool of its own: see `startup`).
     pub async fn start(pool: PgPool, tuning: Tuning) -> anyhow::Result<Self> {
-        let registry = Registry::start(pool, tuning).await?;
-        Ok(Self { coordinator: Coordinator::new(registry.clone()), registry })
+        let registry = Registry::start(pool.clone(), tuning).await?;
+        Ok(Self { coordinator: Coordinator::new(registry.clone(), pool), registry })
     }
 
     /// Reserves every line or none.

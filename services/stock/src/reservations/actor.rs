@@ -10,17 +10,21 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use bus::MessageMeta;
 
-use super::state::{self, Op, ProductStock, Step, Unit};
+use super::state::{self, Op, Step, Unit};
 use super::writer::{Refusal, Writer};
-use super::{store, Adjustment, HeldLine, Level, StockError, Want};
+use super::{store, Adjustment, Held, Level, StockError, Want};
 use crate::domain::{MovementKind, Tracking};
+
+mod mailbox;
+
+pub use mailbox::Mailbox;
+use mailbox::{clock, send, Waiting};
 
 pub type Reply<T> = RpcReplyPort<Result<T, StockError>>;
 
@@ -42,7 +46,7 @@ pub enum Request {
         wants: Vec<Want>,
         /// The context of the request behind it, for the events its batch publishes.
         meta: MessageMeta,
-        reply: Reply<Vec<HeldLine>>,
+        reply: Reply<Held>,
     },
     /// Stops the expiry clock of a held reservation so a multi-product commit cannot be cut
     /// in half by an expiry between its parts.
@@ -90,104 +94,6 @@ pub enum Request {
     },
     /// Product, prices or discounts changed: reload what they affect.
     Reload,
-}
-
-/// Who waits for a pending op.
-enum Waiting {
-    Lines(Reply<Vec<HeldLine>>),
-    Done(Reply<()>),
-    Level(Reply<Level>),
-    Nobody,
-}
-
-pub struct Mailbox {
-    stock: ProductStock,
-    /// Applied in memory, not written yet, with who waits for each.
-    pending: Vec<(Op, Waiting)>,
-    /// The request context of the pending batch's latest change: its events carry it.
-    batch_meta: MessageMeta,
-    flush_scheduled: bool,
-    /// Requests that wait for the batch in flight, in arrival order.
-    deferred: VecDeque<Request>,
-    /// The expiry clock of each written hold.
-    clocks: HashMap<Uuid, JoinHandle<()>>,
-    ticker: Option<JoinHandle<()>>,
-    last_activity: Instant,
-}
-
-impl Mailbox {
-    fn stop_clock(&mut self, reservation_id: Uuid) {
-        if let Some(t) = self.clocks.remove(&reservation_id) {
-            t.abort();
-        }
-    }
-
-    fn stop_clocks(&mut self) {
-        for (_, t) in self.clocks.drain() {
-            t.abort();
-        }
-    }
-
-    /// Starts the expiry clock of every written hold (after a load).
-    fn start_clocks(&mut self, myself: &ActorRef<Msg>) {
-        let now = Utc::now();
-        let holds: Vec<(Uuid, DateTime<Utc>)> = self.stock.holds.iter().map(|(id, h)| (*id, h.expires_at)).collect();
-        for (id, at) in holds {
-            if at <= now {
-                let _ = myself.cast(Msg::Ask(Request::Expire { reservation_id: id }));
-            } else {
-                self.clocks.insert(id, clock(myself, id, at));
-            }
-        }
-    }
-
-    /// Queues an applied op; the next flush writes it and answers `waiting`.
-    fn queue(&mut self, myself: &ActorRef<Msg>, op: Op, waiting: Waiting, meta: MessageMeta) {
-        self.pending.push((op, waiting));
-        self.batch_meta = meta;
-        if !self.flush_scheduled {
-            self.flush_scheduled = true;
-            // Queued behind everything already waiting: those requests join this batch.
-            let _ = myself.cast(Msg::Flush);
-        }
-    }
-
-    /// Answers a step now or queues it; hands back what needs the actor (defer, lookup).
-    fn conclude<T>(
-        &mut self,
-        myself: &ActorRef<Msg>,
-        step: Step<T>,
-        reply: Reply<T>,
-        waiting: fn(Reply<T>) -> Waiting,
-        meta: MessageMeta,
-    ) -> Option<(Step<T>, Reply<T>)> {
-        match step {
-            Step::Answer(a) => {
-                send(reply, a);
-                None
-            }
-            Step::Apply(op) => {
-                self.queue(myself, op, waiting(reply), meta);
-                None
-            }
-            other => Some((other, reply)),
-        }
-    }
-}
-
-fn send<T>(reply: Reply<T>, answer: Result<T, StockError>) {
-    if reply.send(answer).is_err() {
-        tracing::debug!("reply dropped (caller gone)");
-    }
-}
-
-fn clock(myself: &ActorRef<Msg>, reservation_id: Uuid, at: DateTime<Utc>) -> JoinHandle<()> {
-    let delay = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-    let me = myself.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(delay).await;
-        let _ = me.cast(Msg::Ask(Request::Expire { reservation_id }));
-    })
 }
 
 /// Which product, and where it lives.
@@ -459,7 +365,7 @@ fn written(me: &ActorRef<Msg>, mb: &mut Mailbox, pending: Vec<(Op, Waiting)>) {
             _ => Vec::new(),
         };
         match waiting {
-            Waiting::Lines(r) => send(r, Ok(lines)),
+            Waiting::Lines(r) => send(r, Ok(Held { currency: mb.stock.currency, lines })),
             Waiting::Done(r) => send(r, Ok(())),
             Waiting::Level(r) => send(r, Ok(level)),
             Waiting::Nobody => {}

@@ -12,12 +12,15 @@ use contracts::stock::{ReservationView, ReservedLine};
 use platform::{Currency, Money};
 
 use super::actor::{Msg, Request};
-use super::{internal, HeldLine, Registry, StockError};
+use super::{internal, store, HeldLine, Registry, StockError};
+use crate::domain::ReservationStatus;
 use crate::domain::ReserveCommand;
+use sqlx::PgPool;
 
 #[derive(Clone)]
 pub(super) struct Coordinator {
     registry: Registry,
+    pool: PgPool,
 }
 
 fn money(minor: i64, currency: Currency) -> String {
@@ -25,8 +28,8 @@ fn money(minor: i64, currency: Currency) -> String {
 }
 
 impl Coordinator {
-    pub(super) fn new(registry: Registry) -> Self {
-        Self { registry }
+    pub(super) fn new(registry: Registry, pool: PgPool) -> Self {
+        Self { registry, pool }
     }
 
     #[tracing::instrument(skip_all, fields(reservation_id = %cmd.reservation_id, shop_id = %cmd.shop_id, lines = cmd.lines.len()))]
@@ -39,20 +42,12 @@ impl Coordinator {
         // already used is refused by the writer, once per batch (not here: a read per
         // reservation in front of the actors halved their throughput).
         let barcodes = cmd.barcodes();
-        let units: BTreeMap<String, (Uuid, Uuid)> = if barcodes.is_empty() {
+        let units = if barcodes.is_empty() {
             BTreeMap::new()
         } else {
-            sqlx::query!(
-                "select barcode, item_id, product_id from stock.items where shop_id = $1 and barcode = any($2)",
-                cmd.shop_id,
-                &barcodes
-            )
-            .fetch_all(self.registry.pool())
-            .await
-            .map_err(|e| internal("resolving barcodes", e))?
-            .into_iter()
-            .map(|r| (r.barcode, (r.item_id, r.product_id)))
-            .collect()
+            store::units_by_barcode(&self.pool, cmd.shop_id, &barcodes)
+                .await
+                .map_err(|e| internal("resolving barcodes", e))?
         };
         let by_product = cmd.per_product(&units)?;
         let expires_at = cmd.expires_at(Utc::now());
@@ -78,13 +73,15 @@ impl Coordinator {
         });
         let answers = futures::future::join_all(asks).await;
         let mut held: Vec<HeldLine> = Vec::new();
+        let mut currency = None;
         let mut granted: Vec<Uuid> = Vec::new();
         let mut refusal: Option<StockError> = None;
         for (product, answer) in answers {
             match answer {
-                Ok(lines) => {
+                Ok(h) => {
                     granted.push(product);
-                    held.extend(lines);
+                    currency = Some(h.currency);
+                    held.extend(h.lines);
                 }
                 Err(e) => {
                     if refusal.as_ref().is_none_or(|r| e.rank() > r.rank()) {
@@ -109,30 +106,23 @@ impl Coordinator {
             return Err(e);
         }
         held.sort_by_key(|l| (l.line_no, l.unit_no));
-        let currency = match held.first() {
-            Some(l) => l.currency,
+        let currency = match currency {
+            Some(c) => c,
             None => self.currency(cmd.shop_id).await?,
         };
-        Ok(view(cmd.reservation_id, cmd.shop_id, "HELD", currency, expires_at, &held))
+        Ok(view(cmd.reservation_id, cmd.shop_id, ReservationStatus::Held, currency, expires_at, &held))
     }
 
     async fn currency(&self, shop: Uuid) -> Result<Currency, StockError> {
-        crate::db::shop_currency(self.registry.pool(), shop).await.map_err(|e| internal("reading the currency", e))
+        crate::db::shop_currency(&self.pool, shop).await.map_err(|e| internal("reading the currency", e))
     }
 
     /// The shop and products of a reservation.
     async fn parts(&self, reservation_id: Uuid) -> Result<(Uuid, Vec<Uuid>), StockError> {
-        let rows = sqlx::query!(
-            "select distinct r.shop_id, l.product_id
-               from stock.reservations r join stock.reservation_lines l using (reservation_id)
-              where r.reservation_id = $1",
-            reservation_id
-        )
-        .fetch_all(self.registry.pool())
-        .await
-        .map_err(|e| internal("reading a reservation's products", e))?;
-        let shop = rows.first().map(|r| r.shop_id).ok_or(StockError::ReservationNotFound)?;
-        Ok((shop, rows.into_iter().map(|r| r.product_id).collect()))
+        store::parts(&self.pool, reservation_id)
+            .await
+            .map_err(|e| internal("reading a reservation's products", e))?
+            .ok_or(StockError::ReservationNotFound)
     }
 
     pub(super) async fn shop_of(&self, reservation_id: Uuid) -> Result<Uuid, StockError> {
@@ -182,52 +172,19 @@ impl Coordinator {
 
     #[tracing::instrument(skip(self))]
     pub(super) async fn load(&self, reservation_id: Uuid) -> Result<ReservationView, StockError> {
-        let pool = self.registry.pool();
-        let head = sqlx::query!(
-            "select shop_id, status, expires_at from stock.reservations where reservation_id = $1",
-            reservation_id
-        )
-        .fetch_optional(pool)
-        .await
-        .map_err(|e| internal("reading a reservation", e))?
-        .ok_or(StockError::ReservationNotFound)?;
-        let rows = sqlx::query!(
-            r#"select l.line_no, l.unit_no, l.product_id, l.name, l.quantity, l.unit_price_minor, l.item_id,
-                      i.barcode as "barcode?", coalesce(p.loyalty_points, 0)::int8 as "loyalty_points!"
-                 from stock.reservation_lines l left join stock.items i using (item_id)
-                 left join stock.products p on p.product_id = l.product_id
-                where l.reservation_id = $1 order by l.line_no, l.unit_no"#,
-            reservation_id
-        )
-        .fetch_all(pool)
-        .await
-        .map_err(|e| internal("reading a reservation's lines", e))?;
-        let currency = self.currency(head.shop_id).await?;
-        let held: Vec<HeldLine> = rows
-            .into_iter()
-            .map(|l| HeldLine {
-                line_no: l.line_no,
-                unit_no: l.unit_no,
-                product_id: l.product_id,
-                name: l.name,
-                quantity: i64::from(l.quantity),
-                unit_price_minor: l.unit_price_minor,
-                list_price_minor: l.unit_price_minor,
-                item_id: l.item_id,
-                barcode: l.barcode,
-                warranty_until: None,
-                loyalty_points: l.loyalty_points,
-                currency,
-            })
-            .collect();
-        Ok(view(reservation_id, head.shop_id, &head.status, currency, head.expires_at, &held))
+        let r = store::reservation(&self.pool, reservation_id)
+            .await
+            .map_err(|e| internal("reading a reservation", e))?
+            .ok_or(StockError::ReservationNotFound)?;
+        let currency = self.currency(r.shop_id).await?;
+        Ok(view(reservation_id, r.shop_id, r.status, currency, r.expires_at, &r.lines))
     }
 }
 
 fn view(
     reservation_id: Uuid,
     shop_id: Uuid,
-    status: &str,
+    status: ReservationStatus,
     currency: Currency,
     expires_at: DateTime<Utc>,
     held: &[HeldLine],
@@ -235,7 +192,7 @@ fn view(
     ReservationView {
         reservation_id,
         shop_id,
-        status: status.to_owned(),
+        status: status.as_str().to_owned(),
         currency: currency.code().to_owned(),
         expires_at,
         lines: held

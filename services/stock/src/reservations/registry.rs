@@ -89,10 +89,6 @@ impl Registry {
         Ok(registry)
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.inner.pool
-    }
-
     fn forget(&self, cell: &ActorCell, failed: bool) {
         let id = cell.get_id();
         let product = self.inner.ids.lock().ok().and_then(|mut ids| ids.remove(&id));

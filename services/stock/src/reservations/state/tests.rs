@@ -48,7 +48,7 @@ fn want(quantity: i64) -> Vec<Want> {
     vec![Want { line_no: 0, quantity, item_id: None }]
 }
 
-fn reserve(p: &mut ProductStock, id: Uuid, quantity: i64) -> Step<Vec<HeldLine>> {
+fn reserve(p: &mut ProductStock, id: Uuid, quantity: i64) -> Step<Held> {
     let shop = p.shop_id;
     p.reserve(shop, id, Utc::now() + Duration::minutes(15), &want(quantity), Utc::now())
 }
@@ -96,7 +96,7 @@ fn a_retried_reservation_gets_the_same_lines_and_no_second_hold() {
     assert!(matches!(reserve(&mut p, a, 2), Step::Answer(Err(StockError::Busy))), "still being written");
     written(&mut p);
     match reserve(&mut p, a, 2) {
-        Step::Answer(Ok(lines)) => assert_eq!(lines.iter().map(|l| l.quantity).sum::<i64>(), 2),
+        Step::Answer(Ok(held)) => assert_eq!(held.lines.iter().map(|l| l.quantity).sum::<i64>(), 2),
         other => panic!("expected the same lines, got {other:?}"),
     }
     assert_eq!(p.reserved, 2);
