@@ -1,9 +1,11 @@
 //! The stock service's HTTP API (paths as the service sees them; nginx adds `/stock`).
 
 pub mod catalog;
+pub mod categories;
 pub mod discounts;
 pub mod items;
 pub mod levels;
+pub mod product_view;
 pub mod products;
 pub mod reservations;
 pub mod suppliers;
@@ -32,7 +34,7 @@ pub fn router(state: AppState) -> OpenApiRouter {
         .merge(products::router())
         .merge(items::router())
         .merge(levels::router())
-        .merge(catalog::router())
+        .merge(categories::router())
         .merge(suppliers::router())
         .merge(discounts::router())
         .merge(reservations::router())

@@ -1,17 +1,15 @@
-//! Three-level categories. A category with children or products is hidden (status HIDE)
-//! instead of deleted.
+//! Three-level categories, one implementation for every level (create, list, read, edit,
+//! delete): a category with children or products is hidden (status HIDE) instead of
+//! deleted. The routes of each level are in `categories.rs`.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use uuid::Uuid;
 
 use platform::auth::{AuthUser, ShopRole};
-use platform::http::{Json, Path, Query};
+use platform::http::Json;
 use platform::ids::ShopId;
 use platform::pagination::{Page, PageQuery};
 use platform::validate::text;
@@ -19,16 +17,6 @@ use platform::Problem;
 
 use super::{acting_shop, unprocessable, visibility, AppState};
 use crate::Error;
-
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_category, list_categories))
-        .routes(routes!(get_category, update_category, delete_category))
-        .routes(routes!(create_subcategory, list_subcategories))
-        .routes(routes!(get_subcategory, update_subcategory, delete_subcategory))
-        .routes(routes!(create_subsubcategory, list_subsubcategories))
-        .routes(routes!(get_subsubcategory, update_subsubcategory, delete_subsubcategory))
-}
 
 pub(super) fn not_found(what: &str) -> Problem {
     Problem::not_found(&format!("{}_NOT_FOUND", what.to_ascii_uppercase()), format!("No such {}.", what.to_lowercase()))
@@ -170,7 +158,7 @@ pub struct CategoryQuery {
     limit: Option<i64>,
 }
 
-async fn load_category(s: &AppState, user: &AuthUser, id: Uuid, level: i16) -> Result<CategoryView, Error> {
+pub(super) async fn load_category(s: &AppState, user: &AuthUser, id: Uuid, level: i16) -> Result<CategoryView, Error> {
     let row: Option<CategoryView> =
         sqlx::query_as(&format!("{CATEGORY_SELECT} where c.category_id = $1 and c.level = $2"))
             .bind(id)
@@ -183,7 +171,12 @@ async fn load_category(s: &AppState, user: &AuthUser, id: Uuid, level: i16) -> R
 }
 
 /// `GET …/{id}`: the category, or, when the id is one of the caller's shops, its list.
-async fn one_or_shop_list(s: &AppState, user: &AuthUser, id: Uuid, level: i16) -> Result<OneOrShopList, Error> {
+pub(super) async fn one_or_shop_list(
+    s: &AppState,
+    user: &AuthUser,
+    id: Uuid,
+    level: i16,
+) -> Result<OneOrShopList, Error> {
     match load_category(s, user, id, level).await {
         Ok(one) => Ok(OneOrShopList::One(Box::new(one))),
         Err(_) if user.require_shop_role(ShopId(id), ShopRole::ShopStaff).is_ok() => {
@@ -201,7 +194,7 @@ async fn one_or_shop_list(s: &AppState, user: &AuthUser, id: Uuid, level: i16) -
     }
 }
 
-async fn create(
+pub(super) async fn create(
     s: &AppState,
     user: &AuthUser,
     level: i16,
@@ -240,7 +233,12 @@ async fn create(
     Ok((StatusCode::CREATED, Json(load_category(s, user, id, level).await?)))
 }
 
-async fn list(s: &AppState, user: &AuthUser, level: i16, q: CategoryQuery) -> Result<Json<Page<CategoryView>>, Error> {
+pub(super) async fn list(
+    s: &AppState,
+    user: &AuthUser,
+    level: i16,
+    q: CategoryQuery,
+) -> Result<Json<Page<CategoryView>>, Error> {
     let shop = acting_shop(user, q.shop_id)?;
     let page = PageQuery { page: q.page, limit: q.limit }.parse()?;
     let parent = if level == 2 { q.category_id } else { q.sub_category_id };
@@ -273,7 +271,7 @@ fn image(shop: Uuid, raw: Option<&str>) -> Result<Option<String>, Problem> {
     text("imageUrl", raw, 1_000)?.map(|v| platform::validate::shop_object("imageUrl", shop, &v)).transpose()
 }
 
-async fn update(
+pub(super) async fn update(
     s: &AppState,
     user: &AuthUser,
     level: i16,
@@ -309,7 +307,7 @@ pub struct Deleted {
     outcome: &'static str,
 }
 
-async fn delete(s: &AppState, user: &AuthUser, level: i16, id: Uuid) -> Result<Json<Deleted>, Error> {
+pub(super) async fn delete(s: &AppState, user: &AuthUser, level: i16, id: Uuid) -> Result<Json<Deleted>, Error> {
     let c = load_category(s, user, id, level).await?;
     if c.children_count > 0 || c.product_count > 0 {
         sqlx::query("update categories set status = 'HIDE' where category_id = $1").bind(id).execute(&s.pool).await?;
@@ -328,147 +326,4 @@ async fn delete(s: &AppState, user: &AuthUser, level: i16, id: Uuid) -> Result<J
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// A top-level category.
-#[utoipa::path(post, path = "/categories", tag = "categories", request_body = CategoryInput, responses((status = 201, body = CategoryView), (status = 409, body = Problem), (status = 422, body = Problem)))]
-#[tracing::instrument(skip_all)]
-async fn create_category(
-    State(s): State<AppState>,
-    user: AuthUser,
-    Json(req): Json<CategoryInput>,
-) -> Result<(StatusCode, Json<CategoryView>), Error> {
-    create(&s, &user, 1, req).await
-}
-/// Top-level categories with child and product counts.
-#[utoipa::path(get, path = "/categories", tag = "categories", params(CategoryQuery), responses((status = 200, body = Page<CategoryView>)))]
-#[tracing::instrument(skip_all)]
-async fn list_categories(
-    State(s): State<AppState>,
-    user: AuthUser,
-    Query(q): Query<CategoryQuery>,
-) -> Result<Json<Page<CategoryView>>, Error> {
-    list(&s, &user, 1, q).await
-}
-#[utoipa::path(get, path = "/categories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = OneOrShopList), (status = 404, body = Problem)))]
-#[tracing::instrument(skip_all, fields(id = %id))]
-async fn get_category(
-    State(s): State<AppState>,
-    user: AuthUser,
-    Path(id): Path<Uuid>,
-) -> Result<Json<OneOrShopList>, Error> {
-    Ok(Json(one_or_shop_list(&s, &user, id, 1).await?))
-}
-#[utoipa::path(put, path = "/categories/{id}", tag = "categories", params(("id" = Uuid, Path)), request_body = CategoryInput, responses((status = 200, body = CategoryView)))]
-#[tracing::instrument(skip_all, fields(id = %id))]
-async fn update_category(
-    State(s): State<AppState>,
-    user: AuthUser,
-    Path(id): Path<Uuid>,
-    Json(req): Json<CategoryInput>,
-) -> Result<Json<CategoryView>, Error> {
-    update(&s, &user, 1, id, req).await
-}
-#[utoipa::path(delete, path = "/categories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = Deleted)))]
-#[tracing::instrument(skip_all, fields(id = %id))]
-async fn delete_category(
-    State(s): State<AppState>,
-    user: AuthUser,
-    Path(id): Path<Uuid>,
-) -> Result<Json<Deleted>, Error> {
-    delete(&s, &user, 1, id).await
-}
-/// A subcategory (body: categoryId).
-#[utoipa::path(post, path = "/categories/subcategories", tag = "categories", request_body = CategoryInput, responses((status = 201, body = CategoryView)))]
-#[tracing::instrument(skip_all)]
-async fn create_subcategory(
-    State(s): State<AppState>,
-    user: AuthUser,
-    Json(req): Json<CategoryInput>,
-) -> Result<(StatusCode, Json<CategoryView>), Error> {
-    create(&s, &user, 2, req).await
-}
-#[utoipa::path(get, path = "/categories/subcategories", tag = "categories", params(CategoryQuery), responses((status = 200, body = Page<CategoryView>)))]
-#[tracing::instrument(skip_all)]
-async fn list_subcategories(
-    State(s): State<AppState>,
-    user: AuthUser,
-    Query(q): Query<CategoryQuery>,
-) -> Result<Json<Page<CategoryView>>, Error> {
-    list(&s, &user, 2, q).await
-}
-#[utoipa::path(get, path = "/categories/subcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = OneOrShopList)))]
-#[tracing::instrument(skip_all, fields(id = %id))]
-async fn get_subcategory(
-    State(s): State<AppState>,
-    user: AuthUser,
-    Path(id): Path<Uuid>,
-) -> Result<Json<OneOrShopList>, Error> {
-    Ok(Json(one_or_shop_list(&s, &user, id, 2).await?))
-}
-#[utoipa::path(put, path = "/categories/subcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), request_body = CategoryInput, responses((status = 200, body = CategoryView)))]
-#[tracing::instrument(skip_all, fields(id = %id))]
-async fn update_subcategory(
-    State(s): State<AppState>,
-    user: AuthUser,
-    Path(id): Path<Uuid>,
-    Json(req): Json<CategoryInput>,
-) -> Result<Json<CategoryView>, Error> {
-    update(&s, &user, 2, id, req).await
-}
-#[utoipa::path(delete, path = "/categories/subcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = Deleted)))]
-#[tracing::instrument(skip_all, fields(id = %id))]
-async fn delete_subcategory(
-    State(s): State<AppState>,
-    user: AuthUser,
-    Path(id): Path<Uuid>,
-) -> Result<Json<Deleted>, Error> {
-    delete(&s, &user, 2, id).await
-}
-/// A sub-subcategory (body: subCategoryId).
-#[utoipa::path(post, path = "/categories/subsubcategories", tag = "categories", request_body = CategoryInput, responses((status = 201, body = CategoryView)))]
-#[tracing::instrument(skip_all)]
-async fn create_subsubcategory(
-    State(s): State<AppState>,
-    user: AuthUser,
-    Json(req): Json<CategoryInput>,
-) -> Result<(StatusCode, Json<CategoryView>), Error> {
-    create(&s, &user, 3, req).await
-}
-#[utoipa::path(get, path = "/categories/subsubcategories", tag = "categories", params(CategoryQuery), responses((status = 200, body = Page<CategoryView>)))]
-#[tracing::instrument(skip_all)]
-async fn list_subsubcategories(
-    State(s): State<AppState>,
-    user: AuthUser,
-    Query(q): Query<CategoryQuery>,
-) -> Result<Json<Page<CategoryView>>, Error> {
-    list(&s, &user, 3, q).await
-}
-#[utoipa::path(get, path = "/categories/subsubcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = OneOrShopList)))]
-#[tracing::instrument(skip_all, fields(id = %id))]
-async fn get_subsubcategory(
-    State(s): State<AppState>,
-    user: AuthUser,
-    Path(id): Path<Uuid>,
-) -> Result<Json<OneOrShopList>, Error> {
-    Ok(Json(one_or_shop_list(&s, &user, id, 3).await?))
-}
-#[utoipa::path(put, path = "/categories/subsubcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), request_body = CategoryInput, responses((status = 200, body = CategoryView)))]
-#[tracing::instrument(skip_all, fields(id = %id))]
-async fn update_subsubcategory(
-    State(s): State<AppState>,
-    user: AuthUser,
-    Path(id): Path<Uuid>,
-    Json(req): Json<CategoryInput>,
-) -> Result<Json<CategoryView>, Error> {
-    update(&s, &user, 3, id, req).await
-}
-#[utoipa::path(delete, path = "/categories/subsubcategories/{id}", tag = "categories", params(("id" = Uuid, Path)), responses((status = 200, body = Deleted)))]
-#[tracing::instrument(skip_all, fields(id = %id))]
-async fn delete_subsubcategory(
-    State(s): State<AppState>,
-    user: AuthUser,
-    Path(id): Path<Uuid>,
-) -> Result<Json<Deleted>, Error> {
-    delete(&s, &user, 3, id).await
 }
