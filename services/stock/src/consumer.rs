@@ -2,6 +2,8 @@
 //! service's sales, cancellations and returns (commit, release, restock). Commit and release
 //! are idempotent by reservation id; a return restocks once (its id is in the ledger).
 
+use crate::domain::ItemId;
+use platform::ids::{OrderId, ProductId, ReservationId};
 use sqlx::PgConnection;
 
 use bus::{Handler, HandlerError, Incoming, MessageMeta};
@@ -52,14 +54,14 @@ impl Handler for StockEvents {
             OrderCompleted::TYPE => {
                 let e: OrderCompleted = msg.event()?;
                 match e.reservation_id {
-                    Some(r) => settled(self.stock.commit(r, Some(e.order_id), &msg.meta).await),
+                    Some(r) => settled(self.stock.commit(ReservationId(r), Some(OrderId(e.order_id)), &msg.meta).await),
                     None => Ok(()),
                 }
             }
             OrderCancelled::TYPE => {
                 let e: OrderCancelled = msg.event()?;
                 match e.reservation_id {
-                    Some(r) => settled(self.stock.release(r).await),
+                    Some(r) => settled(self.stock.release(ReservationId(r)).await),
                     None => Ok(()),
                 }
             }
@@ -101,7 +103,9 @@ impl StockEvents {
                             .fetch_optional(&mut *conn)
                             .await?;
                     match item {
-                        Some(item_id) => self.stock.return_unit(product, item_id, e.return_id, meta).await,
+                        Some(item_id) => {
+                            self.stock.return_unit(ProductId(product), ItemId(item_id), e.return_id, meta).await
+                        }
                         None => Ok(()),
                     }
                 }
@@ -120,7 +124,10 @@ impl StockEvents {
                 supplier_id: None,
                 meta: meta.clone(),
             };
-            self.stock.adjust(product, change).await.map_err(|err| HandlerError::Transient(anyhow::anyhow!(err)))?;
+            self.stock
+                .adjust(ProductId(product), change)
+                .await
+                .map_err(|err| HandlerError::Transient(anyhow::anyhow!(err)))?;
         }
         Ok(())
     }

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use contracts::stock::ReserveRequest;
+use platform::ids::{ProductId, ReservationId, ShopId};
 
 use crate::reservations::StockError;
 
@@ -41,6 +41,11 @@ platform::text_enum! {
     pub enum ItemStatus { Available => "AVAILABLE", Reserved => "RESERVED", Sold => "SOLD", Removed => "REMOVED" }
 }
 
+platform::typed_id!(
+    /// A serialized unit (`stock.items`).
+    ItemId
+);
+
 pub const MAX_LINES: usize = 100;
 pub const MAX_TTL_SECS: u32 = 24 * 3600;
 pub const MAX_QUANTITY: i64 = 100_000;
@@ -49,17 +54,17 @@ pub const MAX_QUANTITY: i64 = 100_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wanted {
     /// A count of a product (bulk, or any units of a serialized one).
-    Quantity { product_id: Uuid, quantity: i64 },
+    Quantity { product_id: ProductId, quantity: i64 },
     /// One serialized unit by its barcode (optionally also naming its product).
-    Unit { barcode: String, product_id: Option<Uuid> },
+    Unit { barcode: String, product_id: Option<ProductId> },
 }
 
 /// A valid reservation request: 1 to `MAX_LINES` lines, each a count of 1 to `MAX_QUANTITY`
 /// or one unit by barcode, with a time to live of 1 s to `MAX_TTL_SECS`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReserveCommand {
-    pub reservation_id: Uuid,
-    pub shop_id: Uuid,
+    pub reservation_id: ReservationId,
+    pub shop_id: ShopId,
     pub ttl_seconds: u32,
     /// In request order: a line's position is its number.
     pub lines: Vec<Wanted>,
@@ -78,17 +83,22 @@ impl ReserveCommand {
             .iter()
             .map(|line| match (line.product_id, &line.barcode) {
                 (product_id, Some(code)) if line.quantity == 1 => {
-                    Ok(Wanted::Unit { barcode: code.clone(), product_id })
+                    Ok(Wanted::Unit { barcode: code.clone(), product_id: product_id.map(ProductId) })
                 }
                 (_, Some(_)) => Err(StockError::Invalid("a barcode line reserves exactly one unit".into())),
                 (Some(product_id), None) if (1..=MAX_QUANTITY).contains(&line.quantity) => {
-                    Ok(Wanted::Quantity { product_id, quantity: line.quantity })
+                    Ok(Wanted::Quantity { product_id: ProductId(product_id), quantity: line.quantity })
                 }
                 (Some(_), None) => Err(StockError::Invalid(format!("quantity must be 1 to {MAX_QUANTITY}"))),
                 (None, None) => Err(StockError::Invalid("each line needs productId or barcode".into())),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { reservation_id: req.reservation_id, shop_id: req.shop_id, ttl_seconds: req.ttl_seconds, lines })
+        Ok(Self {
+            reservation_id: ReservationId(req.reservation_id),
+            shop_id: ShopId(req.shop_id),
+            ttl_seconds: req.ttl_seconds,
+            lines,
+        })
     }
 
     pub fn expires_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
@@ -110,10 +120,10 @@ impl ReserveCommand {
     /// (barcode → (unit, product)).
     pub fn per_product(
         &self,
-        units: &BTreeMap<String, (Uuid, Uuid)>,
-    ) -> Result<BTreeMap<Uuid, Vec<crate::reservations::Want>>, StockError> {
+        units: &BTreeMap<String, (ItemId, ProductId)>,
+    ) -> Result<BTreeMap<ProductId, Vec<crate::reservations::Want>>, StockError> {
         use crate::reservations::Want;
-        let mut by_product: BTreeMap<Uuid, Vec<Want>> = BTreeMap::new();
+        let mut by_product: BTreeMap<ProductId, Vec<Want>> = BTreeMap::new();
         for (i, line) in self.lines.iter().enumerate() {
             let line_no = i32::try_from(i).unwrap_or(i32::MAX); // at most MAX_LINES
             match line {
@@ -128,7 +138,7 @@ impl ReserveCommand {
                     if product_id.is_some_and(|p| p != *product) {
                         return Err(StockError::Invalid(format!("barcode {barcode} is not a unit of that product")));
                     }
-                    by_product.entry(*product).or_default().push(Want { line_no, quantity: 1, item_id: Some(*item) });
+                    by_product.entry(*product).or_default().push(Want { line_no, quantity: 1, item_id: Some(item.0) });
                 }
             }
         }
@@ -140,6 +150,7 @@ impl ReserveCommand {
 mod tests {
     use super::*;
     use contracts::stock::ReserveLine;
+    use uuid::Uuid;
 
     fn req(lines: Vec<ReserveLine>, ttl: u32) -> ReserveRequest {
         ReserveRequest { reservation_id: Uuid::now_v7(), shop_id: Uuid::now_v7(), lines, ttl_seconds: ttl }
@@ -160,7 +171,7 @@ mod tests {
         assert_eq!(
             cmd.lines,
             vec![
-                Wanted::Quantity { product_id: p, quantity: 3 },
+                Wanted::Quantity { product_id: ProductId(p), quantity: 3 },
                 Wanted::Unit { barcode: "SN1".into(), product_id: None }
             ]
         );
@@ -192,18 +203,18 @@ mod tests {
     fn lines_group_by_product_with_their_numbers() {
         let (a, b, item) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
         let cmd = ReserveCommand::parse(&req(vec![qty(a, 2), unit("SN1", Some(b), 1), qty(a, 5)], 60)).unwrap();
-        let units = BTreeMap::from([("SN1".to_owned(), (item, b))]);
+        let units = BTreeMap::from([("SN1".to_owned(), (ItemId(item), ProductId(b)))]);
         let per = cmd.per_product(&units).unwrap();
-        let a_lines: Vec<(i32, i64)> = per[&a].iter().map(|w| (w.line_no, w.quantity)).collect();
+        let a_lines: Vec<(i32, i64)> = per[&ProductId(a)].iter().map(|w| (w.line_no, w.quantity)).collect();
         assert_eq!(a_lines, vec![(0, 2), (2, 5)]);
-        assert_eq!(per[&b][0].item_id, Some(item));
-        assert_eq!(per[&b][0].line_no, 1);
+        assert_eq!(per[&ProductId(b)][0].item_id, Some(item));
+        assert_eq!(per[&ProductId(b)][0].line_no, 1);
     }
 
     #[test]
     fn a_barcode_of_another_product_or_unknown_is_refused() {
         let (a, b, item) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-        let units = BTreeMap::from([("SN1".to_owned(), (item, b))]);
+        let units = BTreeMap::from([("SN1".to_owned(), (ItemId(item), ProductId(b)))]);
         let wrong = ReserveCommand::parse(&req(vec![unit("SN1", Some(a), 1)], 60)).unwrap();
         assert!(matches!(wrong.per_product(&units), Err(StockError::Invalid(_))));
         let unknown = ReserveCommand::parse(&req(vec![unit("SN2", None, 1)], 60)).unwrap();

@@ -26,9 +26,10 @@ use uuid::Uuid;
 use bus::MessageMeta;
 use contracts::stock::ReservationView;
 
-use crate::domain::{MovementKind, ReserveCommand};
+use crate::domain::{ItemId, MovementKind, ReserveCommand};
 use actor::{Msg, Request};
 use coordinator::Coordinator;
+use platform::ids::{OrderId, ProductId, ReservationId, ShopId};
 use registry::Registry;
 
 /// Why a stock operation was refused. Business outcomes travel in replies; an actor only
@@ -177,7 +178,7 @@ pub struct Adjustment {
 /// A serialized unit new in stock.
 #[derive(Debug, Clone)]
 pub struct NewUnit {
-    pub item_id: Uuid,
+    pub item_id: ItemId,
     pub barcode: String,
     pub price_minor: i64,
     pub warranty_months: Option<i32>,
@@ -216,48 +217,48 @@ impl Stock {
     /// Stock leaves. Idempotent: committing a committed reservation answers the same.
     pub async fn commit(
         &self,
-        reservation_id: Uuid,
-        order_id: Option<Uuid>,
+        reservation_id: ReservationId,
+        order_id: Option<OrderId>,
         meta: &MessageMeta,
     ) -> Result<ReservationView, StockError> {
         self.coordinator.commit(reservation_id, order_id, meta).await
     }
 
     /// Stock returns. Idempotent; releasing a committed reservation is refused.
-    pub async fn release(&self, reservation_id: Uuid) -> Result<ReservationView, StockError> {
+    pub async fn release(&self, reservation_id: ReservationId) -> Result<ReservationView, StockError> {
         self.coordinator.release(reservation_id).await
     }
 
-    pub async fn load(&self, reservation_id: Uuid) -> Result<ReservationView, StockError> {
+    pub async fn load(&self, reservation_id: ReservationId) -> Result<ReservationView, StockError> {
         self.coordinator.load(reservation_id).await
     }
 
     /// The shop a reservation belongs to.
-    pub async fn shop_of(&self, reservation_id: Uuid) -> Result<Uuid, StockError> {
+    pub async fn shop_of(&self, reservation_id: ReservationId) -> Result<ShopId, StockError> {
         self.coordinator.shop_of(reservation_id).await
     }
 
     /// Receives, adjusts or restocks a bulk product; answers its level after the change.
-    pub async fn adjust(&self, product: Uuid, change: Adjustment) -> Result<Level, StockError> {
+    pub async fn adjust(&self, product: ProductId, change: Adjustment) -> Result<Level, StockError> {
         self.registry.ask(product, |reply| Msg::Ask(Request::Adjust { change: change.clone(), reply })).await
     }
 
     /// A serialized unit was created (its row is written): a running actor sells it at once.
-    pub fn add_unit(&self, product: Uuid, unit: NewUnit) {
+    pub fn add_unit(&self, product: ProductId, unit: NewUnit) {
         let unit_state = state::Unit {
             barcode: unit.barcode,
             price_minor: unit.price_minor,
             warranty_months: unit.warranty_months,
             held_by: None,
         };
-        self.registry.tell(product, Msg::Ask(Request::UnitAdded { item_id: unit.item_id, unit: unit_state }));
+        self.registry.tell(product, Msg::Ask(Request::UnitAdded { item_id: unit.item_id.0, unit: unit_state }));
     }
 
     /// An available unit leaves stock by hand (damaged, lost).
     pub async fn remove_unit(
         &self,
-        product: Uuid,
-        item_id: Uuid,
+        product: ProductId,
+        item_id: ItemId,
         reason: &str,
         actor_id: Option<Uuid>,
         meta: &MessageMeta,
@@ -265,7 +266,7 @@ impl Stock {
         self.registry
             .ask(product, |reply| {
                 Msg::Ask(Request::RemoveUnit {
-                    item_id,
+                    item_id: item_id.0,
                     reason: reason.to_owned(),
                     actor_id,
                     meta: meta.clone(),
@@ -278,18 +279,20 @@ impl Stock {
     /// A sold unit comes back (a return with restock); once per return.
     pub async fn return_unit(
         &self,
-        product: Uuid,
-        item_id: Uuid,
+        product: ProductId,
+        item_id: ItemId,
         return_id: Uuid,
         meta: &MessageMeta,
     ) -> Result<(), StockError> {
         self.registry
-            .ask(product, |reply| Msg::Ask(Request::ReturnUnit { item_id, return_id, meta: meta.clone(), reply }))
+            .ask(product, |reply| {
+                Msg::Ask(Request::ReturnUnit { item_id: item_id.0, return_id, meta: meta.clone(), reply })
+            })
             .await
     }
 
     /// The product, its prices or discounts changed: a running actor reads them again.
-    pub fn reload(&self, product: Uuid) {
+    pub fn reload(&self, product: ProductId) {
         self.registry.tell(product, Msg::Ask(Request::Reload));
     }
 

@@ -3,6 +3,7 @@
 use bus::{Incoming, RpcFault, RpcHandler};
 use contracts::stock::{CommitRequest, ReleaseRequest, ReserveRequest};
 use contracts::Rpc;
+use platform::ids::{OrderId, ReservationId};
 
 use crate::domain::ReserveCommand;
 use crate::reservations::{Stock, StockError};
@@ -30,9 +31,11 @@ impl RpcHandler for StockRpc {
             },
             CommitRequest::TYPE => {
                 let r: CommitRequest = decode(req)?;
-                self.stock.commit(r.reservation_id, r.order_id, &req.meta).await
+                self.stock.commit(ReservationId(r.reservation_id), r.order_id.map(OrderId), &req.meta).await
             }
-            ReleaseRequest::TYPE => self.stock.release(decode::<ReleaseRequest>(req)?.reservation_id).await,
+            ReleaseRequest::TYPE => {
+                self.stock.release(ReservationId(decode::<ReleaseRequest>(req)?.reservation_id)).await
+            }
             other => {
                 return Err(RpcFault {
                     code: "UNKNOWN_REQUEST".into(),

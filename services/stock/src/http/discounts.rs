@@ -5,6 +5,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
+use platform::ids::ProductId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -108,7 +109,7 @@ async fn reload_products(s: &AppState, discount: Uuid) -> Result<(), Error> {
         .fetch_all(&s.pool)
         .await?;
     for p in products {
-        s.stock.reload(p);
+        s.stock.reload(ProductId(p));
     }
     Ok(())
 }
@@ -262,7 +263,7 @@ async fn delete_discount(State(s): State<AppState>, user: AuthUser, Path(id): Pa
         .await?;
     sqlx::query("delete from discounts where discount_id = $1").bind(id).execute(&s.pool).await?;
     for p in products {
-        s.stock.reload(p);
+        s.stock.reload(ProductId(p));
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -353,7 +354,7 @@ async fn detach_product(
         .bind(req.product_id)
         .execute(&s.pool)
         .await?;
-    s.stock.reload(req.product_id);
+    s.stock.reload(ProductId(req.product_id));
     Ok(Json(load(&s, &user, id).await?))
 }
 

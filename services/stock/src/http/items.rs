@@ -1,11 +1,13 @@
 //! Serialized units (items): create, list, find by barcode, edit, and remove by hand (only
 //! an available unit, through its product's actor).
 
+use crate::domain::ItemId;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use bus::MessageMeta;
 use chrono::{DateTime, Utc};
+use platform::ids::ProductId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -157,8 +159,10 @@ async fn create_item_now(s: &AppState, user: &AuthUser, row: &ProductRow, req: &
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    s.stock
-        .add_unit(product, NewUnit { item_id: id, barcode, price_minor: sell, warranty_months: req.warranty_period });
+    s.stock.add_unit(
+        ProductId(product),
+        NewUnit { item_id: ItemId(id), barcode, price_minor: sell, warranty_months: req.warranty_period },
+    );
     let item: ItemRow =
         sqlx::query_as(&format!("{ITEM_SELECT} where item_id = $1")).bind(id).fetch_one(&s.pool).await?;
     Ok(item_view(item, cur))
@@ -303,7 +307,7 @@ async fn update_item(
     .bind(req.warranty_period)
     .execute(&s.pool)
     .await?;
-    s.stock.reload(row.product_id);
+    s.stock.reload(ProductId(row.product_id));
     let (row, cur) = load_item(&s, &user, "item_id::text", &id.to_string(), None).await?;
     Ok(Json(item_view(row, cur)))
 }
@@ -342,6 +346,6 @@ async fn remove_item(
         return Ok(StatusCode::NO_CONTENT);
     }
     let actor = Some(user.user_id.0);
-    s.stock.remove_unit(row.product_id, id, &reason, actor, &meta).await?;
+    s.stock.remove_unit(ProductId(row.product_id), ItemId(id), &reason, actor, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use bus::MessageMeta;
 use chrono::{DateTime, Utc};
+use platform::ids::ProductId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -108,7 +109,7 @@ async fn receive_now(
         supplier_id: req.supplier_id,
         meta: meta.clone(),
     };
-    Ok(s.stock.adjust(id, change).await?)
+    Ok(s.stock.adjust(ProductId(id), change).await?)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -165,7 +166,7 @@ async fn adjust_now(
         supplier_id: None,
         meta: meta.clone(),
     };
-    Ok(s.stock.adjust(id, change).await?)
+    Ok(s.stock.adjust(ProductId(id), change).await?)
 }
 
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]

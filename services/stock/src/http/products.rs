@@ -4,6 +4,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use platform::ids::ProductId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -281,7 +282,7 @@ async fn update_product(
     .bind(parse_money("sellPrice", req.sell_price.as_ref(), cur)?)
     .execute(&s.pool)
     .await?;
-    s.stock.reload(id); // name, price or threshold may have changed
+    s.stock.reload(ProductId(id)); // name, price or threshold may have changed
     Ok(Json(view(load_product(&s, &user, id).await?, cur)))
 }
 
@@ -314,7 +315,7 @@ async fn delete_product(State(s): State<AppState>, user: AuthUser, Path(id): Pat
         sqlx::query("delete from products where product_id = $1").bind(id).execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    s.stock.reload(id);
+    s.stock.reload(ProductId(id));
     Ok(StatusCode::NO_CONTENT)
 }
 

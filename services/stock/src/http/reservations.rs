@@ -15,7 +15,7 @@ use contracts::stock::{ReservationView, ReserveLine, ReserveRequest};
 use platform::auth::{AuthUser, ShopRole};
 use platform::http::{Json, Path};
 use platform::idempotency::{self, IdempotencyKey};
-use platform::ids::ShopId;
+use platform::ids::{OrderId, ReservationId, ShopId};
 use platform::Problem;
 
 use super::AppState;
@@ -79,12 +79,12 @@ async fn reserve(
 }
 
 async fn owned(s: &AppState, user: &AuthUser, id: Uuid) -> Result<(), Error> {
-    let shop = s.stock.shop_of(id).await?;
+    let shop = s.stock.shop_of(ReservationId(id)).await?;
     Ok(staff_of(user, shop)?)
 }
 
-fn staff_of(user: &AuthUser, shop: Uuid) -> Result<(), Problem> {
-    user.require_shop_role(ShopId(shop), ShopRole::ShopStaff).map(|_| ()).map_err(|_| {
+fn staff_of(user: &AuthUser, shop: ShopId) -> Result<(), Problem> {
+    user.require_shop_role(shop, ShopRole::ShopStaff).map(|_| ()).map_err(|_| {
         // Another shop's reservation does not exist, as far as this caller can tell.
         Problem::not_found("RESERVATION_NOT_FOUND", "No such reservation.")
     })
@@ -101,7 +101,7 @@ async fn get_reservation(
     Path(id): Path<Uuid>,
 ) -> Result<Json<ReservationView>, Error> {
     owned(&s, &user, id).await?;
-    Ok(Json(s.stock.load(id).await?))
+    Ok(Json(s.stock.load(ReservationId(id)).await?))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -129,7 +129,7 @@ async fn commit(
     } else {
         serde_json::from_slice(&body).map_err(|e| super::unprocessable("body", &e.to_string()))?
     };
-    Ok(Json(s.stock.commit(id, body.order_id, &meta).await?))
+    Ok(Json(s.stock.commit(ReservationId(id), body.order_id.map(OrderId), &meta).await?))
 }
 
 /// Stock returns to availability. Idempotent.
@@ -143,5 +143,5 @@ async fn release(
     Path(id): Path<Uuid>,
 ) -> Result<Json<ReservationView>, Error> {
     owned(&s, &user, id).await?;
-    Ok(Json(s.stock.release(id).await?))
+    Ok(Json(s.stock.release(ReservationId(id)).await?))
 }

@@ -15,6 +15,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use bus::MessageMeta;
+use platform::ids::ProductId;
 
 use super::state::{self, Op, Step, Unit};
 use super::writer::{Refusal, Writer};
@@ -98,7 +99,7 @@ pub enum Request {
 
 /// Which product, and where it lives.
 pub struct Args {
-    pub product_id: Uuid,
+    pub product_id: ProductId,
 }
 
 pub struct ProductActor {
@@ -113,7 +114,7 @@ impl Actor for ProductActor {
     type Arguments = Args;
 
     async fn pre_start(&self, myself: ActorRef<Msg>, args: Args) -> Result<Mailbox, ActorProcessingErr> {
-        let stock = store::load(&self.pool, args.product_id).await?;
+        let stock = store::load(&self.pool, args.product_id.0).await?;
         let tick = (self.idle_after / 4).max(Duration::from_millis(200));
         let mut mailbox = Mailbox {
             stock,

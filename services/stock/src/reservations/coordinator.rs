@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
+use platform::ids::{OrderId, ProductId, ReservationId, ShopId};
 
 use bus::MessageMeta;
 use contracts::stock::{ReservationView, ReservedLine};
@@ -53,7 +53,7 @@ impl Coordinator {
         let expires_at = cmd.expires_at(Utc::now());
         let asks = by_product.into_iter().map(|(product, wants)| {
             let registry = self.registry.clone();
-            let (rid, shop) = (cmd.reservation_id, cmd.shop_id);
+            let (rid, shop) = (cmd.reservation_id.0, cmd.shop_id.0);
             let meta = meta.clone();
             async move {
                 let answer = registry
@@ -74,7 +74,7 @@ impl Coordinator {
         let answers = futures::future::join_all(asks).await;
         let mut held: Vec<HeldLine> = Vec::new();
         let mut currency = None;
-        let mut granted: Vec<Uuid> = Vec::new();
+        let mut granted: Vec<ProductId> = Vec::new();
         let mut refusal: Option<StockError> = None;
         for (product, answer) in answers {
             match answer {
@@ -92,7 +92,7 @@ impl Coordinator {
         }
         if let Some(e) = refusal {
             // All or nothing: give back what the other products granted.
-            let rid = cmd.reservation_id;
+            let rid = cmd.reservation_id.0;
             let undo = granted.into_iter().map(|product| {
                 let registry = self.registry.clone();
                 async move {
@@ -113,19 +113,19 @@ impl Coordinator {
         Ok(view(cmd.reservation_id, cmd.shop_id, ReservationStatus::Held, currency, expires_at, &held))
     }
 
-    async fn currency(&self, shop: Uuid) -> Result<Currency, StockError> {
-        crate::db::shop_currency(&self.pool, shop).await.map_err(|e| internal("reading the currency", e))
+    async fn currency(&self, shop: ShopId) -> Result<Currency, StockError> {
+        crate::db::shop_currency(&self.pool, shop.0).await.map_err(|e| internal("reading the currency", e))
     }
 
     /// The shop and products of a reservation.
-    async fn parts(&self, reservation_id: Uuid) -> Result<(Uuid, Vec<Uuid>), StockError> {
+    async fn parts(&self, reservation_id: ReservationId) -> Result<(ShopId, Vec<ProductId>), StockError> {
         store::parts(&self.pool, reservation_id)
             .await
             .map_err(|e| internal("reading a reservation's products", e))?
             .ok_or(StockError::ReservationNotFound)
     }
 
-    pub(super) async fn shop_of(&self, reservation_id: Uuid) -> Result<Uuid, StockError> {
+    pub(super) async fn shop_of(&self, reservation_id: ReservationId) -> Result<ShopId, StockError> {
         Ok(self.parts(reservation_id).await?.0)
     }
 
@@ -133,23 +133,29 @@ impl Coordinator {
     #[tracing::instrument(skip(self, meta))]
     pub(super) async fn commit(
         &self,
-        reservation_id: Uuid,
-        order_id: Option<Uuid>,
+        reservation_id: ReservationId,
+        order_id: Option<OrderId>,
         meta: &MessageMeta,
     ) -> Result<ReservationView, StockError> {
         let (_, products) = self.parts(reservation_id).await?;
         if products.len() > 1 {
             // Stop every part's expiry clock first, so the commit cannot be cut in half.
-            let pins = products
-                .iter()
-                .map(|p| self.registry.ask(*p, |reply| Msg::Ask(Request::Pin { reservation_id, reply })));
+            let pins = products.iter().map(|p| {
+                self.registry.ask(*p, |reply| Msg::Ask(Request::Pin { reservation_id: reservation_id.0, reply }))
+            });
             for r in futures::future::join_all(pins).await {
                 r?;
             }
         }
         let commits = products.iter().map(|p| {
-            self.registry
-                .ask(*p, |reply| Msg::Ask(Request::Commit { reservation_id, order_id, meta: meta.clone(), reply }))
+            self.registry.ask(*p, |reply| {
+                Msg::Ask(Request::Commit {
+                    reservation_id: reservation_id.0,
+                    order_id: order_id.map(|o| o.0),
+                    meta: meta.clone(),
+                    reply,
+                })
+            })
         });
         for r in futures::future::join_all(commits).await {
             r?;
@@ -159,11 +165,11 @@ impl Coordinator {
 
     /// Stock returns. Idempotent; releasing a committed reservation is refused.
     #[tracing::instrument(skip(self))]
-    pub(super) async fn release(&self, reservation_id: Uuid) -> Result<ReservationView, StockError> {
+    pub(super) async fn release(&self, reservation_id: ReservationId) -> Result<ReservationView, StockError> {
         let (_, products) = self.parts(reservation_id).await?;
-        let releases = products
-            .iter()
-            .map(|p| self.registry.ask(*p, |reply| Msg::Ask(Request::Release { reservation_id, reply })));
+        let releases = products.iter().map(|p| {
+            self.registry.ask(*p, |reply| Msg::Ask(Request::Release { reservation_id: reservation_id.0, reply }))
+        });
         for r in futures::future::join_all(releases).await {
             r?;
         }
@@ -171,7 +177,7 @@ impl Coordinator {
     }
 
     #[tracing::instrument(skip(self))]
-    pub(super) async fn load(&self, reservation_id: Uuid) -> Result<ReservationView, StockError> {
+    pub(super) async fn load(&self, reservation_id: ReservationId) -> Result<ReservationView, StockError> {
         let r = store::reservation(&self.pool, reservation_id)
             .await
             .map_err(|e| internal("reading a reservation", e))?
@@ -182,16 +188,16 @@ impl Coordinator {
 }
 
 fn view(
-    reservation_id: Uuid,
-    shop_id: Uuid,
+    reservation_id: ReservationId,
+    shop_id: ShopId,
     status: ReservationStatus,
     currency: Currency,
     expires_at: DateTime<Utc>,
     held: &[HeldLine],
 ) -> ReservationView {
     ReservationView {
-        reservation_id,
-        shop_id,
+        reservation_id: reservation_id.0,
+        shop_id: shop_id.0,
         status: status.as_str().to_owned(),
         currency: currency.code().to_owned(),
         expires_at,

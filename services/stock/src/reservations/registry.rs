@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use platform::ids::ProductId;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SupervisionEvent};
 use sqlx::PgPool;
-use uuid::Uuid;
 
 use super::actor::{Args, Msg, ProductActor};
 use super::writer::Writer;
@@ -25,9 +25,9 @@ struct Inner {
     writer: Writer,
     idle_after: Duration,
     call_timeout: Duration,
-    actors: Mutex<HashMap<Uuid, ActorRef<Msg>>>,
-    ids: Mutex<HashMap<ActorId, Uuid>>,
-    failures: Mutex<HashMap<Uuid, (u32, Instant)>>,
+    actors: Mutex<HashMap<ProductId, ActorRef<Msg>>>,
+    ids: Mutex<HashMap<ActorId, ProductId>>,
+    failures: Mutex<HashMap<ProductId, (u32, Instant)>>,
     supervisor: Mutex<Option<ActorRef<()>>>,
     /// Serialises spawning so two callers do not start two actors for one product.
     spawn_lock: tokio::sync::Mutex<()>,
@@ -109,13 +109,13 @@ impl Registry {
         }
     }
 
-    fn live(&self, product: Uuid) -> Option<ActorRef<Msg>> {
+    fn live(&self, product: ProductId) -> Option<ActorRef<Msg>> {
         let actors = self.inner.actors.lock().ok()?;
         actors.get(&product).filter(|a| matches!(a.get_status(), ActorStatus::Running | ActorStatus::Starting)).cloned()
     }
 
     /// The running actor of `product`, started from the rows if needed.
-    pub async fn actor(&self, product: Uuid) -> Result<ActorRef<Msg>, StockError> {
+    pub async fn actor(&self, product: ProductId) -> Result<ActorRef<Msg>, StockError> {
         if let Some(a) = self.live(product) {
             return Ok(a);
         }
@@ -153,7 +153,7 @@ impl Registry {
                 let exists: bool = sqlx::query_scalar(
                     "select exists(select 1 from stock.products where product_id = $1 and status <> 'DELETED')",
                 )
-                .bind(product)
+                .bind(product.0)
                 .fetch_one(&self.inner.pool)
                 .await
                 .map_err(|db| super::internal(&format!("starting the actor of {product} ({e})"), db))?;
@@ -161,7 +161,7 @@ impl Registry {
                     tracing::error!(%product, error = %e, "stock actor could not start");
                     Err(StockError::Busy)
                 } else {
-                    Err(StockError::ProductNotFound(product))
+                    Err(StockError::ProductNotFound(product.0))
                 }
             }
         }
@@ -171,7 +171,7 @@ impl Registry {
     /// restarted and asked once more.
     pub async fn ask<T: Send + 'static>(
         &self,
-        product: Uuid,
+        product: ProductId,
         build: impl Fn(RpcReplyPort<Result<T, StockError>>) -> Msg,
     ) -> Result<T, StockError> {
         for _ in 0..3 {
@@ -193,7 +193,7 @@ impl Registry {
     }
 
     /// Tells a running actor something (no answer); not-running actors load it anyway.
-    pub fn tell(&self, product: Uuid, msg: Msg) {
+    pub fn tell(&self, product: ProductId, msg: Msg) {
         if let Some(a) = self.live(product) {
             let _ = a.cast(msg);
         }

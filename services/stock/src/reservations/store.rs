@@ -13,7 +13,8 @@ use platform::Currency;
 
 use super::state::{Hold, ProductStock, Unit};
 use super::HeldLine;
-use crate::domain::{MovementKind, ReservationStatus, Tracking};
+use crate::domain::{ItemId, MovementKind, ReservationStatus, Tracking};
+use platform::ids::{ProductId, ReservationId, ShopId};
 
 /// Builds a product's state from the rows: the product, its level or available units, the
 /// held reservations and its discounts.
@@ -199,45 +200,46 @@ pub async fn line_status(
 /// The shop's units by barcode: barcode → (unit, product).
 pub async fn units_by_barcode(
     pool: &PgPool,
-    shop_id: Uuid,
+    shop_id: ShopId,
     barcodes: &[String],
-) -> anyhow::Result<BTreeMap<String, (Uuid, Uuid)>> {
+) -> anyhow::Result<BTreeMap<String, (ItemId, ProductId)>> {
     let rows = sqlx::query!(
         "select barcode, item_id, product_id from stock.items where shop_id = $1 and barcode = any($2)",
-        shop_id,
+        shop_id.0,
         barcodes
     )
     .fetch_all(pool)
     .await
     .context("resolving barcodes")?;
-    Ok(rows.into_iter().map(|r| (r.barcode, (r.item_id, r.product_id))).collect())
+    Ok(rows.into_iter().map(|r| (r.barcode, (ItemId(r.item_id), ProductId(r.product_id)))).collect())
 }
 
 /// The shop and products of a reservation, if there is one.
-pub async fn parts(pool: &PgPool, reservation_id: Uuid) -> anyhow::Result<Option<(Uuid, Vec<Uuid>)>> {
+pub async fn parts(pool: &PgPool, reservation_id: ReservationId) -> anyhow::Result<Option<(ShopId, Vec<ProductId>)>> {
     let rows = sqlx::query!(
         "select distinct r.shop_id, l.product_id
            from stock.reservations r join stock.reservation_lines l using (reservation_id)
           where r.reservation_id = $1",
-        reservation_id
+        reservation_id.0
     )
     .fetch_all(pool)
     .await
     .context("reading a reservation's products")?;
-    let Some(shop) = rows.first().map(|r| r.shop_id) else { return Ok(None) };
-    Ok(Some((shop, rows.into_iter().map(|r| r.product_id).collect())))
+    let Some(shop) = rows.first().map(|r| ShopId(r.shop_id)) else { return Ok(None) };
+    Ok(Some((shop, rows.into_iter().map(|r| ProductId(r.product_id)).collect())))
 }
 
 /// A reservation as written.
 pub struct Stored {
-    pub shop_id: Uuid,
+    pub shop_id: ShopId,
     pub status: ReservationStatus,
     pub expires_at: DateTime<Utc>,
     pub lines: Vec<HeldLine>,
 }
 
 /// A reservation and its lines, in line order.
-pub async fn reservation(pool: &PgPool, reservation_id: Uuid) -> anyhow::Result<Option<Stored>> {
+pub async fn reservation(pool: &PgPool, reservation_id: ReservationId) -> anyhow::Result<Option<Stored>> {
+    let reservation_id = reservation_id.0;
     let head = sqlx::query!(
         r#"select shop_id, status as "status: ReservationStatus", expires_at from stock.reservations
             where reservation_id = $1"#,
@@ -274,5 +276,5 @@ pub async fn reservation(pool: &PgPool, reservation_id: Uuid) -> anyhow::Result<
             loyalty_points: l.loyalty_points,
         })
         .collect();
-    Ok(Some(Stored { shop_id: head.shop_id, status: head.status, expires_at: head.expires_at, lines }))
+    Ok(Some(Stored { shop_id: ShopId(head.shop_id), status: head.status, expires_at: head.expires_at, lines }))
 }

@@ -10,7 +10,9 @@ use uuid::Uuid;
 use contracts::common::{Recipient, ShopBrand};
 use contracts::sales::{OrderCancelled, OrderCompleted, ReceiptLine, ReturnCompleted};
 
+use cashvio_stock::domain::ItemId;
 use cashvio_stock::reservations::Adjustment;
+use platform::ids::ProductId;
 
 use crate::helpers::spawn_app;
 
@@ -197,7 +199,7 @@ async fn concurrent_copies_of_a_return_restock_once() {
                 supplier_id: None,
                 meta: Default::default(),
             };
-            stock.adjust(cable, change).await
+            stock.adjust(ProductId(cable), change).await
         }
     });
     for answer in futures::future::join_all(copies).await {
@@ -235,7 +237,7 @@ async fn concurrent_copies_of_a_return_restock_once() {
     let return_id = Uuid::new_v4();
     let copies = (0..20).map(|_| {
         let stock = app.stock.clone();
-        async move { stock.return_unit(phone, item_id, return_id, &Default::default()).await }
+        async move { stock.return_unit(ProductId(phone), ItemId(item_id), return_id, &Default::default()).await }
     });
     for answer in futures::future::join_all(copies).await {
         answer.expect("every copy is answered");
@@ -306,7 +308,7 @@ async fn level_events_carry_the_request_id_and_trace_context_of_their_request() 
         .execute(&app.db.admin)
         .await
         .unwrap();
-    app.stock.reload(product);
+    app.stock.reload(ProductId(product));
     let token = app.staff(shop).await;
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let send = |path: String, body: serde_json::Value, rid: &'static str| {
