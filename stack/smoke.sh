@@ -47,6 +47,13 @@ if CASHVIO_URL="http://127.0.0.1:$NGINX_PORT" cargo test --locked -q -p clients 
 else
   echo "FAILED: the first front ends' calls (tests/clients)"; failed=1
 fi
+# A shop's day end to end (tests/e2e): the scenario, then the faults, one at a time (they stop
+# and restart parts of this stack).
+if CASHVIO_URL="http://127.0.0.1:$NGINX_PORT" cargo test --locked -q -p e2e -- --ignored --test-threads=1; then
+  echo "ok: a shop's day end to end"
+else
+  echo "FAILED: a shop's day end to end (tests/e2e)"; failed=1
+fi
 
 # A service that is down answers a problem+json 502 through nginx; `make up` again is
 # harmless and brings it back.
@@ -71,5 +78,5 @@ if [[ $was_up -eq 0 ]]; then
   done
   [[ $failed -eq 0 ]] && echo "ok: nothing of the stack listens after make down"
 fi
-total=$((3 * ${#SERVICES[@]} + 9))
+total=$((3 * ${#SERVICES[@]} + 10))
 if [[ $failed -eq 0 ]]; then echo "smoke: $total passed, 0 failed"; else echo "smoke: failed"; exit 1; fi
