@@ -28,13 +28,7 @@ for s in "${SERVICES[@]}"; do
     say "$s was rebuilt; restarting it"
     stop_pidfile "$pidfile" "$s"
   fi
-  if pid_alive "$pidfile"; then
-    say "$s already running (pid $(cat "$pidfile"))"
-    continue
-  fi
-  LOG_FORMAT="${LOG_FORMAT:-json}" setsid nohup "$BIN/cashvio-$s" >>"$LOGS/$s.log" 2>&1 </dev/null &
-  echo $! >"$pidfile"
-  say "started $s (pid $!, log .stack/logs/$s.log)"
+  bash "$ROOT/stack/service.sh" start "$s"
 done
 
 say "nginx"

@@ -3,6 +3,8 @@
 //! `tests/`; they need `make up` (`stack/smoke.sh` runs them).
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc, reason = "test support: a panic is the failure report")]
 
+pub mod day;
+
 use std::future::Future;
 use std::time::Duration;
 
@@ -109,18 +111,28 @@ impl Stack {
     }
 
     /// Asks until `ask` answers `Some` (events travel through the outbox and RabbitMQ).
-    pub async fn eventually<T, F, Fut>(&self, what: &str, mut ask: F) -> T
+    pub async fn eventually<T, F, Fut>(&self, what: &str, ask: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Option<T>>,
     {
-        for _ in 0..240 {
+        self.eventually_within(what, Duration::from_secs(60), ask).await
+    }
+
+    /// The same, waiting at most `limit`.
+    pub async fn eventually_within<T, F, Fut>(&self, what: &str, limit: Duration, mut ask: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let start = std::time::Instant::now();
+        loop {
             if let Some(v) = ask().await {
                 return v;
             }
+            assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        panic!("{what}: not within 60 s");
     }
 
     /// The e-mails to `to`, oldest first.
@@ -234,6 +246,70 @@ impl Stack {
         assert_eq!(res.status(), 201, "upload");
         let b: Value = res.json().await.unwrap();
         b["urls"][0].as_str().unwrap().to_owned()
+    }
+}
+
+/// The workspace root (the stack's scripts and its `.stack/` directory).
+pub fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs a stack script from the workspace root; panics when it fails.
+pub async fn script(args: &[&str]) {
+    let out = tokio::process::Command::new("bash").args(args).current_dir(root()).output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "bash {}: {}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Stack {
+    /// A call that may meet a fault: a refused connection or a 5xx is an `Err` to retry.
+    pub async fn try_call(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+        token: &str,
+        key: &str,
+    ) -> Result<(StatusCode, Value), String> {
+        let res = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .header("idempotency-key", key)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = res.status();
+        let text = res.text().await.map_err(|e| e.to_string())?;
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status.is_server_error() {
+            return Err(format!("{status}: {value}"));
+        }
+        Ok((status, value))
+    }
+
+    /// Every service's outbox published (relays caught up after a fault).
+    pub async fn outboxes_drained(&self) {
+        self.eventually("every outbox drained", || async {
+            let left: i64 = sqlx::query_scalar(
+                "select (select count(*) from auth.outbox where published_at is null)
+                      + (select count(*) from stock.outbox where published_at is null)
+                      + (select count(*) from sales.outbox where published_at is null)
+                      + (select count(*) from mailer.outbox where published_at is null)",
+            )
+            .fetch_one(&self.db)
+            .await
+            .ok()?;
+            (left == 0).then_some(())
+        })
+        .await;
     }
 }
 

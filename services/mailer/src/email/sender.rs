@@ -1,6 +1,6 @@
-//! The sender: claims due queued e-mails (`for update skip locked`, so several mailer
-//! instances share the work), sends them concurrently over the pooled transport, and
-//! records each outcome in the same transaction. A temporary failure backs off
+//! The sender: claims due queued e-mails with a lease (`for update skip locked`, so several
+//! mailer instances share the work), sends them concurrently over the pooled transport, and
+//! records each outcome as soon as it is known. A temporary failure backs off
 //! exponentially; the last attempt, a permanent refusal or an unusable address marks the
 //! e-mail failed and announces `mailer.email.failed` through the outbox.
 
@@ -31,6 +31,10 @@ struct Due {
     request_id: Option<String>,
     traceparent: Option<String>,
 }
+
+/// How long a claimed e-mail is the claiming sender's: longer than any one SMTP exchange
+/// (sends are cut off at half of it), so two senders never hold it at once.
+const LEASE: Duration = Duration::from_secs(60);
 
 enum Outcome {
     Sent(String),
@@ -90,22 +94,30 @@ impl Sender {
         next_due_in(&self.pool).await
     }
 
-    /// One batch; returns how many e-mails it settled.
+    /// One batch; returns how many e-mails it settled. The batch is claimed with a lease
+    /// (its next attempt moves past `LEASE`, committed at once), then each e-mail is sent and
+    /// its outcome recorded on its own as soon as it is known: a mailer killed mid-batch
+    /// leaves only the e-mails whose outcome was not yet recorded, and they fall due again
+    /// when the lease ends (another instance may take them then). A duplicate needs the
+    /// process to die between the SMTP server's acceptance and that one update; it then
+    /// carries the same Message-ID (`<email_id@cashvio.mailer>`), which mail stores collapse.
     pub async fn send_batch(&self) -> anyhow::Result<usize> {
-        let mut tx = self.pool.begin().await?;
         let due: Vec<Due> = sqlx::query_as(
-            "select email_id, recipient, template, subject, html_body, text_body, attempts, shop_id, request_id, traceparent
-               from emails
-              where status = 'queued' and next_attempt_at <= now()
-              order by next_attempt_at
-              limit $1
-                for update skip locked",
+            "update emails e set next_attempt_at = now() + make_interval(secs => $2)
+               from (select email_id from emails
+                      where status = 'queued' and next_attempt_at <= now()
+                      order by next_attempt_at
+                      limit $1
+                        for update skip locked) c
+              where e.email_id = c.email_id
+             returning e.email_id, e.recipient, e.template, e.subject, e.html_body, e.text_body, e.attempts,
+                       e.shop_id, e.request_id, e.traceparent",
         )
         .bind(self.config.batch_size)
-        .fetch_all(&mut *tx)
+        .bind(LEASE.as_secs_f64())
+        .fetch_all(&self.pool)
         .await?;
         if due.is_empty() {
-            tx.commit().await?;
             return Ok(0);
         }
         let ids: Vec<Uuid> = due.iter().map(|d| d.email_id).collect();
@@ -113,69 +125,81 @@ impl Sender {
             "select email_id, filename, content_type, content from email_attachments where email_id = any($1)",
         )
         .bind(&ids)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
-
         let sends = due.iter().map(|d| {
             let files: Vec<(String, String, Vec<u8>)> = attachments
                 .iter()
                 .filter(|a| a.0 == d.email_id)
                 .map(|a| (a.1.clone(), a.2.clone(), a.3.clone()))
                 .collect();
-            self.send_one(d, files)
-        });
-        let outcomes = futures::future::join_all(sends).await;
-
-        for (d, outcome) in due.iter().zip(outcomes) {
-            let attempts = d.attempts + 1;
-            match outcome {
-                Outcome::Sent(provider_id) => {
-                    sqlx::query(
-                        "update emails set status = 'sent', attempts = $2, sent_at = now(), last_error = null,
-                                provider_message_id = $3,
-                                html_body = case when sensitive then null else html_body end,
-                                text_body = case when sensitive then null else text_body end
-                          where email_id = $1",
-                    )
-                    .bind(d.email_id)
-                    .bind(attempts)
-                    .bind(provider_id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Outcome::Retry(error) if attempts < self.config.max_attempts => {
-                    let delay = self.backoff(attempts);
-                    tracing::warn!(email_id = %d.email_id, attempts, %error, retry_in_ms = delay.as_millis(), "send failed; will retry");
-                    sqlx::query(
-                        "update emails set attempts = $2, last_error = $3,
-                                next_attempt_at = now() + make_interval(secs => $4)
-                          where email_id = $1",
-                    )
-                    .bind(d.email_id)
-                    .bind(attempts)
-                    .bind(&error)
-                    .bind(delay.as_secs_f64())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Outcome::Retry(error) | Outcome::Failed(error) => {
-                    tracing::error!(email_id = %d.email_id, attempts, %error, "e-mail failed for good");
-                    mark_failed(&mut tx, d.email_id, attempts, &error).await?;
-                    let meta = MessageMeta { request_id: d.request_id.clone(), traceparent: d.traceparent.clone() };
-                    let failure = Failure {
-                        email_id: d.email_id,
-                        template: &d.template,
-                        recipient: &d.recipient,
-                        attempts,
-                        error: &error,
-                        shop_id: d.shop_id,
-                    };
-                    announce_failure(&mut tx, &failure, &meta).await?;
+            async move {
+                // Within the lease, so no other sender takes it while this one still tries.
+                let outcome = match tokio::time::timeout(LEASE / 2, self.send_one(d, files)).await {
+                    Ok(o) => o,
+                    Err(_) => Outcome::Retry("the SMTP exchange took longer than the lease allows".into()),
+                };
+                if let Err(e) = self.record(d, outcome).await {
+                    // Not lost: the e-mail falls due again when its lease ends.
+                    tracing::warn!(email_id = %d.email_id, error = %format!("{e:#}"), "could not record a send");
                 }
             }
-        }
-        tx.commit().await?;
+        });
+        futures::future::join_all(sends).await;
         Ok(due.len())
+    }
+
+    /// Records one e-mail's outcome at once (in its own transaction).
+    async fn record(&self, d: &Due, outcome: Outcome) -> anyhow::Result<()> {
+        let attempts = d.attempts + 1;
+        match outcome {
+            Outcome::Sent(provider_id) => {
+                sqlx::query(
+                    "update emails set status = 'sent', attempts = $2, sent_at = now(), last_error = null,
+                            provider_message_id = $3,
+                            html_body = case when sensitive then null else html_body end,
+                            text_body = case when sensitive then null else text_body end
+                      where email_id = $1",
+                )
+                .bind(d.email_id)
+                .bind(attempts)
+                .bind(provider_id)
+                .execute(&self.pool)
+                .await?;
+            }
+            Outcome::Retry(error) if attempts < self.config.max_attempts => {
+                let delay = self.backoff(attempts);
+                tracing::warn!(email_id = %d.email_id, attempts, %error, retry_in_ms = delay.as_millis(), "send failed; will retry");
+                sqlx::query(
+                    "update emails set attempts = $2, last_error = $3,
+                            next_attempt_at = now() + make_interval(secs => $4)
+                      where email_id = $1",
+                )
+                .bind(d.email_id)
+                .bind(attempts)
+                .bind(&error)
+                .bind(delay.as_secs_f64())
+                .execute(&self.pool)
+                .await?;
+            }
+            Outcome::Retry(error) | Outcome::Failed(error) => {
+                tracing::error!(email_id = %d.email_id, attempts, %error, "e-mail failed for good");
+                let mut tx = self.pool.begin().await?;
+                mark_failed(&mut tx, d.email_id, attempts, &error).await?;
+                let meta = MessageMeta { request_id: d.request_id.clone(), traceparent: d.traceparent.clone() };
+                let failure = Failure {
+                    email_id: d.email_id,
+                    template: &d.template,
+                    recipient: &d.recipient,
+                    attempts,
+                    error: &error,
+                    shop_id: d.shop_id,
+                };
+                announce_failure(&mut tx, &failure, &meta).await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
     }
 
     async fn send_one(&self, d: &Due, attachments: Vec<(String, String, Vec<u8>)>) -> Outcome {
