@@ -1,5 +1,5 @@
 //! Faults during a shop's day, each its own test: a service SIGKILLed mid-sale and restarted
-//! (each of the four), RabbitMQ restarted. Tills retry with the same Idempotency-Key, as the
+//! (each of the four), RabbitMQ restarted, the mail server away for a while. Tills retry with the same Idempotency-Key, as the
 //! first Cashvio's tills do when an answer is lost. Afterwards: no order lost or duplicated,
 //! no e-mail lost or sent twice, stock and money agree with the ledgers, every outbox drained.
 //!
@@ -108,35 +108,34 @@ async fn nothing_lost_or_doubled(stack: &Stack, shop: &Shop, email: &str, orders
 
     // Each receipt once: one e-mail per sale in the mailer, sent, and what reached the mail
     // server is that one message (a copy redelivered by a mailer killed between the server's
-    // acceptance and its own record would carry the same Message-ID, which mail stores
-    // collapse; the mailer's lease makes that window one UPDATE long). A mailer killed
-    // mid-batch resends the rest when their lease ends (60 s).
-    let numbers: Vec<String> = orders.iter().map(|o| format!("(#{})", o["sequence"])).collect();
-    let mails = stack
-        .eventually_within("every receipt e-mailed", Duration::from_secs(150), || async {
-            let mails = stack.mails(email).await;
-            let all = numbers
-                .iter()
-                .all(|n| mails.iter().any(|m| m["subject"].as_str().is_some_and(|s| s.ends_with(n.as_str()))));
-            all.then_some(mails)
+    // acceptance and its own record carries the same Message-ID, which mail stores collapse;
+    // the mailer's lease makes that window one UPDATE long). A mailer killed mid-batch sends
+    // the rest when their lease ends (60 s).
+    let n = i64::try_from(orders.len()).unwrap();
+    stack
+        .eventually_within("every receipt sent", Duration::from_secs(150), || async {
+            let (rows, sent): (i64, i64) = sqlx::query_as(
+                "select count(*), count(*) filter (where status = 'sent') from mailer.emails
+                  where recipient = $1 and template = 'receipt'",
+            )
+            .bind(email)
+            .fetch_one(&stack.db)
+            .await
+            .ok()?;
+            assert!(rows <= n, "more receipts than sales: {rows} for {n}");
+            (rows == n && sent == n).then_some(())
         })
         .await;
+    let mails = stack.mails(email).await;
     let mut per_order: BTreeMap<String, HashSet<String>> = BTreeMap::new();
     for m in &mails {
         let message_id = m["message_id"].as_str().unwrap_or_default().to_owned();
         per_order.entry(m["subject"].as_str().unwrap().to_owned()).or_default().insert(message_id);
     }
     assert!(per_order.values().all(|ids| ids.len() == 1), "a receipt sent as two messages: {per_order:?}");
-    assert_eq!(per_order.len(), orders.len(), "{per_order:?}");
-    let (rows, sent): (i64, i64) = sqlx::query_as(
-        "select count(*), count(*) filter (where status = 'sent') from mailer.emails
-          where recipient = $1 and template = 'receipt'",
-    )
-    .bind(email)
-    .fetch_one(&stack.db)
-    .await
-    .unwrap();
-    assert_eq!((rows, sent), (i64::try_from(orders.len()).unwrap(), i64::try_from(orders.len()).unwrap()));
+    let numbers: HashSet<String> = orders.iter().map(|o| format!("(#{})", o["sequence"])).collect();
+    let received: HashSet<String> = per_order.keys().filter_map(|s| s.rfind("(#").map(|i| s[i..].to_owned())).collect();
+    assert_eq!(received, numbers, "every sale's receipt reached the mail server");
 
     // The drawer: the float plus one 1500.00 per sale, in the shift's rows and its X report.
     let expected = Stack::expect(
@@ -194,5 +193,22 @@ async fn rabbitmq_restarted_mid_sale_loses_and_doubles_nothing() {
         assert!(restart.status.success(), "{}", String::from_utf8_lossy(&restart.stderr));
     };
     let orders = sales_through(&stack, &shop, &email, 8, fault).await;
+    nothing_lost_or_doubled(&stack, &shop, &email, &orders).await;
+}
+
+#[tokio::test]
+#[ignore = "stops the running stack's SMTP sink for a while (make up); run by stack/smoke.sh"]
+async fn the_mail_server_away_for_a_while_delays_receipts_but_loses_none() {
+    let stack = Stack::new().await;
+    let shop = shop_for_faults(&stack).await;
+    let email = format!("walkin-{}@example.com", unique());
+    // The sink keeps what it received in memory only: stop it before the first sale, so
+    // every receipt of these sales meets the outage and all of them reach the sink after it.
+    script(&["stack/standins.sh", "stop", "smtp"]).await;
+    let fault = async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        script(&["stack/standins.sh", "start", "smtp"]).await;
+    };
+    let orders = sales_through(&stack, &shop, &email, 4, fault).await;
     nothing_lost_or_doubled(&stack, &shop, &email, &orders).await;
 }
