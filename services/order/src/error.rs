@@ -107,6 +107,7 @@ impl From<Error> for Problem {
                 ),
                 WalletError::Conflict => Problem::conflict("WALLET_CONFLICT", w.to_string()),
                 WalletError::Busy => Problem::unavailable("WALLET_BUSY", w.to_string()),
+                WalletError::KeysUnavailable => Problem::unavailable("WALLET_UNAVAILABLE", w.to_string()),
                 WalletError::Overflow => unprocessable("AMOUNT_OUT_OF_RANGE", w.to_string()),
                 WalletError::Internal(err) => Problem::internal(&err),
             },

@@ -57,8 +57,17 @@ pub enum WalletError {
     Busy,
     #[error("amount overflows")]
     Overflow,
+    /// The shop's wallet key could not be had (KMS did not answer); nothing was changed.
+    #[error("wallets are unavailable for a moment (their keys could not be read); try again")]
+    KeysUnavailable,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+/// A shop's data key could not be had: logged here, answered as a retryable 503.
+fn keys_unavailable(e: anyhow::Error) -> WalletError {
+    tracing::warn!(error = %format!("{e:#}"), "wallet keys unavailable");
+    WalletError::KeysUnavailable
 }
 
 impl From<Tampered> for WalletError {
@@ -181,7 +190,7 @@ impl Wallets {
                 }
             }
         };
-        let key = self.keys.key(shop_id).await?;
+        let key = self.keys.key(shop_id).await.map_err(keys_unavailable)?;
         let mut turn = match actor.call(|reply| WalletMsg::Take(key, reply), Some(TURN_WAIT)).await {
             Ok(ractor::rpc::CallResult::Success(t)) => t,
             Ok(_) => return Err(WalletError::Busy),
@@ -211,7 +220,7 @@ impl Wallets {
     /// dues). Each state is opened under its own row's binding, so a row altered or moved by
     /// hand fails its check; the entry chain is not re-added here (a single wallet's read does).
     pub async fn balances(&self, shop_id: Uuid) -> Result<Vec<(Uuid, i64, i64)>, WalletError> {
-        let key = self.keys.key(shop_id).await?;
+        let key = self.keys.key(shop_id).await.map_err(keys_unavailable)?;
         let rows = sqlx::query!(
             "select wallet_id, customer_id, sealed, version from sales.wallets where shop_id = $1",
             shop_id
@@ -230,7 +239,7 @@ impl Wallets {
 
     /// Reads and checks a wallet (see the module docs).
     pub async fn load(&self, shop_id: Uuid, customer_id: Uuid) -> Result<Cached, WalletError> {
-        let key = self.keys.key(shop_id).await?;
+        let key = self.keys.key(shop_id).await.map_err(keys_unavailable)?;
         self.load_with(&key, shop_id, customer_id).await
     }
 
@@ -373,7 +382,7 @@ impl Wallets {
 
     /// A wallet's entries, opened (newest first): (entry id, kind, method, order, amount, points, when).
     pub async fn entries(&self, shop_id: Uuid, wallet_id: Uuid, limit: i64) -> Result<Vec<Entry>, WalletError> {
-        let key = self.keys.key(shop_id).await?;
+        let key = self.keys.key(shop_id).await.map_err(keys_unavailable)?;
         let rows = sqlx::query!(
             "select entry_id, version, kind, method, order_id, sealed, created_at from sales.wallet_entries
               where wallet_id = $1 order by version desc limit $2",

@@ -37,7 +37,14 @@ pub struct KmsConfig {
     pub cache_max_uses: u64,
 }
 
+/// How long one KMS call may take: a KMS that does not answer must not hold a checkout (or
+/// the wallet's turn) longer than a till waits; the wallet answers 503 and the till retries.
+const KMS_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const KMS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+const KMS_OPERATION_TIMEOUT: Duration = Duration::from_secs(6);
+
 pub fn client(config: &KmsConfig) -> aws_sdk_kms::Client {
+    use aws_sdk_kms::config::timeout::TimeoutConfig;
     use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
     let credentials = Credentials::new(
         config.access_key_id.expose(),
@@ -49,7 +56,14 @@ pub fn client(config: &KmsConfig) -> aws_sdk_kms::Client {
     let mut builder = aws_sdk_kms::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(config.region.clone()))
-        .credentials_provider(credentials);
+        .credentials_provider(credentials)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(KMS_CONNECT_TIMEOUT)
+                .operation_attempt_timeout(KMS_ATTEMPT_TIMEOUT)
+                .operation_timeout(KMS_OPERATION_TIMEOUT)
+                .build(),
+        );
     if let Some(endpoint) = &config.endpoint_url {
         builder = builder.endpoint_url(endpoint);
     }

@@ -61,6 +61,11 @@ pub fn kms_config() -> KmsConfig {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(kms_config()).await
+}
+
+/// The same with KMS reached as `kms` says (a test's stand-in in front of moto).
+pub async fn spawn_app_with(kms: KmsConfig) -> TestApp {
     let db = TestDb::new().await.expect("test database");
     let key = SigningKey::generate("test-key");
     let jwks = JwksServer::start(&[&key]).await;
@@ -73,7 +78,8 @@ pub async fn spawn_app() -> TestApp {
         writers: 2,
     };
     let (stock_url, stock_shutdown) = start_stock(stock_config.clone()).await;
-    let config = order_config(&db, &jwks, &stock_config);
+    let mut config = order_config(&db, &jwks, &stock_config);
+    config.kms = kms;
     let app = Application::build(config).await.expect("service builds");
     let base_url = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();

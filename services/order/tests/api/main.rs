@@ -5,6 +5,7 @@ mod cashflow;
 mod checkout;
 mod crash;
 mod helpers;
+mod kms;
 mod registers;
 mod returns;
 mod settings;
