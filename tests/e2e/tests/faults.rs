@@ -92,7 +92,7 @@ async fn nothing_lost_or_doubled(stack: &Stack, shop: &Shop, email: &str, orders
     let charger: Uuid = shop.charger.parse().unwrap();
     let sold = i32::try_from(orders.len()).unwrap();
     stack
-        .eventually("held stock of cut-off checkouts expires", || async {
+        .eventually_within("every sale's stock left and nothing is held", Duration::from_secs(150), || async {
             let (on_hand, reserved, ledger): (i32, i32, i64) = sqlx::query_as(
                 "select l.on_hand, l.reserved, (select coalesce(sum(on_hand_delta), 0)::int8 from stock.movements where product_id = $1)
                    from stock.levels l where l.product_id = $1",
@@ -102,8 +102,9 @@ async fn nothing_lost_or_doubled(stack: &Stack, shop: &Shop, email: &str, orders
             .await
             .ok()?;
             assert_eq!(i64::from(on_hand), ledger, "the level is its ledger");
-            assert_eq!(on_hand, 1000 - sold, "sold once each");
-            (reserved == 0).then_some(())
+            assert!(on_hand >= 1000 - sold, "more stock left than was sold: {on_hand}");
+            // A commit lost with a killed process is made by stock's consumer of the sale.
+            (reserved == 0 && on_hand == 1000 - sold).then_some(())
         })
         .await;
 

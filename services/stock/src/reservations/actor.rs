@@ -229,7 +229,7 @@ impl ProductActor {
             }
             Request::Expire { reservation_id } => {
                 mb.clocks.remove(&reservation_id);
-                if let Step::Apply(op) = mb.stock.release(reservation_id, true) {
+                if let Step::Apply(op) = mb.stock.expire(reservation_id, Utc::now()) {
                     let meta = mb.batch_meta.clone();
                     mb.queue(me, op, Waiting::Nobody, meta);
                 }
@@ -355,14 +355,18 @@ fn written(me: &ActorRef<Msg>, mb: &mut Mailbox, pending: Vec<(Op, Waiting)>) {
     let level = mb.stock.level();
     for (op, waiting) in pending {
         let lines = match op {
-            Op::Reserve { reservation_id, expires_at } => match mb.stock.holds.get_mut(&reservation_id) {
-                Some(h) => {
-                    h.persisted = true;
-                    mb.clocks.insert(reservation_id, clock(me, reservation_id, expires_at));
-                    h.lines.clone()
+            Op::Reserve { reservation_id, expires_at } | Op::Extend { reservation_id, expires_at } => {
+                match mb.stock.holds.get_mut(&reservation_id) {
+                    Some(h) => {
+                        h.persisted = true;
+                        if let Some(old) = mb.clocks.insert(reservation_id, clock(me, reservation_id, expires_at)) {
+                            old.abort();
+                        }
+                        h.lines.clone()
+                    }
+                    None => Vec::new(), // released within the same batch
                 }
-                None => Vec::new(), // released within the same batch
-            },
+            }
             _ => Vec::new(),
         };
         match waiting {

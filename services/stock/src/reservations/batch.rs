@@ -72,6 +72,8 @@ pub struct Batch {
     pub headers: Vec<(Uuid, DateTime<Utc>)>,
     /// Their lines of this product.
     pub lines: Vec<(Uuid, HeldLine)>,
+    /// Written reservations that live on to a later expiry: (reservation, expires at).
+    pub extended: Vec<(Uuid, DateTime<Utc>)>,
     pub movements: Vec<Movement>,
     /// Bulk level changes (zero for serialized products).
     pub on_hand_delta: i64,
@@ -109,6 +111,7 @@ pub async fn write(pool: &PgPool, batches: &[&Batch]) -> anyhow::Result<Vec<Uuid
         return Ok(taken);
     }
     write_units(&mut tx, batches).await?;
+    extend(&mut tx, batches).await?;
     settle(&mut tx, batches).await?;
     link_orders(&mut tx, batches).await?;
     for b in batches {
@@ -298,6 +301,25 @@ async fn settle(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result<()>
     .execute(&mut *tx)
     .await
     .context("settling reservation headers")?;
+    Ok(())
+}
+
+/// Moves the expiry of extended reservations (never earlier: several products may extend one).
+async fn extend(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result<()> {
+    let (ids, until): (Vec<Uuid>, Vec<DateTime<Utc>>) = batches.iter().flat_map(|b| b.extended.iter().copied()).unzip();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "update stock.reservations r set expires_at = greatest(r.expires_at, t.e)
+           from unnest($1::uuid[], $2::timestamptz[]) as t(r, e)
+          where r.reservation_id = any($1) and r.reservation_id = t.r and r.status = 'HELD'",
+        &ids,
+        &until
+    )
+    .execute(&mut *tx)
+    .await
+    .context("extending reservations")?;
     Ok(())
 }
 

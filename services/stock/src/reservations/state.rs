@@ -36,12 +36,39 @@ pub struct Hold {
 /// A change applied in memory and waiting for the next batch.
 #[derive(Debug, Clone)]
 pub enum Op {
-    Reserve { reservation_id: Uuid, expires_at: DateTime<Utc> },
-    Commit { reservation_id: Uuid, quantity: i64, items: Vec<Uuid>, order_id: Option<Uuid> },
-    Release { reservation_id: Uuid, quantity: i64, items: Vec<Uuid>, expired: bool },
-    Adjust { change: Adjustment },
-    ReturnUnit { item_id: Uuid, return_id: Uuid },
-    RemoveUnit { item_id: Uuid, reason: String, actor_id: Option<Uuid> },
+    Reserve {
+        reservation_id: Uuid,
+        expires_at: DateTime<Utc>,
+    },
+    /// A retried reservation asked for a later expiry: the written hold lives on to it.
+    Extend {
+        reservation_id: Uuid,
+        expires_at: DateTime<Utc>,
+    },
+    Commit {
+        reservation_id: Uuid,
+        quantity: i64,
+        items: Vec<Uuid>,
+        order_id: Option<Uuid>,
+    },
+    Release {
+        reservation_id: Uuid,
+        quantity: i64,
+        items: Vec<Uuid>,
+        expired: bool,
+    },
+    Adjust {
+        change: Adjustment,
+    },
+    ReturnUnit {
+        item_id: Uuid,
+        return_id: Uuid,
+    },
+    RemoveUnit {
+        item_id: Uuid,
+        reason: String,
+        actor_id: Option<Uuid>,
+    },
 }
 
 /// What a request comes to.
@@ -123,10 +150,18 @@ impl ProductStock {
         if shop_id != self.shop_id {
             return Step::Answer(Err(StockError::ProductNotFound(self.product_id)));
         }
-        if let Some(h) = self.holds.get(&reservation_id) {
-            // A retry of the same reservation: the same answer, no second hold.
-            let held = Held { currency: self.currency, lines: h.lines.clone() };
-            return Step::Answer(if h.persisted { Ok(held) } else { Err(StockError::Busy) });
+        if let Some(h) = self.holds.get_mut(&reservation_id) {
+            // A retry of the same reservation: the same lines, no second hold. It may come
+            // long after the first (a caller taking over an abandoned attempt): it extends the
+            // hold to its own expiry, so what it gets does not expire under it.
+            if !h.persisted {
+                return Step::Answer(Err(StockError::Busy));
+            }
+            if expires_at > h.expires_at {
+                h.expires_at = expires_at;
+                return Step::Apply(Op::Extend { reservation_id, expires_at });
+            }
+            return Step::Answer(Ok(Held { currency: self.currency, lines: h.lines.clone() }));
         }
         if let Some(s) = self.settled.get(&reservation_id) {
             let e = if *s == ReservationStatus::Committed {
@@ -281,6 +316,14 @@ impl ProductStock {
                 );
                 Step::Apply(Op::Release { reservation_id, quantity: h.quantity, items: h.items, expired })
             }
+        }
+    }
+
+    /// A hold's clock ran out: released, unless a retry extended it meanwhile.
+    pub fn expire(&mut self, reservation_id: Uuid, now: DateTime<Utc>) -> Step<()> {
+        match self.holds.get(&reservation_id) {
+            Some(h) if h.expires_at > now => Step::Answer(Ok(())),
+            _ => self.release(reservation_id, true),
         }
     }
 

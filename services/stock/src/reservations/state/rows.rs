@@ -46,6 +46,7 @@ impl ProductStock {
     fn add_to(&self, b: &mut Batch, op: &Op) {
         match op {
             Op::Reserve { reservation_id, expires_at } => self.add_reserve(b, *reservation_id, *expires_at),
+            Op::Extend { reservation_id, expires_at } => b.extended.push((*reservation_id, *expires_at)),
             Op::Commit { reservation_id, quantity, items, order_id } => {
                 b.settled.push((*reservation_id, ReservationStatus::Committed));
                 if let Some(o) = order_id {

@@ -91,15 +91,43 @@ fn a_bulk_reservation_holds_what_is_available_and_refuses_more() {
 #[test]
 fn a_retried_reservation_gets_the_same_lines_and_no_second_hold() {
     let mut p = bulk(5);
-    let a = Uuid::now_v7();
-    let _ = reserve(&mut p, a, 2);
-    assert!(matches!(reserve(&mut p, a, 2), Step::Answer(Err(StockError::Busy))), "still being written");
+    let (a, shop, until) = (Uuid::now_v7(), p.shop_id, Utc::now() + Duration::minutes(15));
+    let _ = p.reserve(shop, a, until, &want(2), Utc::now());
+    assert!(
+        matches!(p.reserve(shop, a, until, &want(2), Utc::now()), Step::Answer(Err(StockError::Busy))),
+        "still being written"
+    );
     written(&mut p);
-    match reserve(&mut p, a, 2) {
+    match p.reserve(shop, a, until, &want(2), Utc::now()) {
         Step::Answer(Ok(held)) => assert_eq!(held.lines.iter().map(|l| l.quantity).sum::<i64>(), 2),
         other => panic!("expected the same lines, got {other:?}"),
     }
     assert_eq!(p.reserved, 2);
+}
+
+/// A checkout taking over an abandoned attempt retries its reservation long after the first
+/// try: the hold must not expire under it (it did, once: a sale booked 5 ms after its hold
+/// expired, and its stock never left).
+#[test]
+fn a_late_retry_extends_the_hold_and_its_old_clock_does_not_release_it() {
+    let mut p = bulk(5);
+    let (a, shop, t0) = (Uuid::now_v7(), p.shop_id, Utc::now());
+    let _ = p.reserve(shop, a, t0 + Duration::seconds(120), &want(2), t0);
+    written(&mut p);
+    let later = t0 + Duration::seconds(119);
+    match p.reserve(shop, a, later + Duration::seconds(120), &want(2), later) {
+        Step::Apply(Op::Extend { expires_at, .. }) => assert_eq!(expires_at, later + Duration::seconds(120)),
+        other => panic!("expected the hold extended, got {other:?}"),
+    }
+    let rows = p
+        .batch(&[Op::Extend { reservation_id: a, expires_at: later + Duration::seconds(120) }], MessageMeta::default());
+    assert_eq!(rows.extended.len(), 1);
+    assert!(rows.movements.is_empty() && rows.reserved_delta == 0, "an extension moves no stock");
+    // The first clock fires at t0 + 120 s: the hold lives on.
+    assert!(matches!(p.expire(a, t0 + Duration::seconds(120)), Step::Answer(Ok(()))));
+    assert_eq!(p.reserved, 2);
+    assert!(matches!(p.expire(a, later + Duration::seconds(121)), Step::Apply(Op::Release { expired: true, .. })));
+    assert_eq!(p.reserved, 0);
 }
 
 #[test]
