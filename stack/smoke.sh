@@ -58,7 +58,7 @@ fi
 # 2,500-6,000 generated cases per service at 20 examples per operation; no 5xx, no answer
 # outside its own schema or status codes).
 if bash "$ROOT/stack/fuzz-api.sh" "${FUZZ_EXAMPLES:-20}" >"$LOGS/fuzz-api.log" 2>&1; then
-  echo "ok: schemathesis found nothing ($(grep -c ' passed$' "$LOGS/fuzz-api.log") services, log .stack/logs/fuzz-api.log)"
+  echo "ok: schemathesis found nothing (cases per service: $(grep -Eo '[0-9]+ generated' "$LOGS/fuzz-api.log" | cut -d' ' -f1 | paste -sd/ -); log .stack/logs/fuzz-api.log)"
 else
   tail -n 60 "$LOGS/fuzz-api.log"; echo "FAILED: schemathesis (.stack/logs/fuzz-api.log)"; failed=1
 fi
