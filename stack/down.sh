@@ -11,7 +11,11 @@ if pid_alive "$NGINX_RUNTIME_DIR/nginx.pid"; then
   for _ in $(seq 1 100); do pid_alive "$NGINX_RUNTIME_DIR/nginx.pid" || break; sleep 0.1; done
 fi
 for s in "${SERVICES[@]}"; do
-  stop_pidfile "$RUN/$s.pid" "$s"
+  for pidfile in "$RUN/$s.pid" "$RUN/$s"-*.pid; do
+    [[ -e "$pidfile" ]] || continue
+    name="${pidfile##*/}"
+    stop_pidfile "$pidfile" "${name%.pid}"
+  done
 done
 bash "$ROOT/stack/standins.sh" stop
 say "stack stopped"

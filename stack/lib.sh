@@ -31,6 +31,21 @@ load_config() {
   export NGINX_RUNTIME_DIR="${NGINX_RUNTIME_DIR:-$STACK/nginx}"
 }
 
+# Instances (issue 15): instance 0 of a service is NAME (pid file NAME.pid, log NAME.log,
+# the service's port); instance K > 0 is NAME-K on the service's port + 100*K.
+instance_name() { if (($2 == 0)); then echo "$1"; else echo "$1-$2"; fi; }
+instance_pidfile() { echo "$RUN/$(instance_name "$1" "$2").pid"; }
+instance_port() { local v="${1^^}_PORT"; echo $((${!v} + 100 * $2)); }
+# How many instances of NAME `make up` runs: NAME_INSTANCES, else INSTANCES, else 1. Stock's
+# instances share its shards (STOCK_SHARDS queues, one active consumer each: see
+# docs/ARCHITECTURE.md, "Several instances").
+instances_of() {
+  local v="${1^^}_INSTANCES"
+  local n="${!v:-${INSTANCES:-1}}"
+  [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "$v/INSTANCES must be a positive number, not '$n'"
+  echo "$n"
+}
+
 # pid_alive FILE: the pid in FILE runs.
 pid_alive() {
   [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null

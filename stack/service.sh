@@ -1,35 +1,40 @@
 #!/usr/bin/env bash
-# One service of the running stack (`make up`), without building:
+# One service instance of the running stack (`make up`), without building:
 #
-#   stack/service.sh start NAME   start it if it is not running; wait until it is ready
-#   stack/service.sh kill NAME    SIGKILL it (a crash, for the fault tests)
+#   stack/service.sh start NAME [K]   start instance K (default 0) if it is not running;
+#                                     wait until it is ready
+#   stack/service.sh kill NAME [K]    SIGKILL it (a crash, for the fault tests)
 #
-# NAME is auth, stock, order or mailer. up.sh starts every service through here.
+# NAME is auth, stock, order or mailer. Instance K listens on the service's port + 100*K
+# (see instance_port in lib.sh). up.sh starts every instance through here.
 set -euo pipefail
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 load_config
 mkdir -p "$RUN" "$LOGS"
-cmd="${1:-}" s="${2:-}"
-[[ " ${SERVICES[*]} " == *" $s "* ]] || die "usage: stack/service.sh start|kill auth|stock|order|mailer"
-pidfile="$RUN/$s.pid"
+cmd="${1:-}" s="${2:-}" k="${3:-0}"
+[[ " ${SERVICES[*]} " == *" $s "* && "$k" =~ ^[0-9]+$ ]] || die "usage: stack/service.sh start|kill auth|stock|order|mailer [instance]"
+pidfile="$(instance_pidfile "$s" "$k")"
+name="$(instance_name "$s" "$k")"
+port="$(instance_port "$s" "$k")"
 BIN="$ROOT/target/release"
 
 case "$cmd" in
   start)
     if pid_alive "$pidfile"; then
-      say "$s already running (pid $(cat "$pidfile"))"
+      say "$name already running (pid $(cat "$pidfile"))"
     else
-      LOG_FORMAT="${LOG_FORMAT:-json}" setsid nohup "$BIN/cashvio-$s" >>"$LOGS/$s.log" 2>&1 </dev/null &
+      port_var="${s^^}_PORT"
+      env "$port_var=$port" LOG_FORMAT="${LOG_FORMAT:-json}" \
+        setsid nohup "$BIN/cashvio-$s" >>"$LOGS/$name.log" 2>&1 </dev/null &
       echo $! >"$pidfile"
-      say "started $s (pid $!, log .stack/logs/$s.log)"
+      say "started $name (pid $!, port $port, log .stack/logs/$name.log)"
     fi
-    port_var="${s^^}_PORT"
     deadline=$((SECONDS + 90))
-    until curl -fs -o /dev/null "http://127.0.0.1:${!port_var}/ready" 2>/dev/null; do
+    until curl -fs -o /dev/null "http://127.0.0.1:$port/ready" 2>/dev/null; do
       if ((SECONDS > deadline)); then
-        say "$s is not ready; last log lines:"
-        tail -n 20 "$LOGS/$s.log" >&2 || true
+        say "$name is not ready; last log lines:"
+        tail -n 20 "$LOGS/$name.log" >&2 || true
         exit 1
       fi
       sleep 0.2
@@ -40,9 +45,9 @@ case "$cmd" in
       pid="$(cat "$pidfile")"
       kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid"
       while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
-      say "killed $s (pid $pid)"
+      say "killed $name (pid $pid)"
     fi
     rm -f "$pidfile"
     ;;
-  *) die "usage: stack/service.sh start|kill auth|stock|order|mailer" ;;
+  *) die "usage: stack/service.sh start|kill auth|stock|order|mailer [instance]" ;;
 esac

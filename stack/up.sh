@@ -4,6 +4,8 @@
 # release binaries, starts the stand-ins, the four services and nginx in the background,
 # and returns once every /ready answers through nginx. Running it twice is harmless: what
 # runs keeps running, and a service whose binary was rebuilt is restarted.
+# `INSTANCES=2 make up` runs two processes of each service (see instances_of in lib.sh)
+# behind nginx's upstreams.
 set -euo pipefail
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -23,12 +25,22 @@ say "migrating database"
 "$BIN/cashvio-admin" migrate
 
 for s in "${SERVICES[@]}"; do
-  pidfile="$RUN/$s.pid"
-  if pid_alive "$pidfile" && [[ "$BIN/cashvio-$s" -nt "$pidfile" ]]; then
-    say "$s was rebuilt; restarting it"
-    stop_pidfile "$pidfile" "$s"
-  fi
-  bash "$ROOT/stack/service.sh" start "$s"
+  n="$(instances_of "$s")"
+  export "${s^^}_INSTANCES=$n" # for render-nginx below
+  for ((k = 0; k < n; k++)); do
+    pidfile="$(instance_pidfile "$s" "$k")"
+    if pid_alive "$pidfile" && [[ "$BIN/cashvio-$s" -nt "$pidfile" ]]; then
+      say "$(instance_name "$s" "$k") was rebuilt; restarting it"
+      stop_pidfile "$pidfile" "$(instance_name "$s" "$k")"
+    fi
+    bash "$ROOT/stack/service.sh" start "$s" "$k"
+  done
+  # Instances past the count (an earlier `make up` asked for more) stop.
+  for pidfile in "$RUN/$s"-*.pid; do
+    [[ -e "$pidfile" ]] || continue
+    k="${pidfile##*-}" k="${k%.pid}"
+    if ((k >= n)); then stop_pidfile "$pidfile" "$s-$k"; fi
+  done
 done
 
 say "nginx"

@@ -16,6 +16,10 @@ pub struct Upstream {
     pub name: &'static str,
     pub host: String,
     pub port: u16,
+    /// Every instance's port: `port`, then `port + 100*k` for instance k (`{PREFIX}_INSTANCES`,
+    /// as `make up` runs them). One entry under compose, where scaled replicas share the
+    /// port on their own addresses and nginx resolves the service's name to all of them.
+    pub ports: Vec<u16>,
     pub body_limit: Option<&'static str>,
     pub stream_uploads: bool,
 }
@@ -55,10 +59,27 @@ impl NginxConfig {
         };
         let mut services = Vec::new();
         for (name, prefix, port, limit) in SERVICES {
+            let port: u16 = env.or(&format!("{prefix}_PORT"), *port)?;
+            let instances: u16 = env.or(&format!("{prefix}_INSTANCES"), 1)?;
+            if !(1..=20).contains(&instances) {
+                return Err(ConfigError::Invalid {
+                    var: format!("{prefix}_INSTANCES"),
+                    reason: "must be between 1 and 20".into(),
+                });
+            }
+            let ports = (0..instances)
+                .map(|k| {
+                    port.checked_add(100 * k).ok_or_else(|| ConfigError::Invalid {
+                        var: format!("{prefix}_PORT"),
+                        reason: format!("instance {k} would listen past port 65535"),
+                    })
+                })
+                .collect::<Result<Vec<u16>, _>>()?;
             services.push(Upstream {
                 name,
                 host: env.or(&format!("{prefix}_UPSTREAM_HOST"), "127.0.0.1".to_owned())?,
-                port: env.or(&format!("{prefix}_PORT"), *port)?,
+                port,
+                ports,
                 body_limit: *limit,
                 stream_uploads: limit.is_some(),
             });

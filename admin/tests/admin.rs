@@ -99,7 +99,8 @@ fn nginx_template_renders_into_a_config_nginx_accepts() {
         "limit_req zone=auth_login",
         "application/problem+json",
         "listen 127.0.0.1:8000;",
-        "server 127.0.0.1:3010;",
+        "server 127.0.0.1:3010 max_fails=2 fail_timeout=5s;",
+        "proxy_next_upstream error timeout http_502;",
     ] {
         assert!(conf.contains(needle), "rendered config lacks {needle:?}");
     }
@@ -113,6 +114,24 @@ fn nginx_template_renders_into_a_config_nginx_accepts() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "nginx -t refused the rendered config:\n{stderr}\n{conf}");
     assert!(stderr.contains("test is successful"), "{stderr}");
+}
+
+#[test]
+fn several_instances_become_one_upstream_each() {
+    let dir = std::env::temp_dir().join(testkit::unique("nginx"));
+    std::fs::create_dir_all(&dir).unwrap();
+    // This test runs in a process of its own (nextest): the variables are its alone.
+    std::env::set_var("ORDER_INSTANCES", "3");
+    let conf = render_for_test(&dir);
+    let order = conf.split("upstream order {").nth(1).and_then(|u| u.split('}').next()).unwrap();
+    for port in [3003, 3103, 3203] {
+        assert!(order.contains(&format!("server 127.0.0.1:{port} max_fails=2")), "{order}");
+    }
+    let auth = conf.split("upstream auth {").nth(1).and_then(|u| u.split('}').next()).unwrap();
+    assert_eq!(auth.matches("server ").count(), 1, "{auth}");
+    std::env::set_var("ORDER_INSTANCES", "0");
+    let refused = NginxConfig::from_env(&Env::process_only()).unwrap_err().to_string();
+    assert!(refused.contains("ORDER_INSTANCES"), "{refused}");
 }
 
 fn env_example_keys() -> BTreeSet<String> {
@@ -203,7 +222,7 @@ fn compose_agrees_with_the_nginx_template_and_env_example() {
 
     // And the template really uses the names compose feeds it.
     let template = cashvio_admin::nginx::TEMPLATE;
-    assert!(template.contains("{{ s.host }}:{{ s.port }}"), "template renders upstream host and port");
+    assert!(template.contains("{{ s.host }}:{{ port }}"), "template renders upstream host and ports");
 }
 
 #[tokio::test]

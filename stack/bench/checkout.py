@@ -34,7 +34,14 @@ ORDER_METRICS = f"http://127.0.0.1:{os.environ.get('ORDER_PORT', '3003')}/metric
 DB = os.environ.get("BENCH_DATABASE", "cashvio")
 SECONDS = int(os.environ.get("BENCH_SECONDS", "30"))
 WARMUP = int(os.environ.get("BENCH_WARMUP_SECONDS", "5"))
-CELLS = [int(c) for c in os.environ.get("BENCH_CONNECTIONS", "1 64 1000").split()]
+# Cells: connections, or connections/think-ms (each connection pauses that long on average
+# before each checkout, as a till does between sales; see common.lua). "1000/10000" is a
+# thousand tills each selling about every ten seconds.
+CELLS = [tuple(int(x) for x in (cell + "/0").split("/")[:2])
+         for cell in os.environ.get("BENCH_CONNECTIONS", "1 64 1000 1000/10000").split()]
+# Reservation cells (connections; empty for none): POST /stock/reservations of three
+# products, straight at stock, after the checkout cells.
+RESERVE = [int(c) for c in os.environ.get("BENCH_RESERVE", "64").split()]
 SHOPS = int(os.environ.get("BENCH_SHOPS", "20"))
 PRODUCTS = int(os.environ.get("BENCH_PRODUCTS", "100"))  # per shop
 CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", "100"))  # per shop
@@ -132,16 +139,28 @@ def seed(email):
     return catalog
 
 
-def lua_script(path, token, catalog):
-    quoted = lambda xs: ",".join(f'"{x}"' for x in xs)
-    with open(os.path.join(HERE, "checkout.lua")) as f:
-        template = f.read()
+def wrk_script(path, template, preamble, think_ms=0):
+    """A wrk script: the driver's variables, the template, then common.lua (think time, RESULT)."""
+    parts = [f"think_ms = {think_ms}\n", preamble]
+    for name in (template, "common.lua"):
+        with open(os.path.join(HERE, name)) as f:
+            parts.append(f.read())
     with open(path, "w") as f:
-        f.write(f'token = "{token}"\nrun = "{uuid.uuid4().hex[:8]}"\nshops = {{\n')
-        for shop, c in catalog.items():
-            f.write(f'  {{id = "{shop}", products = {{{quoted(c["products"])}}}, customers = {{{quoted(c["customers"])}}}}},\n')
-        f.write("}\n")
-        f.write(template)
+        f.write("\n".join(parts))
+
+
+def lua_script(path, token, catalog, think_ms=0, template="checkout.lua"):
+    quoted = lambda xs: ",".join(f'"{x}"' for x in xs)
+    lines = [f'token = "{token}"', f'run = "{uuid.uuid4().hex[:8]}"', "shops = {"]
+    for shop, c in catalog.items():
+        lines.append(f'  {{id = "{shop}", products = {{{quoted(c["products"])}}}, customers = {{{quoted(c["customers"])}}}}},')
+    lines.append("}")
+    wrk_script(path, template, "\n".join(lines) + "\n", think_ms)
+
+
+def reservations(shops):
+    ids = ",".join(f"'{s}'" for s in shops)
+    return int(psql(f"select count(*) from stock.reservations where shop_id in ({ids})")[0][0])
 
 
 def orders(shops):
@@ -204,9 +223,9 @@ def main():
     rows = []
     details = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for c in CELLS:
-            script = os.path.join(tmp, f"checkout{c}.lua")
-            lua_script(script, log_in(email), catalog)
+        for c, think in CELLS:
+            script = os.path.join(tmp, f"checkout{c}-{think}.lua")
+            lua_script(script, log_in(email), catalog, think)
             print(f"{c} connections: {WARMUP} s warm-up, {SECONDS} s measured", file=sys.stderr)
             # What autovacuum does in any real deployment (it is off on some development
             # machines, and the seeding and each cell add tens of thousands of rows at once):
@@ -220,11 +239,23 @@ def main():
             per_role, top = statements()
             booked = orders(shop) - before
             kms = kms_calls() - kms_before
-            r.update(connections=c, booked=booked, statements=per_role, kms=kms)
+            r.update(connections=c, think=think, booked=booked, statements=per_role, kms=kms)
             rows.append(r)
-            details[c] = top
-            tps, lat = pgbench(min(c, 64), min(SECONDS, 20))
+            details[(c, think)] = top
+            # Paced cells offer less than the stack can do: a ceiling beside them means nothing.
+            tps, lat = pgbench(min(c, 64), min(SECONDS, 20)) if not think else (None, None)
             r.update(pgbench_tps=tps, pgbench_latency_ms=lat)
+        held = []
+        for c in RESERVE:
+            script = os.path.join(tmp, f"reserve{c}.lua")
+            lua_script(script, log_in(email), catalog, 0, "reserve.lua")
+            print(f"reservations, {c} connections: {WARMUP} s warm-up, {SECONDS} s measured", file=sys.stderr)
+            psql("vacuum analyze")
+            wrk(c, WARMUP, script)
+            before = reservations(shop)
+            r = wrk(c, SECONDS, script)
+            r.update(connections=c, granted=reservations(shop) - before)
+            held.append(r)
     print("\n| connections | orders/s | p50 | p99 | p99.9 | errors | SQL statements per order (auth/stock/order/mailer) | KMS calls per order | pgbench same writes, 1 tx | ratio |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
@@ -233,16 +264,25 @@ def main():
         total = sum(per.values())
         split = "/".join(f"{per[k]:.1f}" for k in ROLES)
         rate = r["booked"] / r["seconds"]
-        print(f"| {r['connections']} | {rate:,.0f} | {r['p50'] / 1000:.1f} ms | {r['p99'] / 1000:.1f} ms "
+        label = f"{r['connections']:,}" + (f" (think {r['think'] / 1000:g} s)" if r["think"] else "")
+        ceiling = (f"{r['pgbench_tps']:,.0f} tx/s | {rate / r['pgbench_tps']:.0%}" if r["pgbench_tps"]
+                   else "paced, no ceiling | –")
+        print(f"| {label} | {rate:,.0f} | {r['p50'] / 1000:.1f} ms | {r['p99'] / 1000:.1f} ms "
               f"| {r['p999'] / 1000:.1f} ms | {r['errors']} | {total:.1f} ({split}) | {r['kms'] / n:.3f} "
-              f"| {r['pgbench_tps']:,.0f} tx/s | {rate / r['pgbench_tps']:.0%} |")
-    for c, top in details.items():
-        n = max(next(r["booked"] for r in rows if r["connections"] == c), 1)
-        print(f"\nstatements per order at {c} connections (busiest first):")
+              f"| {ceiling} |")
+    for (c, think), top in details.items():
+        n = max(next(r["booked"] for r in rows if (r["connections"], r["think"]) == (c, think)), 1)
+        print(f"\nstatements per order at {c} connections, think {think} ms (busiest first):")
         for role, calls, q in top:
             per = int(calls) / n
             if per >= 0.05:
                 print(f"  {per:6.2f}  {role:15} {q}")
+    if held:
+        print("\n| reservations: connections | reserved/s (3 lines each) | p50 | p99 | p99.9 | errors |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for r in held:
+            print(f"| {r['connections']:,} | {r['granted'] / r['seconds']:,.0f} | {r['p50'] / 1000:.1f} ms "
+                  f"| {r['p99'] / 1000:.1f} ms | {r['p999'] / 1000:.1f} ms | {r['errors']} |")
 
 
 if __name__ == "__main__":

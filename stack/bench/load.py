@@ -3,8 +3,8 @@
 (`GET /stock/products?search=<barcode>`), complete checkouts (three lines, wallet and cash,
 see checkout.py) and stock and report reads (`/stock/levels`, `/order/shop-balance`), as three
 wrk processes at once with 70% / 20% / 10% of the connections. Prints, per kind, requests/s,
-p50/p99/p999 and errors, and each service process's RSS idle before the run and its peak
-(VmHWM) after. Run through `bash stack/bench-load.sh`.
+p50/p99/p999 and errors, and each service process's RSS before the run (idle on a freshly
+started stack) and its peak (VmHWM) after. BENCH_THINK_MS: one pass per think time. Run through `bash stack/bench-load.sh`.
 """
 
 import json
@@ -20,6 +20,8 @@ import checkout as c  # noqa: E402  (the same stack helpers: sign-up, seeding, t
 
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "1000"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "60"))
+# One pass per think time (ms, mean per connection; 0 = back to back), each its own table.
+THINK_MS = [int(t) for t in os.environ.get("BENCH_THINK_MS", "0 3000").split()]
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SERVICES = ("auth", "stock", "order", "mailer")
 
@@ -35,14 +37,9 @@ def rss(service):
     return kib("VmRSS") / 1024, kib("VmHWM") / 1024
 
 
-def get_script(path, token, paths):
-    with open(os.path.join(c.HERE, "till_get.lua")) as f:
-        template = f.read()
-    with open(path, "w") as f:
-        f.write(f'token = "{token}"\npaths = {{\n')
-        for p in paths:
-            f.write(f'  "{p}",\n')
-        f.write("}\n" + template)
+def get_script(path, token, paths, think_ms):
+    quoted = "".join(f'  "{p}",\n' for p in paths)
+    c.wrk_script(path, "till_get.lua", f'token = "{token}"\npaths = {{\n{quoted}}}\n', think_ms)
 
 
 def start_wrk(connections, seconds, script, url):
@@ -75,29 +72,33 @@ def main():
             lookups.append(f"/stock/products?shopId={shop}&search={code}")
         reads.append(f"/stock/levels?shopId={shop}&limit=20")
         reads.append(f"/order/shop-balance/{shop}")
-    tmp = tempfile.mkdtemp()
-    checkout_lua, lookup_lua, read_lua = (os.path.join(tmp, n) for n in ("checkout.lua", "lookup.lua", "read.lua"))
-    c.lua_script(checkout_lua, token, catalog)
-    get_script(lookup_lua, token, lookups)
-    get_script(read_lua, token, reads)
     split = {"look-ups": int(CONNECTIONS * 0.7), "checkouts": int(CONNECTIONS * 0.2)}
     split["reads"] = CONNECTIONS - split["look-ups"] - split["checkouts"]
-    plan = [("look-ups", lookup_lua, c.BASE + "/stock/products"), ("checkouts", checkout_lua, c.BASE + "/order/orders"),
-            ("reads", read_lua, c.BASE + "/stock/levels")]
-    # Warm-up, then the measured run, all three kinds at once.
-    for seconds, measured in ((5, False), (SECONDS, True)):
-        procs = [(kind, start_wrk(split[kind], seconds, script, url)) for kind, script, url in plan]
-        results = [(kind, result(p)) for kind, p in procs]
+    tmp = tempfile.mkdtemp()
+    for think in THINK_MS:
+        checkout_lua, lookup_lua, read_lua = (os.path.join(tmp, f"{n}-{think}.lua") for n in ("checkout", "lookup", "read"))
+        c.lua_script(checkout_lua, token, catalog, think)
+        get_script(lookup_lua, token, lookups, think)
+        get_script(read_lua, token, reads, think)
+        plan = [("look-ups", lookup_lua, c.BASE + "/stock/products"),
+                ("checkouts", checkout_lua, c.BASE + "/order/orders"),
+                ("reads", read_lua, c.BASE + "/stock/levels")]
+        # Warm-up, then the measured run, all three kinds at once.
+        for seconds, measured in ((5, False), (SECONDS, True)):
+            procs = [(kind, start_wrk(split[kind], seconds, script, url)) for kind, script, url in plan]
+            results = [(kind, result(p)) for kind, p in procs]
+        pace = f"think time {think / 1000:g} s (exponential) per connection" if think else "back to back (closed loop)"
+        print(f"\ntill mix through nginx, {CONNECTIONS} connections "
+              f"({split['look-ups']}/{split['checkouts']}/{split['reads']}), {pace}, {SECONDS} s\n")
+        print("| kind | connections | requests/s | p50 | p99 | p99.9 | errors |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for kind, r in results:
+            ms = lambda us: f"{us / 1000:.1f} ms"
+            print(f"| {kind} | {split[kind]} | {r['requests'] / r['seconds']:,.0f} | {ms(r['p50'])} | {ms(r['p99'])} "
+                  f"| {ms(r['p999'])} | {r['errors']} |")
     peak = {s: rss(s)[1] for s in SERVICES}
-    print(f"\ntill mix through nginx, {CONNECTIONS} connections ({split['look-ups']}/{split['checkouts']}/{split['reads']}), {SECONDS} s\n")
-    print("| kind | connections | requests/s | p50 | p99 | p99.9 | errors |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    total = 0
-    for kind, r in results:
-        total += r["requests"]
-        ms = lambda us: f"{us / 1000:.1f} ms"
-        print(f"| {kind} | {split[kind]} | {r['requests'] / r['seconds']:,.0f} | {ms(r['p50'])} | {ms(r['p99'])} | {ms(r['p999'])} | {r['errors']} |")
-    print("\n| service | idle RSS | peak RSS |")
+    # "Before": idle only when the stack was freshly started (`make down && make up`).
+    print("\n| service | RSS before the run | peak RSS |")
     print("| --- | --- | --- |")
     for s in SERVICES:
         print(f"| {s} | {idle[s]:.1f} MiB | {peak[s]:.1f} MiB |")

@@ -8,11 +8,3 @@ function request()
   local headers = { ["authorization"] = "Bearer " .. token }
   return wrk.format("GET", paths[math.random(#paths)], headers, nil)
 end
-
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'RESULT {"seconds":%.3f,"requests":%d,"errors":%d,"p50":%d,"p99":%d,"p999":%d,"max":%d}\n',
-    summary.duration / 1e6, summary.requests, e.connect + e.read + e.write + e.status + e.timeout,
-    latency:percentile(50), latency:percentile(99), latency:percentile(99.9), latency.max))
-end

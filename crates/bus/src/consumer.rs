@@ -1,5 +1,6 @@
 //! The consumer: each message is handled inside a database transaction that also inserts
-//! its id into the service's `inbox`; the message is acked only after that commit. A
+//! its id into the service's `inbox` (messages that arrive together share one transaction);
+//! the message is acked only after that commit. A
 //! redelivery (lost ack, broker restart, publisher retry) finds the inbox row and has no
 //! second effect. A failing message goes to `<queue>.retry`, comes back after the delay,
 //! and after `max_attempts` is moved to `<queue>.dlq` with the last error.
@@ -54,6 +55,15 @@ pub trait Handler: Send + Sync + 'static {
     fn wants(&self, _message: &Incoming) -> bool {
         true
     }
+
+    /// Whether applying the message twice has the effect of applying it once, judged from
+    /// the message alone (a commit or release by reservation id, a restock keyed by its
+    /// return). `true` runs the handler on a pooled connection without a transaction or an
+    /// inbox row: a redelivery applies it again, harmlessly, and the three statements the
+    /// inbox costs are saved on every sale.
+    fn idempotent(&self, _message: &Incoming) -> bool {
+        false
+    }
 }
 
 pub struct Consumer {
@@ -107,27 +117,105 @@ impl Consumer {
             .context("basic.consume")?;
         tracing::info!(queue = %self.spec.name, "consuming");
         let stopped = shutdown.clone();
+        // Whatever has arrived is taken together (up to the prefetch): see `process_ready`.
+        // Chunks run concurrently, so a slow one (a receipt rendered and uploaded) holds up
+        // nothing behind it; at low load every chunk is one message, as before batching.
         consumer
             .take_until(async move { stopped.cancelled().await })
-            .for_each_concurrent(usize::from(self.prefetch), |delivery| {
-                let ch = &ch;
-                async move {
-                    match delivery {
-                        Ok(d) => {
-                            if let Err(e) = self.process(ch, d).await {
-                                tracing::warn!(queue = %self.spec.name, error = %format!("{e:#}"), "delivery not settled");
-                            }
-                        }
-                        Err(e) => tracing::warn!(queue = %self.spec.name, error = %e, "consumer stream error"),
-                    }
-                }
-            })
+            .ready_chunks(usize::from(self.prefetch))
+            .for_each_concurrent(usize::from(self.prefetch), |ready| self.process_ready(&ch, ready))
             .await;
         if shutdown.is_cancelled() {
             let _ = ch.close(200, "shutdown").await;
             return Ok(());
         }
         Err(anyhow::anyhow!("consumer stream ended (connection or channel closed)"))
+    }
+
+    /// The deliveries that arrived together. Those that need the inbox are applied in one
+    /// transaction with one inbox statement (under load that is most of them, and the
+    /// transaction's BEGIN, inbox insert and COMMIT are paid once per handful of messages,
+    /// not once per message); if any of them fails, the transaction is rolled back and each
+    /// is applied on its own, as it would have been alone, so one bad message cannot hold up
+    /// or re-run the others. The rest (idempotent, unwanted or unreadable) are processed
+    /// one by one at the same time.
+    async fn process_ready(&self, ch: &lapin::Channel, ready: Vec<lapin::Result<lapin::message::Delivery>>) {
+        let mut together = Vec::new();
+        let mut alone = Vec::new();
+        for delivery in ready {
+            match delivery {
+                Err(e) => tracing::warn!(queue = %self.spec.name, error = %e, "consumer stream error"),
+                Ok(d) => match Incoming::from_delivery(&d, &self.spec.name) {
+                    Ok(msg) if self.handler.wants(&msg) && !self.handler.idempotent(&msg) => together.push((d, msg)),
+                    _ => alone.push(d),
+                },
+            }
+        }
+        let settle = |result: anyhow::Result<()>| {
+            if let Err(e) = result {
+                tracing::warn!(queue = %self.spec.name, error = %format!("{e:#}"), "delivery not settled");
+            }
+        };
+        let alone = futures::future::join_all(alone.into_iter().map(|d| async { settle(self.process(ch, d).await) }));
+        let together = async {
+            if together.len() > 1 {
+                let msgs: Vec<&Incoming> = together.iter().map(|(_, m)| m).collect();
+                match self.apply_together(&msgs).await {
+                    Ok(fresh) => {
+                        for ((d, _), fresh) in together.iter().zip(fresh) {
+                            if !fresh {
+                                tracing::info!(queue = %self.spec.name, "duplicate delivery ignored");
+                            }
+                            settle(d.acker.ack(BasicAckOptions::default()).await.context("ack"));
+                        }
+                        return;
+                    }
+                    Err(e) => tracing::info!(queue = %self.spec.name, error = %e, count = together.len(),
+                        "a message of a batch failed; applying each on its own"),
+                }
+            }
+            for (d, _) in together {
+                settle(self.process(ch, d).await);
+            }
+        };
+        futures::future::join(alone, together).await;
+    }
+
+    /// Applies `msgs` (all wanted, none idempotent) in one transaction with one inbox insert.
+    /// Answers, per message, whether it was new (`false`: already applied).
+    async fn apply_together(&self, msgs: &[&Incoming]) -> Result<Vec<bool>, HandlerError> {
+        // In id order, so two transactions inserting overlapping ids (redeliveries reaching
+        // two instances) take the index entries' locks in the same order.
+        let mut keys: Vec<(uuid::Uuid, &str)> = msgs.iter().map(|m| (m.message_id, m.message_type.as_str())).collect();
+        keys.sort_unstable();
+        let ids: Vec<uuid::Uuid> = keys.iter().map(|(id, _)| *id).collect();
+        let types: Vec<String> = keys.iter().map(|(_, t)| (*t).to_owned()).collect();
+        let mut tx = self.pool.begin().await?;
+        // Unqualified on purpose, as in `apply`.
+        let mut fresh: std::collections::HashSet<uuid::Uuid> = sqlx::query_scalar!(
+            "insert into inbox (message_id, message_type) select * from unnest($1::uuid[], $2::text[])
+             on conflict do nothing returning message_id",
+            &ids,
+            &types
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let mut answers = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            // `remove`: a message delivered twice in one batch is applied once.
+            let new = fresh.remove(&msg.message_id);
+            if new {
+                let span = tracing::info_span!("message", queue = %self.spec.name, message_id = %msg.message_id,
+                    message_type = %msg.message_type, attempt = msg.attempt,
+                    request_id = msg.meta.request_id.as_deref().unwrap_or("-"));
+                self.handler.handle(&mut tx, msg).instrument(span).await?;
+            }
+            answers.push(new);
+        }
+        tx.commit().await?;
+        Ok(answers)
     }
 
     async fn process(&self, ch: &lapin::Channel, d: lapin::message::Delivery) -> anyhow::Result<()> {
@@ -172,6 +260,11 @@ impl Consumer {
     /// message was already applied.
     async fn apply(&self, msg: &Incoming) -> Result<bool, HandlerError> {
         if !self.handler.wants(msg) {
+            return Ok(true);
+        }
+        if self.handler.idempotent(msg) {
+            let mut conn = self.pool.acquire().await?;
+            self.handler.handle(&mut conn, msg).await?;
             return Ok(true);
         }
         let mut tx = self.pool.begin().await?;

@@ -10,10 +10,10 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions};
-use lapin::types::{FieldTable, ShortString};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::BasicProperties;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{oneshot, Mutex};
+use tokio::sync::{oneshot, watch, Mutex};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -179,6 +179,15 @@ impl RpcClient {
     }
 }
 
+/// Turns a single-active consumer's activity off when dropped.
+struct Inactive<'a>(&'a watch::Sender<bool>);
+
+impl Drop for Inactive<'_> {
+    fn drop(&mut self) {
+        self.0.send_if_modified(|a| std::mem::replace(a, false));
+    }
+}
+
 /// The serving side of one request type family.
 #[async_trait::async_trait]
 pub trait RpcHandler: Send + Sync + 'static {
@@ -191,15 +200,27 @@ pub struct RpcServer {
     queue: String,
     prefetch: u16,
     handler: Arc<dyn RpcHandler>,
+    single_active: Option<watch::Sender<bool>>,
 }
 
 impl RpcServer {
     pub fn new(broker: Broker, queue: &str, handler: Arc<dyn RpcHandler>) -> Self {
-        Self { broker, queue: queue.to_owned(), prefetch: 64, handler }
+        Self { broker, queue: queue.to_owned(), prefetch: 64, handler, single_active: None }
     }
 
     pub fn prefetch(mut self, n: u16) -> Self {
         self.prefetch = n.max(1);
+        self
+    }
+
+    /// Serves the queue as RabbitMQ's single active consumer: of every process serving it,
+    /// exactly one receives at a time, and the broker hands the queue to the next when that
+    /// one's channel closes (its process died, its connection dropped). `active` tells this
+    /// process's part: true from the first delivery (only the active consumer gets any),
+    /// false as soon as this consumer ends. The broker does not announce activation itself,
+    /// so a consumer that became active but has received nothing yet still reads false.
+    pub fn single_active(mut self, active: watch::Sender<bool>) -> Self {
+        self.single_active = Some(active);
         self
     }
 
@@ -209,22 +230,36 @@ impl RpcServer {
 
     async fn serve(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
         let ch = self.broker.channel().await?;
-        ch.queue_declare(
-            &self.queue,
-            QueueDeclareOptions { durable: true, ..Default::default() },
-            FieldTable::default(),
-        )
-        .await
-        .context("declaring rpc queue")?;
+        let mut args = FieldTable::default();
+        if self.single_active.is_some() {
+            args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+        }
+        ch.queue_declare(&self.queue, QueueDeclareOptions { durable: true, ..Default::default() }, args)
+            .await
+            .context("declaring rpc queue")?;
         ch.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
         let consumer = ch.basic_consume(&self.queue, "", BasicConsumeOptions::default(), FieldTable::default()).await?;
+        // Whatever ends this consumer (an error, the stream, shutdown) ends its activity: at
+        // once, not after the requests in flight are answered (the broker may already be
+        // delivering to the next consumer), and for good when this function returns.
+        let _inactive_after = self.single_active.as_ref().map(Inactive);
+        let inactive = || {
+            if let Some(active) = &self.single_active {
+                active.send_if_modified(|a| std::mem::replace(a, false));
+            }
+        };
         let stopped = shutdown.clone();
         consumer
             .take_until(async move { stopped.cancelled().await })
+            .map(Some)
+            .chain(futures::stream::once(async { None }))
             .for_each_concurrent(usize::from(self.prefetch), |delivery| {
                 let ch = &ch;
                 async move {
-                    let Ok(d) = delivery else { return };
+                    let Some(Ok(d)) = delivery else { return inactive() };
+                    if let Some(active) = &self.single_active {
+                        active.send_if_modified(|a| !std::mem::replace(a, true));
+                    }
                     if let Err(e) = self.answer(ch, &d).await {
                         tracing::warn!(queue = %self.queue, error = %format!("{e:#}"), "rpc reply failed");
                     }

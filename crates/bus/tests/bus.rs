@@ -412,15 +412,7 @@ async fn an_always_failing_message_ends_in_the_dlq_after_the_configured_attempts
     let id = Uuid::now_v7();
     publish_raw(&c.broker, &c.exchange, id, 1).await;
 
-    let ch = c.broker.channel().await.unwrap();
-    let start = Instant::now();
-    let dead = loop {
-        if let Some(m) = ch.basic_get(&spec.dead_letter_queue(), BasicGetOptions { no_ack: true }).await.unwrap() {
-            break m;
-        }
-        assert!(start.elapsed() < Duration::from_secs(20), "message never reached the DLQ");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let dead = first_dead_letter(&c.broker, &spec, "message never reached the DLQ").await;
     tokio::time::sleep(Duration::from_millis(500)).await; // no further attempt may follow
     stop.cancel();
     task.await.unwrap();
@@ -436,6 +428,75 @@ async fn an_always_failing_message_ends_in_the_dlq_after_the_configured_attempts
         sqlx::query_scalar("select count(*) from stock.test_effects").fetch_one(&c.db.admin).await.unwrap();
     let inbox: i64 = sqlx::query_scalar("select count(*) from stock.inbox").fetch_one(&c.db.admin).await.unwrap();
     assert_eq!((effects, inbox), (0, 0), "failed attempts leave no effect and no inbox row");
+    delete_queues(&spec).await;
+}
+
+/// Records each message's effect, and refuses (after writing, so the write must roll back)
+/// the message with `n == 13`.
+struct RefusesThirteen;
+
+#[async_trait::async_trait]
+impl Handler for RefusesThirteen {
+    async fn handle(&self, conn: &mut PgConnection, msg: &Incoming) -> Result<(), HandlerError> {
+        let ping: Ping = msg.event()?;
+        sqlx::query("insert into test_effects (message_id, n) values ($1, $2)")
+            .bind(msg.message_id)
+            .bind(i32::try_from(ping.n).unwrap_or(-1))
+            .execute(conn)
+            .await?;
+        if ping.n == 13 {
+            return Err(HandlerError::Permanent(anyhow::anyhow!("thirteen is refused")));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn messages_that_arrive_together_share_a_transaction_and_a_bad_one_spoils_none() {
+    let c = ctx().await;
+    let spec = QueueSpec::new(testkit::unique("test_q"), &["test.#"]).with_queue_type("classic");
+    let consumer =
+        Consumer::new(c.pool.clone(), c.broker.clone(), &c.exchange, spec.clone(), Arc::new(RefusesThirteen));
+    consumer.declare().await.unwrap();
+    // Queued before the consumer starts: they arrive as fast as the prefetch lets them.
+    const N: u32 = 40;
+    for n in 0..N {
+        publish_raw(&c.broker, &c.exchange, Uuid::now_v7(), n).await;
+    }
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(consumer.run(stop.clone()));
+    let start = Instant::now();
+    let dead = first_dead_letter(&c.broker, &spec, "the refused message never reached the DLQ").await;
+    loop {
+        let done: i64 = sqlx::query_scalar("select count(*) from stock.inbox").fetch_one(&c.db.admin).await.unwrap();
+        if done == i64::from(N - 1) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "only {done} messages applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.cancel();
+    task.await.unwrap();
+
+    let (effects, distinct, thirteen, transactions): (i64, i64, i64, i64) = sqlx::query_as(
+        "select count(*), count(distinct message_id), count(*) filter (where n = 13), count(distinct xmin::text)
+           from stock.test_effects",
+    )
+    .fetch_one(&c.db.admin)
+    .await
+    .unwrap();
+    assert_eq!(
+        (effects, distinct, thirteen),
+        (i64::from(N - 1), i64::from(N - 1), 0),
+        "each good message once, the bad one never"
+    );
+    assert!(transactions < effects, "{effects} messages in {transactions} transactions: none shared");
+    let headers = dead.delivery.properties.headers().clone().unwrap_or_default();
+    match headers.inner().get("x-last-error") {
+        Some(AMQPValue::LongString(s)) => assert!(String::from_utf8_lossy(s.as_bytes()).contains("thirteen")),
+        other => panic!("x-last-error missing: {other:?}"),
+    }
     delete_queues(&spec).await;
 }
 
@@ -598,4 +659,18 @@ async fn a_v1_consumer_reads_an_event_with_a_field_it_does_not_know_and_refuses_
     let more = ch.basic_get(&spec.dead_letter_queue(), BasicGetOptions { no_ack: true }).await.unwrap();
     assert!(more.is_none(), "only the newer version was dead-lettered");
     delete_queues(&spec).await;
+}
+
+/// The first message in `spec`'s dead-letter queue, waited for (at most 20 s: `what` names
+/// the failure).
+async fn first_dead_letter(broker: &Broker, spec: &QueueSpec, what: &str) -> lapin::message::BasicGetMessage {
+    let ch = broker.channel().await.unwrap();
+    let start = Instant::now();
+    loop {
+        if let Some(m) = ch.basic_get(&spec.dead_letter_queue(), BasicGetOptions { no_ack: true }).await.unwrap() {
+            return m;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -34,6 +34,23 @@ pub trait Rpc: Serialize + DeserializeOwned + Send + Sync {
 pub mod routing {
     pub const EXCHANGE: &str = "cashvio.events";
     pub const STOCK_RPC_QUEUE: &str = "stock.rpc";
+    /// Stock's RPC shards by default (`STOCK_SHARDS`; stock and its callers must agree).
+    pub const STOCK_SHARDS: u16 = 8;
+
+    /// The shard a shop's stock lives in, of `shards` (at least 1). A shop's products share
+    /// one shard, so a multi-line reservation (always within one shop) is decided by one
+    /// owner. The low 64 bits of the id: random in UUIDv7 (the high ones are its time), and
+    /// the same in every process and language.
+    pub fn shard_of(shop: uuid::Uuid, shards: u16) -> u16 {
+        #[allow(clippy::cast_possible_truncation, reason = "below shards, a u16")]
+        let k = (shop.as_u128() as u64 % u64::from(shards.max(1))) as u16;
+        k
+    }
+
+    /// The RPC queue of shard `k` under `prefix` (`stock.rpc` → `stock.rpc.3`).
+    pub fn shard_queue(prefix: &str, k: u16) -> String {
+        format!("{prefix}.{k}")
+    }
 }
 
 pub mod auth;

@@ -117,6 +117,10 @@ pub struct CommitRequest {
     pub reservation_id: Uuid,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<Uuid>,
+    /// The reservation's shop: which stock shard the caller sent this to (see
+    /// `routing::shard_of`). Informational for the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shop_id: Option<Uuid>,
 }
 impl crate::Rpc for CommitRequest {
     const QUEUE: &'static str = crate::routing::STOCK_RPC_QUEUE;
@@ -129,6 +133,9 @@ impl crate::Rpc for CommitRequest {
 #[serde(rename_all = "camelCase")]
 pub struct ReleaseRequest {
     pub reservation_id: Uuid,
+    /// As in [`CommitRequest`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shop_id: Option<Uuid>,
 }
 impl crate::Rpc for ReleaseRequest {
     const QUEUE: &'static str = crate::routing::STOCK_RPC_QUEUE;

@@ -25,6 +25,14 @@ impl PageRequest {
     pub fn offset(&self) -> i64 {
         (self.page - 1) * self.limit
     }
+
+    /// The total, when a page of `rows` already tells it: a page that is not full and not
+    /// past the end is the last one (a barcode look-up, most filtered lists). `None` means
+    /// a count is needed.
+    pub fn total_from(&self, rows: usize) -> Option<i64> {
+        let rows = rows as i64;
+        (rows < self.limit && (rows > 0 || self.page == 1)).then(|| self.offset() + rows)
+    }
 }
 
 impl PageQuery {
@@ -83,6 +91,17 @@ impl<T> Page<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_that_is_not_full_tells_the_total() {
+        let page = |page, limit| PageRequest { page, limit };
+        assert_eq!(page(1, 20).total_from(1), Some(1));
+        assert_eq!(page(1, 20).total_from(0), Some(0));
+        assert_eq!(page(3, 20).total_from(5), Some(45));
+        // A full page may have more behind it; an empty later page may be past the end.
+        assert_eq!(page(1, 20).total_from(20), None);
+        assert_eq!(page(4, 20).total_from(0), None);
+    }
 
     #[test]
     fn defaults_and_bounds() {

@@ -145,6 +145,12 @@ impl<H: Handler> Handler for WithAccess<H> {
         BINDINGS.contains(&msg.message_type.as_str()) || self.inner.wants(msg)
     }
 
+    /// The access events go through the inbox (a membership's history must apply once and
+    /// in order); the wrapped handler's own events as it judges them.
+    fn idempotent(&self, msg: &Incoming) -> bool {
+        !BINDINGS.contains(&msg.message_type.as_str()) && self.inner.idempotent(msg)
+    }
+
     async fn handle(&self, conn: &mut PgConnection, msg: &Incoming) -> Result<(), HandlerError> {
         let changed = match msg.message_type.as_str() {
             ShopCreated::TYPE => {

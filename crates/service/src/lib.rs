@@ -136,6 +136,11 @@ impl ServiceBase {
         self.task(&format!("rpc {queue}"), move |stop| Box::pin(server.run(stop)));
     }
 
+    /// Runs `server` (a tuned one: single active consumer, prefetch) until shutdown.
+    pub fn serve_rpc_with(&mut self, server: RpcServer, queue: &str) {
+        self.task(&format!("rpc {queue}"), move |stop| Box::pin(server.run(stop)));
+    }
+
     /// Binds the HTTP listener (port 0 in tests) with the service's routes.
     pub async fn start(mut self, api: OpenApiRouter, body_limit: usize) -> anyhow::Result<Running> {
         if let Some((queue, _)) = &self.projection {

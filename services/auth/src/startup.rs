@@ -27,12 +27,15 @@ impl Application {
         keys.ensure_key().await.map_err(|e| e.context("preparing the signing key"))?;
         base.authorize_with(Arc::new(crate::access::AuthAccess { pool: base.pool.clone() }));
         base.consume(&config.queue, BINDINGS, CustomerProjection).await;
+        let limiter = Arc::new(RateLimiter::new(base.pool.clone(), config.limits.window));
+        let sweeper = limiter.clone();
+        base.task("rate-limit sweeper", move |stop| Box::pin(sweeper.sweep_until(stop)));
         let state = AppState {
             pool: base.pool.clone(),
             keys,
             tokens: config.tokens,
             app_url: config.app_url,
-            limiter: Arc::new(RateLimiter::new(config.limits.window)),
+            limiter,
             limits: config.limits,
             google: config.google.map(|g| Arc::new(crate::google::Google::new(g))),
         };

@@ -34,7 +34,7 @@ use crate::domain::types::{display_number, OrderStatus};
 use crate::error::Error;
 use crate::stock::{Stock, StockCallError};
 use crate::view::{self, OrderView};
-use crate::wallet::{Cached, Change, Owner, Wallets};
+use crate::wallet::{self, Cached, Change, Owner, PendingEntries, Seen, WalletError, Wallets};
 
 /// Reservation ids of orders: derived, so a retried reserve is the same reservation.
 const RESERVATION_NS: Uuid = Uuid::from_u128(0x8a4e_1f20_93c6_4d7b_b5e2_0c9a_7f31_d6e8);
@@ -106,6 +106,11 @@ impl Sales {
             return self.view(order_id).await?.ok_or_else(|| anyhow::anyhow!("order {order_id} vanished").into());
         }
         let shop = found.shop;
+        // The wallet row read with the shop is the named customer's; a walk-in's is not read.
+        let wallet_seen = match &checkout.customer {
+            CustomerRef::Id(_) => found.wallet,
+            CustomerRef::None | CustomerRef::WalkIn { .. } => Seen::Nothing,
+        };
         let currency: Currency = shop
             .currency
             .parse()
@@ -157,7 +162,7 @@ impl Sales {
                 Err(e) => {
                     if matches!(e, StockCallError::Unavailable(_)) {
                         // It may have been reserved after all: let it go now, not at its TTL.
-                        self.stock.release(booking.reservation_id, meta).await;
+                        self.stock.release(booking.reservation_id, shop.shop_id, meta).await;
                     }
                     return Err(e.into());
                 }
@@ -167,27 +172,47 @@ impl Sales {
         if !self.pause_after_reserve.is_zero() && reserved.is_some() {
             tokio::time::sleep(self.pause_after_reserve).await;
         }
-        // From here on, a failure releases what was reserved.
-        let outcome = self
-            .book(&shop, currency, cashier, &checkout, &amounts, customer.as_ref(), booking, reserved.as_ref(), meta)
-            .await;
+        // From here on, a failure releases what was reserved. A booking that lost its
+        // wallet's compare-and-set to another instance books again with the wallet read
+        // anew (its transaction rolled back whole: no number, no row).
+        let (shop_ref, checkout_ref, amounts_ref) = (&shop, &checkout, &amounts);
+        let (customer_ref, reserved_ref) = (customer.as_ref(), reserved.as_ref());
+        let outcome = wallet::until_its_turn(
+            |e: &Error| matches!(e, Error::Wallet(WalletError::Conflict)),
+            |first| {
+                let seen = if first { wallet_seen.clone() } else { Seen::Nothing };
+                self.book(
+                    shop_ref,
+                    currency,
+                    cashier,
+                    checkout_ref,
+                    amounts_ref,
+                    customer_ref,
+                    seen,
+                    booking,
+                    reserved_ref,
+                    meta,
+                )
+            },
+        )
+        .await;
         match outcome {
             Ok(view) => {
                 if reserved.is_some() && !checkout.draft {
-                    if let Err(e) = self.stock.commit(reservation_id, order_id, meta).await {
+                    if let Err(e) = self.stock.commit(reservation_id, shop.shop_id, order_id, meta).await {
                         // The completed event carries the reservation: stock commits it from there.
                         tracing::warn!(error = %e, "commit call failed; stock commits from the order event");
                     }
                 }
                 if checkout.draft && reserved.is_some() {
                     // A draft holds nothing: it was reserved only to be priced.
-                    self.stock.release(reservation_id, meta).await;
+                    self.stock.release(reservation_id, shop.shop_id, meta).await;
                 }
                 Ok(view)
             }
             Err(e) => {
                 if reserved.is_some() {
-                    self.stock.release(reservation_id, meta).await;
+                    self.stock.release(reservation_id, shop.shop_id, meta).await;
                 }
                 Err(e)
             }
@@ -203,6 +228,7 @@ impl Sales {
         checkout: &Checkout,
         amounts: &Amounts,
         customer: Option<&Customer>,
+        wallet_seen: Seen,
         booking: Booking,
         reserved: Option<&ReservationView>,
         meta: &MessageMeta,
@@ -244,7 +270,7 @@ impl Sales {
         // A named customer's wallet is this sale's to change until it is booked: its turn
         // is taken before the balance is read and handed back after the commit.
         let turn = match (customer, checkout.draft) {
-            (Some(c), false) => Some(self.wallets.turn(shop.shop_id, c.customer_id).await?),
+            (Some(c), false) => Some(self.wallets.turn_seen(shop.shop_id, c.customer_id, wallet_seen).await?),
             _ => None,
         };
         let wallet_before = turn.as_ref().map(|t| match &t.state {
@@ -348,29 +374,39 @@ impl Sales {
             Some(s) => new_ledger(&amounts.tenders, s, wallet_before, number)?,
             None => NewLedger::default(),
         };
-        orders::insert_details(&mut tx, order_id, &lines, &payments, &context, &ledger).await?;
-        let wallet_after = match wallet {
-            Some((after, entries)) => {
-                entries.insert(&mut tx, Some(order_id), Some(cashier.user_id)).await?;
-                Some(after)
+        let (wallet_after, entries) = match wallet {
+            Some((after, entries)) => (Some(after), entries),
+            None => (None, PendingEntries::default()),
+        };
+        let event = match &settlement {
+            Some(s) => {
+                let event = completed_event(
+                    shop,
+                    currency,
+                    booking,
+                    number,
+                    checkout,
+                    customer,
+                    reserved_lines,
+                    &priced,
+                    s,
+                    amounts,
+                );
+                Some(bus::OutboxRow::new(&event, meta)?)
             }
             None => None,
         };
-        if let Some(s) = &settlement {
-            let event = completed_event(
-                shop,
-                currency,
-                booking,
-                number,
-                checkout,
-                customer,
-                reserved_lines,
-                &priced,
-                s,
-                amounts,
-            );
-            bus::enqueue(&mut tx, &event, meta).await?;
-        }
+        orders::insert_details(
+            &mut tx,
+            order_id,
+            &lines,
+            &payments,
+            &context,
+            &ledger,
+            &entries.columns(),
+            event.as_ref(),
+        )
+        .await?;
         tx.commit().await?;
         if let (Some(t), Some(after)) = (turn, wallet_after) {
             t.finish(after);
@@ -448,7 +484,7 @@ impl Sales {
         };
         bus::enqueue(&mut tx, &event, meta).await?;
         tx.commit().await?;
-        self.stock.release(reservation_id, meta).await;
+        self.stock.release(reservation_id, shop_id, meta).await;
         self.view(order_id).await?.ok_or(Error::OrderNotFound)
     }
 

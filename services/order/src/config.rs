@@ -11,8 +11,10 @@ pub struct Config {
     pub common: CommonConfig,
     /// The order service's event queue (auth's shops, people and access events).
     pub queue: String,
-    /// Where stock answers reservations.
+    /// Where stock answers reservations: the prefix of its shard queues (`stock.rpc.<k>`).
     pub stock_rpc_queue: String,
+    /// How many shards stock's products are spread over (`STOCK_SHARDS`, as stock's).
+    pub stock_shards: u16,
     /// How long a checkout waits for stock before answering 503 (and releasing).
     pub stock_timeout: Duration,
     /// How long a checkout's reservation lives if the order service dies before booking it.
@@ -30,6 +32,7 @@ impl Config {
             common: CommonConfig::from_env(env, "order", "ORDER", 3003, "sales")?,
             queue: env.or("ORDER_QUEUE", "order.events".to_owned())?,
             stock_rpc_queue: env.or("STOCK_RPC_QUEUE", contracts::routing::STOCK_RPC_QUEUE.to_owned())?,
+            stock_shards: env.or("STOCK_SHARDS", contracts::routing::STOCK_SHARDS)?,
             stock_timeout: Duration::from_millis(env.or("ORDER_STOCK_TIMEOUT_MS", 5_000)?),
             stock_hold_seconds: env.or("ORDER_STOCK_HOLD_SECS", crate::stock::HOLD_SECONDS)?,
             test_pause_after_reserve: Duration::from_millis(env.or("ORDER_TEST_PAUSE_AFTER_RESERVE_MS", 0)?),

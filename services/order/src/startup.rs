@@ -25,7 +25,13 @@ impl Application {
         base.project_access(&config.queue);
         base.consume(&config.queue, BINDINGS, OrderEvents).await;
         let rpc = bus::RpcClient::new(base.broker.clone());
-        let stock = Stock::new(rpc, config.stock_rpc_queue, config.stock_timeout, config.stock_hold_seconds);
+        let stock = Stock::new(
+            rpc,
+            config.stock_rpc_queue,
+            config.stock_shards,
+            config.stock_timeout,
+            config.stock_hold_seconds,
+        );
         let kms_calls = base.metrics.counter("order_kms_calls", "Calls to KMS (data keys generated or unwrapped)");
         let keys = KeyRing::new(keys::client(&config.kms), &config.kms, base.pool.clone(), kms_calls);
         if config.kms.create_key {

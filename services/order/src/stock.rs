@@ -1,4 +1,5 @@
-//! The stock service, over `stock.rpc`: reserve every line or none (priced), commit, release.
+//! The stock service, over its shard queues (`stock.rpc.<k>`, the shop's shard: see
+//! `contracts::routing::shard_of`): reserve every line or none (priced), commit, release.
 //! Every call is bounded; a timeout means "not reserved", and the caller releases by
 //! reservation id (idempotent) before it answers.
 
@@ -15,7 +16,9 @@ pub const HOLD_SECONDS: u32 = 120;
 #[derive(Clone)]
 pub struct Stock {
     rpc: RpcClient,
+    /// The shard queues' prefix (`stock.rpc`).
     queue: String,
+    shards: u16,
     timeout: Duration,
     hold_seconds: u32,
 }
@@ -40,8 +43,13 @@ impl From<RpcError> for StockCallError {
 }
 
 impl Stock {
-    pub fn new(rpc: RpcClient, queue: String, timeout: Duration, hold_seconds: u32) -> Self {
-        Self { rpc, queue, timeout, hold_seconds: hold_seconds.max(1) }
+    pub fn new(rpc: RpcClient, queue: String, shards: u16, timeout: Duration, hold_seconds: u32) -> Self {
+        Self { rpc, queue, shards: shards.max(1), timeout, hold_seconds: hold_seconds.max(1) }
+    }
+
+    /// The queue of the shard that owns `shop`'s stock.
+    fn queue_of(&self, shop_id: Uuid) -> String {
+        contracts::routing::shard_queue(&self.queue, contracts::routing::shard_of(shop_id, self.shards))
     }
 
     #[tracing::instrument(skip_all, fields(reservation_id = %reservation_id))]
@@ -53,25 +61,26 @@ impl Stock {
         meta: &MessageMeta,
     ) -> Result<ReservationView, StockCallError> {
         let request = ReserveRequest { reservation_id, shop_id, lines, ttl_seconds: self.hold_seconds };
-        Ok(self.rpc.call_to(&self.queue, &request, meta, self.timeout).await?)
+        Ok(self.rpc.call_to(&self.queue_of(shop_id), &request, meta, self.timeout).await?)
     }
 
     #[tracing::instrument(skip_all, fields(reservation_id = %reservation_id))]
     pub async fn commit(
         &self,
         reservation_id: Uuid,
+        shop_id: Uuid,
         order_id: Uuid,
         meta: &MessageMeta,
     ) -> Result<ReservationView, StockCallError> {
-        let request = CommitRequest { reservation_id, order_id: Some(order_id) };
-        Ok(self.rpc.call_to(&self.queue, &request, meta, self.timeout).await?)
+        let request = CommitRequest { reservation_id, order_id: Some(order_id), shop_id: Some(shop_id) };
+        Ok(self.rpc.call_to(&self.queue_of(shop_id), &request, meta, self.timeout).await?)
     }
 
     /// Releases, logging (not returning) a failure: the reservation's TTL is the backstop.
     #[tracing::instrument(skip_all, fields(reservation_id = %reservation_id))]
-    pub async fn release(&self, reservation_id: Uuid, meta: &MessageMeta) {
-        let request = ReleaseRequest { reservation_id };
-        match self.rpc.call_to(&self.queue, &request, meta, self.timeout).await {
+    pub async fn release(&self, reservation_id: Uuid, shop_id: Uuid, meta: &MessageMeta) {
+        let request = ReleaseRequest { reservation_id, shop_id: Some(shop_id) };
+        match self.rpc.call_to(&self.queue_of(shop_id), &request, meta, self.timeout).await {
             Ok(_) => {}
             Err(RpcError::Fault(f)) if f.code == "RESERVATION_NOT_FOUND" || f.code == "RESERVATION_EXPIRED" => {}
             Err(e) => tracing::warn!(error = %e, "release failed; the reservation expires by its TTL"),

@@ -92,6 +92,19 @@ pub struct Change {
     pub points: i64,
 }
 
+/// What a caller read of a wallet's row before asking for its turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// Not read: the turn reads it.
+    Nothing,
+    /// Read: the customer has no wallet at the shop.
+    Absent,
+    Row {
+        version: i64,
+        sealed: Vec<u8>,
+    },
+}
+
 /// A wallet's turn: its state now; `finish` with the state after the change. Dropped
 /// without finishing (an error, a cancelled request), the actor forgets the state and the
 /// next change reads it again.
@@ -155,6 +168,35 @@ impl Actor for WalletActor {
     }
 }
 
+/// How many times a change that lost its wallet's compare-and-set is tried in all. Each
+/// loss means the other instance's change won (it is progress), so many losses in a row
+/// only happen under a crowd of changes of one wallet on both instances at once.
+pub const ATTEMPTS: u32 = 30;
+
+/// Runs `attempt` (told whether it is the first) again when it failed with a conflict on a
+/// wallet (`is_conflict`): another instance changed the wallet between this one's read and
+/// its write. Each instance's actor serialises its own changes, so a conflict is between
+/// instances only and the next attempt, behind this instance's queue, reads the wallet
+/// anew. After [`ATTEMPTS`] the conflict is answered (409 `WALLET_CONFLICT`).
+pub async fn until_its_turn<T, E, F: std::future::Future<Output = Result<T, E>>>(
+    is_conflict: impl Fn(&E) -> bool,
+    mut attempt: impl FnMut(bool) -> F,
+) -> Result<T, E> {
+    let mut n = 1;
+    loop {
+        match attempt(n == 1).await {
+            Err(e) if is_conflict(&e) && n < ATTEMPTS => {
+                tracing::debug!(attempt = n, "a wallet changed under this change elsewhere; again");
+                // Growing, capped and jittered, so the two instances' next tries drift apart.
+                let jitter = u64::from(Uuid::new_v4().as_bytes()[0] % 10);
+                tokio::time::sleep(Duration::from_millis(u64::from(n.min(10)) * 2 + jitter)).await;
+                n += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 /// The live actors, by (shop, customer).
 type ActorMap = HashMap<(Uuid, Uuid), ActorRef<WalletMsg>>;
 
@@ -179,6 +221,12 @@ impl Wallets {
 
     /// Waits for the wallet's turn (its state loaded and checked).
     pub async fn turn(&self, shop_id: Uuid, customer_id: Uuid) -> Result<Turn, WalletError> {
+        self.turn_seen(shop_id, customer_id, Seen::Nothing).await
+    }
+
+    /// [`Wallets::turn`] when the caller already read the wallet's row (in a read it makes
+    /// anyway, before the turn): that row is what the cache is checked against.
+    pub async fn turn_seen(&self, shop_id: Uuid, customer_id: Uuid, seen: Seen) -> Result<Turn, WalletError> {
         let actor = {
             let mut actors = self.actors.lock().await;
             match actors.get(&(shop_id, customer_id)) {
@@ -197,16 +245,24 @@ impl Wallets {
             Err(e) => return Err(anyhow::anyhow!("wallet actor: {e}").into()),
         };
         // The cached state is used only while the row is still the one it came from (another
-        // instance, or a hand on the database, may have changed it): one cheap read.
-        let current = sqlx::query!(
-            "select version, sealed from sales.wallets where shop_id = $1 and customer_id = $2",
-            shop_id,
-            customer_id
-        )
-        .fetch_optional(&self.pool)
-        .await?;
+        // instance, or a hand on the database, may have changed it): one cheap read, unless
+        // the caller made it. A row seen before the turn that a local change has moved on
+        // since only costs a reload; a change elsewhere after the read is refused by the
+        // write's compare-and-set, as it would be after this read.
+        let current = match seen {
+            Seen::Nothing => sqlx::query!(
+                "select version, sealed from sales.wallets where shop_id = $1 and customer_id = $2",
+                shop_id,
+                customer_id
+            )
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| (r.version, r.sealed)),
+            Seen::Absent => None,
+            Seen::Row { version, sealed } => Some((version, sealed)),
+        };
         let fresh = match (&turn.state, &current) {
-            (Cached::Present(s), Some(row)) => s.version == row.version && s.sealed == row.sealed,
+            (Cached::Present(s), Some((version, sealed))) => s.version == *version && s.sealed == *sealed,
             (Cached::Absent, None) => true,
             _ => false,
         };
@@ -244,24 +300,43 @@ impl Wallets {
     }
 
     async fn load_with(&self, key: &crypto::DataKey, shop_id: Uuid, customer_id: Uuid) -> Result<Cached, WalletError> {
-        let Some(row) = sqlx::query!(
-            "select wallet_id, sealed, version from sales.wallets where shop_id = $1 and customer_id = $2",
+        // The state and its entries in one statement, so in one snapshot: read apart, a
+        // change committed in between by another instance (whose writes this process's
+        // actor does not order) looks like an altered wallet.
+        let rows = sqlx::query!(
+            r#"select w.wallet_id, w.sealed, w.version, e.entry_id as "entry_id?", e.version as "entry_version?",
+                      e.sealed as "entry_sealed?"
+                 from sales.wallets w left join sales.wallet_entries e on e.wallet_id = w.wallet_id
+                where w.shop_id = $1 and w.customer_id = $2
+                order by e.version"#,
             shop_id,
             customer_id
         )
-        .fetch_optional(&self.pool)
-        .await?
-        else {
-            return Ok(Cached::Absent);
-        };
-        let binding = Binding { wallet_id: row.wallet_id, entry_id: Uuid::nil(), version: row.version };
-        let (balance, points) = crypto::open(key, binding, &row.sealed).inspect_err(|_| tamper_alarm(row.wallet_id))?;
-        let entries = sqlx::query!(
-            "select entry_id, version, sealed from sales.wallet_entries where wallet_id = $1 order by version",
-            row.wallet_id
-        )
         .fetch_all(&self.pool)
         .await?;
+        let Some(first) = rows.first() else {
+            return Ok(Cached::Absent);
+        };
+        struct Head {
+            wallet_id: Uuid,
+            version: i64,
+            sealed: Vec<u8>,
+        }
+        let row = Head { wallet_id: first.wallet_id, version: first.version, sealed: first.sealed.clone() };
+        let binding = Binding { wallet_id: row.wallet_id, entry_id: Uuid::nil(), version: row.version };
+        let (balance, points) = crypto::open(key, binding, &row.sealed).inspect_err(|_| tamper_alarm(row.wallet_id))?;
+        struct EntryRow {
+            entry_id: Uuid,
+            version: i64,
+            sealed: Vec<u8>,
+        }
+        let entries: Vec<EntryRow> = rows
+            .into_iter()
+            .filter_map(|r| match (r.entry_id, r.entry_version, r.entry_sealed) {
+                (Some(entry_id), Some(version), Some(sealed)) => Some(EntryRow { entry_id, version, sealed }),
+                _ => None,
+            })
+            .collect();
         let (mut sum, mut sum_points) = (0i64, 0i64);
         for (i, e) in entries.iter().enumerate() {
             let expected = i64::try_from(i).map_err(|_| WalletError::Overflow)? + 1;
@@ -421,7 +496,29 @@ pub struct PendingEntries {
     sealed: Vec<Vec<u8>>,
 }
 
+/// [`PendingEntries`] as the columns of one insert, for a statement that writes them along
+/// with other rows (the sale's details).
+pub struct EntryColumns<'a> {
+    pub wallet_id: Option<Uuid>,
+    pub ids: &'a [Uuid],
+    pub versions: &'a [i64],
+    pub kinds: &'a [String],
+    pub methods: &'a [Option<String>],
+    pub sealed: &'a [Vec<u8>],
+}
+
 impl PendingEntries {
+    pub fn columns(&self) -> EntryColumns<'_> {
+        EntryColumns {
+            wallet_id: (!self.ids.is_empty()).then_some(self.wallet_id),
+            ids: &self.ids,
+            versions: &self.versions,
+            kinds: &self.kinds,
+            methods: &self.methods,
+            sealed: &self.sealed,
+        }
+    }
+
     pub async fn insert(
         self,
         tx: &mut PgConnection,

@@ -9,8 +9,11 @@ pub struct Config {
     pub common: CommonConfig,
     /// The event queue (shop projection, order events).
     pub queue: String,
-    /// The RPC queue the order service reserves through.
+    /// The prefix of the RPC shard queues the order service reserves through
+    /// (`stock.rpc.<k>`).
     pub rpc_queue: String,
+    /// How many shards shops are spread over (`STOCK_SHARDS`; the order service must agree).
+    pub shards: u16,
     /// A product's actor stops after this long without messages or holds.
     pub actor_idle: Duration,
     /// How long a caller waits for an actor's answer.
@@ -25,6 +28,7 @@ impl Config {
             common: CommonConfig::from_env(env, "stock", "STOCK", 3002, "stock")?,
             queue: env.or("STOCK_QUEUE", "stock.events".to_owned())?,
             rpc_queue: env.or("STOCK_RPC_QUEUE", contracts::routing::STOCK_RPC_QUEUE.to_owned())?,
+            shards: env.or("STOCK_SHARDS", contracts::routing::STOCK_SHARDS)?,
             actor_idle: Duration::from_secs(env.or("STOCK_ACTOR_IDLE_SECS", 300)?),
             actor_call_timeout: Duration::from_millis(env.or("STOCK_ACTOR_TIMEOUT_MS", 10_000)?),
             writers: env.or("STOCK_WRITERS", 2)?,

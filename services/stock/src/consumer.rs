@@ -31,6 +31,13 @@ fn settled(r: Result<impl Sized, StockError>) -> Result<(), HandlerError> {
 
 #[async_trait::async_trait]
 impl Handler for StockEvents {
+    /// A sale's commit and a cancellation's release are idempotent by reservation id, a
+    /// restock by its return id (in the ledger): none needs the inbox. A shop's record is
+    /// an upsert, but an older copy redelivered after a newer one must not win: inbox.
+    fn idempotent(&self, msg: &Incoming) -> bool {
+        matches!(msg.message_type.as_str(), OrderCompleted::TYPE | OrderCancelled::TYPE | ReturnCompleted::TYPE)
+    }
+
     async fn handle(&self, conn: &mut PgConnection, msg: &Incoming) -> Result<(), HandlerError> {
         match msg.message_type.as_str() {
             ShopCreated::TYPE => {
@@ -49,6 +56,7 @@ impl Handler for StockEvents {
                 .bind(&e.shop.logo_url)
                 .execute(conn)
                 .await?;
+                crate::db::forget_currency(e.shop.id);
                 Ok(())
             }
             OrderCompleted::TYPE => {

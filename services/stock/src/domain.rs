@@ -51,7 +51,7 @@ pub const MAX_TTL_SECS: u32 = 24 * 3600;
 pub const MAX_QUANTITY: i64 = 100_000;
 
 /// What a line asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Wanted {
     /// A count of a product (bulk, or any units of a serialized one).
     Quantity { product_id: ProductId, quantity: i64 },
@@ -61,7 +61,7 @@ pub enum Wanted {
 
 /// A valid reservation request: 1 to `MAX_LINES` lines, each a count of 1 to `MAX_QUANTITY`
 /// or one unit by barcode, with a time to live of 1 s to `MAX_TTL_SECS`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReserveCommand {
     pub reservation_id: ReservationId,
     pub shop_id: ShopId,

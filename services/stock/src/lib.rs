@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod reservations;
 pub mod rpc;
+pub mod shards;
 pub mod startup;
 
 pub use config::Config;

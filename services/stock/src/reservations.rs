@@ -12,11 +12,13 @@
 mod actor;
 mod batch;
 mod coordinator;
+mod recent;
 mod registry;
 mod state;
 mod store;
 mod writer;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -32,9 +34,11 @@ use coordinator::Coordinator;
 use platform::ids::{OrderId, ProductId, ReservationId, ShopId};
 use registry::Registry;
 
+use crate::shards::{Op, Route, Shards, WireAdjustment};
+
 /// Why a stock operation was refused. Business outcomes travel in replies; an actor only
 /// fails (and is restarted) on bugs.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum StockError {
     #[error("not enough stock of {product_id}: {requested} requested, {available} available")]
     Insufficient { product_id: Uuid, requested: i64, available: i64 },
@@ -149,7 +153,7 @@ pub struct Want {
 }
 
 /// A bulk product's level after a change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Level {
     pub on_hand: i64,
@@ -196,21 +200,96 @@ pub struct Tuning {
 }
 
 /// Stock's front door: everything that changes or reads availability goes through here.
+/// Sharded (several instances, see `crate::shards`), an operation on a shard another
+/// instance owns is forwarded to it; [`Stock::local`] is the owner's own side.
 #[derive(Clone)]
 pub struct Stock {
     registry: Registry,
     coordinator: Coordinator,
+    shards: Option<Arc<Shards>>,
+    pool: PgPool,
 }
 
 impl Stock {
     /// Starts the reservation core on `pool` (a pool of its own: see `startup`).
     pub async fn start(pool: PgPool, tuning: Tuning) -> anyhow::Result<Self> {
         let registry = Registry::start(pool.clone(), tuning).await?;
-        Ok(Self { coordinator: Coordinator::new(registry.clone(), pool), registry })
+        Ok(Self { coordinator: Coordinator::new(registry.clone(), pool.clone()), registry, shards: None, pool })
+    }
+
+    /// Forwards what belongs to shards this instance does not own.
+    #[must_use]
+    pub fn sharded(mut self, shards: Arc<Shards>) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// Runs everything here: what a shard's queue delivered is this instance's to do.
+    #[must_use]
+    pub fn local(&self) -> Self {
+        Self { shards: None, ..self.clone() }
+    }
+
+    /// This instance stopped owning a shard: its actors stop and what it remembered goes
+    /// (the next owner, maybe this one again, rebuilds from the rows).
+    pub fn forget_all(&self) {
+        self.registry.stop_actors();
+        self.coordinator.forget_all();
+    }
+
+    /// Starts the actors of products with live holds in the shops `owned` says are this
+    /// instance's (a shard just gained, after a start or a hand-over): an actor expires its
+    /// holds on time, and an actor that is not running expires nothing.
+    pub async fn revive_held(&self, owned: impl Fn(ShopId) -> bool) -> Result<usize, StockError> {
+        let held = sqlx::query!(
+            r#"select distinct r.shop_id as "shop_id!", l.product_id as "product_id!"
+                 from stock.reservations r join stock.reservation_lines l using (reservation_id)
+                where r.status = 'HELD' and l.status = 'HELD'"#
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| internal("finding products with live holds", e))?;
+        let mut started = 0;
+        for row in held.into_iter().filter(|r| owned(ShopId(r.shop_id))) {
+            match self.registry.actor(ProductId(row.product_id)).await {
+                Ok(_) => started += 1,
+                Err(e) => {
+                    tracing::warn!(product = %row.product_id, error = %e, "a product with live holds did not start")
+                }
+            }
+        }
+        Ok(started)
+    }
+
+    /// The queue of the instance that owns `shop`'s shard, when that is not this one.
+    fn elsewhere(&self, shop: ShopId) -> Option<(&Shards, String)> {
+        let shards = self.shards.as_deref()?;
+        match shards.route(shop) {
+            Route::Here => None,
+            Route::There(queue) => Some((shards, queue)),
+        }
+    }
+
+    async fn elsewhere_product(&self, product: ProductId) -> Result<Option<(&Shards, String)>, StockError> {
+        let Some(shards) = self.shards.as_deref() else { return Ok(None) };
+        Ok(match shards.route_product(product).await? {
+            Route::Here => None,
+            Route::There(queue) => Some((shards, queue)),
+        })
+    }
+
+    async fn elsewhere_reservation(&self, id: ReservationId) -> Result<Option<(&Shards, String)>, StockError> {
+        if self.shards.is_none() {
+            return Ok(None);
+        }
+        Ok(self.elsewhere(self.coordinator.shop_of(id).await?))
     }
 
     /// Reserves every line or none.
     pub async fn reserve(&self, cmd: &ReserveCommand, meta: &MessageMeta) -> Result<ReservationView, StockError> {
+        if let Some((shards, queue)) = self.elsewhere(cmd.shop_id) {
+            return shards.forward(&queue, &Op::Reserve(cmd.clone()), meta).await;
+        }
         self.coordinator.reserve(cmd, meta).await
     }
 
@@ -221,14 +300,23 @@ impl Stock {
         order_id: Option<OrderId>,
         meta: &MessageMeta,
     ) -> Result<ReservationView, StockError> {
+        if let Some((shards, queue)) = self.elsewhere_reservation(reservation_id).await? {
+            let op = Op::Commit { reservation_id: reservation_id.0, order_id: order_id.map(|o| o.0) };
+            return shards.forward(&queue, &op, meta).await;
+        }
         self.coordinator.commit(reservation_id, order_id, meta).await
     }
 
     /// Stock returns. Idempotent; releasing a committed reservation is refused.
     pub async fn release(&self, reservation_id: ReservationId) -> Result<ReservationView, StockError> {
+        if let Some((shards, queue)) = self.elsewhere_reservation(reservation_id).await? {
+            let op = Op::Release { reservation_id: reservation_id.0 };
+            return shards.forward(&queue, &op, &MessageMeta::default()).await;
+        }
         self.coordinator.release(reservation_id).await
     }
 
+    /// A reservation as its rows (or, on its owner, its memory) tell it.
     pub async fn load(&self, reservation_id: ReservationId) -> Result<ReservationView, StockError> {
         self.coordinator.load(reservation_id).await
     }
@@ -240,11 +328,31 @@ impl Stock {
 
     /// Receives, adjusts or restocks a bulk product; answers its level after the change.
     pub async fn adjust(&self, product: ProductId, change: Adjustment) -> Result<Level, StockError> {
+        if let Some((shards, queue)) = self.elsewhere_product(product).await? {
+            let op = Op::Adjust { product_id: product.0, change: WireAdjustment::from(&change) };
+            return shards.forward(&queue, &op, &change.meta).await;
+        }
         self.registry.ask(product, |reply| Msg::Ask(Request::Adjust { change: change.clone(), reply })).await
     }
 
     /// A serialized unit was created (its row is written): a running actor sells it at once.
-    pub fn add_unit(&self, product: ProductId, unit: NewUnit) {
+    /// Told, not asked: an owner that cannot be told reads the unit from the rows when its
+    /// actor next starts (logged).
+    pub async fn add_unit(&self, product: ProductId, unit: NewUnit) {
+        match self.elsewhere_product(product).await {
+            Ok(None) => {}
+            Ok(Some((shards, queue))) => {
+                let told = shards.forward::<()>(&queue, &Op::add_unit(product, &unit), &MessageMeta::default()).await;
+                if let Err(e) = told {
+                    tracing::warn!(%product, error = %e, "the shard's owner was not told of a new unit");
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(%product, error = %e, "a new unit's shard is unknown");
+                return;
+            }
+        }
         let unit_state = state::Unit {
             barcode: unit.barcode,
             price_minor: unit.price_minor,
@@ -263,6 +371,10 @@ impl Stock {
         actor_id: Option<Uuid>,
         meta: &MessageMeta,
     ) -> Result<(), StockError> {
+        if let Some((shards, queue)) = self.elsewhere_product(product).await? {
+            let op = Op::RemoveUnit { product_id: product.0, item_id: item_id.0, reason: reason.to_owned(), actor_id };
+            return shards.forward(&queue, &op, meta).await;
+        }
         self.registry
             .ask(product, |reply| {
                 Msg::Ask(Request::RemoveUnit {
@@ -284,6 +396,10 @@ impl Stock {
         return_id: Uuid,
         meta: &MessageMeta,
     ) -> Result<(), StockError> {
+        if let Some((shards, queue)) = self.elsewhere_product(product).await? {
+            let op = Op::ReturnUnit { product_id: product.0, item_id: item_id.0, return_id };
+            return shards.forward(&queue, &op, meta).await;
+        }
         self.registry
             .ask(product, |reply| {
                 Msg::Ask(Request::ReturnUnit { item_id: item_id.0, return_id, meta: meta.clone(), reply })
@@ -291,9 +407,19 @@ impl Stock {
             .await
     }
 
-    /// The product, its prices or discounts changed: a running actor reads them again.
-    pub fn reload(&self, product: ProductId) {
-        self.registry.tell(product, Msg::Ask(Request::Reload));
+    /// The product, its prices or discounts changed: a running actor reads them again. Told,
+    /// as [`Stock::add_unit`].
+    pub async fn reload(&self, product: ProductId) {
+        match self.elsewhere_product(product).await {
+            Ok(None) => self.registry.tell(product, Msg::Ask(Request::Reload)),
+            Ok(Some((shards, queue))) => {
+                let op = Op::Reload { product_id: product.0 };
+                if let Err(e) = shards.forward::<()>(&queue, &op, &MessageMeta::default()).await {
+                    tracing::warn!(%product, error = %e, "the shard's owner was not told to reload a product");
+                }
+            }
+            Err(e) => tracing::warn!(%product, error = %e, "a changed product's shard is unknown"),
+        }
     }
 
     /// How many product actors run.

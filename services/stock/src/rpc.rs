@@ -1,15 +1,55 @@
-//! `stock.rpc`: the order service reserves, commits and releases over RabbitMQ RPC.
+//! `stock.rpc.<k>`: the order service reserves, commits and releases over RabbitMQ RPC, on
+//! the shard queue of the shop (`crate::shards`); other stock instances forward what they
+//! were asked for a shard this one owns (`stock.forward`). What arrives here is done here.
 
-use bus::{Incoming, RpcFault, RpcHandler};
+use bus::{Incoming, MessageMeta, RpcFault, RpcHandler};
 use contracts::stock::{CommitRequest, ReleaseRequest, ReserveRequest};
 use contracts::Rpc;
-use platform::ids::{OrderId, ReservationId};
+use platform::ids::{OrderId, ProductId, ReservationId};
 
-use crate::domain::ReserveCommand;
+use crate::domain::{ItemId, ReserveCommand};
 use crate::reservations::{Stock, StockError};
+use crate::shards::{new_unit, Op, FORWARD};
 
 pub struct StockRpc {
+    /// The local side (`Stock::local`): a delivery on a shard's queue makes this instance
+    /// its owner.
     pub stock: Stock,
+}
+
+impl StockRpc {
+    /// An operation another instance forwarded; answers its outcome as it is (refusals too).
+    async fn forwarded(&self, op: Op, meta: &MessageMeta) -> Result<serde_json::Value, StockError> {
+        fn json(v: impl serde::Serialize) -> Result<serde_json::Value, StockError> {
+            serde_json::to_value(v).map_err(|e| crate::reservations::internal("encoding a forwarded answer", e))
+        }
+        let s = &self.stock;
+        match op {
+            Op::Reserve(cmd) => json(s.reserve(&cmd, meta).await?),
+            Op::Commit { reservation_id, order_id } => {
+                json(s.commit(ReservationId(reservation_id), order_id.map(OrderId), meta).await?)
+            }
+            Op::Release { reservation_id } => json(s.release(ReservationId(reservation_id)).await?),
+            Op::Adjust { product_id, change } => {
+                json(s.adjust(ProductId(product_id), change.into_adjustment(meta)?).await?)
+            }
+            Op::AddUnit { product_id, item_id, barcode, price_minor, warranty_months } => {
+                s.add_unit(ProductId(product_id), new_unit(item_id, barcode, price_minor, warranty_months)).await;
+                json(())
+            }
+            Op::RemoveUnit { product_id, item_id, reason, actor_id } => {
+                json(s.remove_unit(ProductId(product_id), ItemId(item_id), &reason, actor_id, meta).await?)
+            }
+            Op::ReturnUnit { product_id, item_id, return_id } => {
+                json(s.return_unit(ProductId(product_id), ItemId(item_id), return_id, meta).await?)
+            }
+            Op::Ping => json(()),
+            Op::Reload { product_id } => {
+                s.reload(ProductId(product_id)).await;
+                json(())
+            }
+        }
+    }
 }
 
 fn fault(e: StockError) -> RpcFault {
@@ -35,6 +75,12 @@ impl RpcHandler for StockRpc {
             }
             ReleaseRequest::TYPE => {
                 self.stock.release(ReservationId(decode::<ReleaseRequest>(req)?.reservation_id)).await
+            }
+            FORWARD => {
+                let op: Op = decode(req)?;
+                let answer = self.forwarded(op, &req.meta).await;
+                return serde_json::to_value(answer)
+                    .map_err(|e| RpcFault { code: "INTERNAL".into(), message: e.to_string() });
             }
             other => {
                 return Err(RpcFault {

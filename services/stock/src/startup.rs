@@ -1,6 +1,9 @@
 //! Wiring: the shared runtime plus the reservation registry, its RPC server, the event
 //! consumer and the catalog routes.
 
+use std::sync::Arc;
+
+use bus::RpcServer;
 use platform::shutdown::CancellationToken;
 use service::{Running, ServiceBase};
 
@@ -8,6 +11,7 @@ use crate::consumer::{StockEvents, BINDINGS};
 use crate::http::AppState;
 use crate::reservations::{Stock, Tuning};
 use crate::rpc::StockRpc;
+use crate::shards::{Change, Shards, PING_EVERY};
 use crate::Config;
 
 /// Request body limit; nginx enforces the same in front.
@@ -31,11 +35,66 @@ impl Application {
         let mut base = ServiceBase::new(config.common)?;
         let tuning =
             Tuning { idle_after: config.actor_idle, call_timeout: config.actor_call_timeout, writers: config.writers };
-        let stock = Stock::start(actor_pool, tuning).await?;
+        // Sharded even alone: a second instance started later finds the shards owned.
+        let forwarding = bus::RpcClient::new(base.broker.clone());
+        let (shards, owners) =
+            Shards::new(config.shards, &config.rpc_queue, forwarding, config.actor_call_timeout, actor_pool.clone());
+        let shards = Arc::new(shards);
+        let stock = Stock::start(actor_pool, tuning).await?.sharded(shards.clone());
 
         base.project_access(&config.queue);
         base.consume(&config.queue, BINDINGS, StockEvents { stock: stock.clone() }).await;
-        base.serve_rpc(&config.rpc_queue, StockRpc { stock: stock.clone() });
+        let handler: Arc<dyn bus::RpcHandler> = Arc::new(StockRpc { stock: stock.local() });
+        for (queue, owner) in shards.queues().into_iter().zip(owners) {
+            base.serve_rpc_with(
+                RpcServer::new(base.broker.clone(), &queue, handler.clone()).single_active(owner),
+                &queue,
+            );
+        }
+        let pinging = shards.clone();
+        base.task("shard pings", move |stop| {
+            Box::pin(async move {
+                let mut every = tokio::time::interval(PING_EVERY);
+                let rounds = async {
+                    loop {
+                        every.tick().await;
+                        pinging.ping_all().await;
+                    }
+                };
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = rounds => {}
+                }
+            })
+        });
+        let handed = stock.clone();
+        let mut changes = shards.changes();
+        base.task("shard hand-over", move |stop| {
+            Box::pin(async move {
+                loop {
+                    let change = tokio::select! {
+                        () = stop.cancelled() => return,
+                        change = changes.next() => change,
+                    };
+                    match change {
+                        Change::Lost(k) => {
+                            tracing::warn!(shard = k, "a stock shard went to another instance; the actors here stop");
+                            handed.forget_all();
+                            // The shards still owned keep expiring their holds on time.
+                            if let Err(e) = handed.revive_held(|shop| shards.owns(shop)).await {
+                                tracing::warn!(error = %e, "could not restart the owned shards' held products");
+                            }
+                        }
+                        Change::Gained(k) => match handed.revive_held(|shop| shards.shard_of(shop) == k).await {
+                            Ok(n) => tracing::info!(shard = k, products_with_holds = n, "owning a stock shard"),
+                            Err(e) => {
+                                tracing::warn!(shard = k, error = %e, "could not start the shard's held products")
+                            }
+                        },
+                    }
+                }
+            })
+        });
 
         let state = AppState { pool: base.pool.clone(), stock: stock.clone() };
         let running = base.start(crate::http::router(state), BODY_LIMIT).await?;

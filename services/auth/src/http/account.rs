@@ -69,8 +69,8 @@ async fn generate_otp(
     let email = Email::parse(&req.email)?;
     let name = domain::name("name", &req.name)?;
     let key = email.normalized();
-    s.limiter.hit(&format!("otp-ip:{}", client_ip(&headers)), s.limits.otp_per_ip).map_err(AuthError::RateLimited)?;
-    s.limiter.hit(&format!("otp-email:{key}"), s.limits.otp_per_email).map_err(AuthError::RateLimited)?;
+    s.limiter.hit(&format!("otp-ip:{}", client_ip(&headers)), s.limits.otp_per_ip).await?;
+    s.limiter.hit(&format!("otp-email:{key}"), s.limits.otp_per_email).await?;
 
     let mut tx = s.pool.begin().await?;
     let taken: bool = sqlx::query_scalar("select exists(select 1 from users where lower(email) = $1)")
@@ -410,10 +410,8 @@ async fn login(
     Json(req): Json<LoginRequest>,
 ) -> Result<Json<TokenResponse>, AuthError> {
     let key = req.email.trim().to_lowercase();
-    s.limiter
-        .hit(&format!("login-ip:{}", client_ip(&headers)), s.limits.login_per_ip)
-        .map_err(AuthError::RateLimited)?;
-    s.limiter.hit(&format!("login-email:{key}"), s.limits.login_per_email).map_err(AuthError::RateLimited)?;
+    s.limiter.hit(&format!("login-ip:{}", client_ip(&headers)), s.limits.login_per_ip).await?;
+    s.limiter.hit(&format!("login-email:{key}"), s.limits.login_per_email).await?;
     if req.password.len() > 1024 {
         return Err(AuthError::InvalidCredentials);
     }
@@ -558,12 +556,13 @@ async fn forgot_password(
     Json(req): Json<ForgotRequest>,
 ) -> Result<(StatusCode, Json<Accepted>), AuthError> {
     let email = Email::parse(&req.email)?;
-    s.limiter.hit(&format!("otp-ip:{}", client_ip(&headers)), s.limits.otp_per_ip).map_err(AuthError::RateLimited)?;
+    s.limiter.hit(&format!("otp-ip:{}", client_ip(&headers)), s.limits.otp_per_ip).await?;
     let answer =
         (StatusCode::ACCEPTED, Json(Accepted { message: "If the account exists, a reset link is on its way." }));
     // Per e-mail the brake is silent: answering differently would tell that it exists.
-    if s.limiter.hit(&format!("reset-email:{}", email.normalized()), s.limits.otp_per_email).is_err() {
-        return Ok(answer);
+    match s.limiter.hit(&format!("reset-email:{}", email.normalized()), s.limits.otp_per_email).await {
+        Err(AuthError::RateLimited(_)) => return Ok(answer),
+        other => other?,
     }
     let mut tx = s.pool.begin().await?;
     let user: Option<(Uuid, String, String)> =

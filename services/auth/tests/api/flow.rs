@@ -225,6 +225,41 @@ async fn login_rate_limit_answers_429_with_retry_after() {
 }
 
 #[tokio::test]
+async fn two_instances_spend_one_sign_in_budget() {
+    // Instances share the database: the limit is the limit however many run (issue 15).
+    let opts = Options { login_per_email: 6, ..Options::default() };
+    let app = spawn_app_with(Options { login_per_email: 6, ..Options::default() }).await;
+    let (second, stop_second) = app.second_instance(&opts).await;
+    let (_, owner) = app.seed_shop().await;
+    let wrong = json!({"email": owner.email, "password": "wrong password"});
+    // Concurrent guesses spread over both instances: six are heard, the rest wait.
+    let guesses = (0..10).map(|i| {
+        let url = if i % 2 == 0 { format!("{}/auth/login", app.base_url) } else { format!("{second}/auth/login") };
+        let req = app.http.post(url).json(&wrong);
+        async move { req.send().await.unwrap().status().as_u16() }
+    });
+    let mut statuses = futures::future::join_all(guesses).await;
+    statuses.sort_unstable();
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 401, 429, 429, 429, 429], "one budget of six across two instances");
+    for base in [&app.base_url, &second] {
+        let (status, body) = app
+            .http
+            .post(format!("{base}/auth/login"))
+            .json(&json!({"email": owner.email, "password": PASSWORD}))
+            .send()
+            .await
+            .map(|r| (r.status().as_u16(), ()))
+            .unwrap();
+        assert_eq!((status, body), (429, ()), "{base}: spent on the other instance too");
+    }
+    // Another key's budget is its own.
+    let (_, other) = app.seed_shop().await;
+    let (status, _) = app.post("/auth/login", json!({"email": other.email, "password": PASSWORD}), None).await;
+    assert_eq!(status, 200);
+    stop_second.cancel();
+}
+
+#[tokio::test]
 async fn password_reset_is_single_use_and_closes_every_session() {
     let app = spawn_app().await;
     let (_, owner) = app.seed_shop().await;

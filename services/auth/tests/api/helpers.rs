@@ -49,6 +49,18 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(opts: Options) -> TestApp {
     let db = TestDb::new().await.expect("test database");
+    let exchange = format!("{}.events", testkit::unique("test"));
+    let (base_url, shutdown) = start_instance(&db, &exchange, &opts).await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    TestApp { base_url, db, shutdown, http, exchange }
+}
+
+/// One auth process on `db` (several may share one database, as instances do).
+async fn start_instance(
+    db: &TestDb,
+    exchange: &str,
+    opts: &Options,
+) -> (String, platform::shutdown::CancellationToken) {
     let port = free_port();
     let base_url = format!("http://127.0.0.1:{port}");
     let common = CommonConfig {
@@ -59,7 +71,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         database_schema: "auth".into(),
         database_max_connections: 10,
         amqp_url: testkit::amqp_url(),
-        amqp_exchange: format!("{}.events", testkit::unique("test")),
+        amqp_exchange: exchange.to_owned(),
         amqp_queue_type: "classic".into(),
         jwt: JwtConfig {
             jwks_url: url::Url::parse(&format!("{base_url}/.well-known/jwks.json")).unwrap(),
@@ -69,7 +81,6 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         },
         shutdown_grace_secs: 5,
     };
-    let exchange = common.amqp_exchange.clone();
     let google = opts.google.then(|| GoogleConfig {
         issuer_url: url::Url::parse("http://127.0.0.1:9090").unwrap(),
         client_id: "cashvio-test".into(),
@@ -101,8 +112,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     let app = Application::build(config).await.expect("auth builds");
     let shutdown = app.shutdown_token();
     tokio::spawn(app.run_until_stopped());
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { base_url, db, shutdown, http, exchange }
+    (base_url, shutdown)
 }
 
 /// A user made directly in the database (password `PASSWORD`) with shop memberships.
@@ -112,6 +122,12 @@ pub struct Seeded {
 }
 
 impl TestApp {
+    /// A second auth process on this app's database and exchange: its base URL, and the
+    /// token that stops it.
+    pub async fn second_instance(&self, opts: &Options) -> (String, platform::shutdown::CancellationToken) {
+        start_instance(&self.db, &self.exchange, opts).await
+    }
+
     pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> (u16, Value) {
         let mut req = self.http.post(format!("{}{path}", self.base_url)).json(&body);
         if let Some(t) = token {

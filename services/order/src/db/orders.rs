@@ -1,6 +1,7 @@
 //! Orders, their lines and payments, and the ledger rows a sale writes: one booking is a
 //! handful of statements (arrays through `unnest`, not a statement per line).
 
+use crate::wallet::EntryColumns;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -207,6 +208,7 @@ pub async fn insert_ledger(conn: &mut PgConnection, c: &LedgerContext<'_>, l: &N
 }
 
 /// An order's lines, payments and ledger rows in one statement.
+#[allow(clippy::too_many_arguments, reason = "the columns of one statement, each a different table's")]
 pub async fn insert_details(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -214,9 +216,23 @@ pub async fn insert_details(
     p: &NewPayments,
     c: &LedgerContext<'_>,
     g: &NewLedger,
+    w: &EntryColumns<'_>,
+    event: Option<&bus::OutboxRow>,
 ) -> sqlx::Result<()> {
+    // The wallet's entries too (sealed by `wallet`; its state was compare-and-set before the
+    // order row), with `c.actor_id` as their actor, and the sale's event into the outbox:
+    // one statement for everything that names the order.
     sqlx::query!(
-        "with lines as (
+        "with outbox as (
+             insert into sales.outbox (message_id, message_type, version, payload, request_id, traceparent)
+             select $38::uuid, $39::text, $40::int2, $41::jsonb, $42::text, $43::text where $38::uuid is not null
+         ), entries as (
+             insert into sales.wallet_entries (entry_id, wallet_id, shop_id, version, kind, method, order_id, sealed,
+                 actor_id)
+             select id, $32, $2, version, kind, method, $1, sealed, $25
+               from unnest($33::uuid[], $34::int8[], $35::text[], $36::text[], $37::bytea[])
+                 as t(id, version, kind, method, sealed)
+         ), lines as (
              insert into sales.order_lines (order_line_id, order_id, shop_id, position, product_id, item_id, barcode,
                  name, quantity, list_price_minor, unit_price_minor, sold_price_minor, override_by, discount_minor,
                  line_total_minor, warranty_until, loyalty_points)
@@ -266,10 +282,25 @@ pub async fn insert_details(
         &g.direction,
         &g.amount,
         &g.source,
-        &g.description
+        &g.description,
+        w.wallet_id,
+        w.ids,
+        w.versions,
+        w.kinds,
+        w.methods as &[Option<String>],
+        w.sealed,
+        event.map(|e| e.message_id),
+        event.map(|e| e.message_type),
+        event.map(|e| e.version),
+        event.map(|e| &e.payload),
+        event.and_then(|e| e.request_id.as_deref()),
+        event.and_then(|e| e.traceparent.as_deref())
     )
     .execute(conn)
     .await?;
+    if let Some(e) = event {
+        e.written();
+    }
     Ok(())
 }
 

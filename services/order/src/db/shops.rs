@@ -8,6 +8,7 @@ use contracts::auth::ShopCreated;
 use contracts::common::ShopBrand;
 
 use super::customers::Customer;
+use crate::wallet::Seen;
 
 #[derive(Debug, Clone)]
 pub struct Shop {
@@ -56,6 +57,8 @@ pub struct ForSale {
     pub shop: Shop,
     pub booked: bool,
     pub customer: Option<Customer>,
+    /// The named customer's wallet row at the shop, for the wallet's turn.
+    pub wallet: Seen,
 }
 
 #[tracing::instrument(skip_all)]
@@ -70,9 +73,11 @@ pub async fn for_sale(
                   s.credit_limit_minor, s.staff_price_override, s.require_open_shift, s.updated_at,
                   exists (select 1 from sales.orders o where o.order_id = $2) as "booked!",
                   c.customer_id as "customer_id?", c.registered as "registered?", c.name as "customer_name?",
-                  c.email as "customer_email?", c.phone as "customer_phone?"
+                  c.email as "customer_email?", c.phone as "customer_phone?",
+                  w.version as "wallet_version?", w.sealed as "wallet_sealed?"
              from sales.shops s
              left join sales.customers c on c.shop_id = s.shop_id and c.customer_id = $3
+             left join sales.wallets w on w.shop_id = s.shop_id and w.customer_id = $3
             where s.shop_id = $1"#,
         shop_id,
         order_id,
@@ -81,6 +86,11 @@ pub async fn for_sale(
     .fetch_optional(pool)
     .await?;
     Ok(row.map(|r| ForSale {
+        wallet: match (customer_id, r.wallet_version, r.wallet_sealed) {
+            (None, _, _) => Seen::Nothing,
+            (Some(_), Some(version), Some(sealed)) => Seen::Row { version, sealed },
+            (Some(_), _, _) => Seen::Absent,
+        },
         customer: match (r.customer_id, r.registered) {
             (Some(customer_id), Some(registered)) => Some(Customer {
                 customer_id,

@@ -274,7 +274,15 @@ async fn return_goods(
     let return_id = idempotency::effect_id(shop, RETURN_ROUTE, &key).unwrap_or_else(Uuid::now_v7);
     let request = format!("{id} {body:?}");
     idempotency::once(&s.pool, &key, shop, RETURN_ROUTE, &request, || async {
-        let view = s.return_goods(user.user_id.0, id, return_id, &body, &meta).await.map_err(Problem::from)?;
+        // A refund to a wallet another instance changed meanwhile: the return again, whole
+        // (its transaction rolled back), with the wallet read anew.
+        let (checkouts, body, meta, actor) = (&s, &body, &meta, user.user_id.0);
+        let view = crate::wallet::until_its_turn(
+            |e: &Error| matches!(e, Error::Wallet(crate::wallet::WalletError::Conflict)),
+            |_| checkouts.return_goods(actor, id, return_id, body, meta),
+        )
+        .await
+        .map_err(Problem::from)?;
         Ok((StatusCode::CREATED, view))
     })
     .await

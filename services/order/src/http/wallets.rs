@@ -211,50 +211,67 @@ async fn top_up(
         let mut conn = s.pool.acquire().await.map_err(Error::from)?;
         customers::by_id(&mut conn, shop, customer).await.map_err(Error::from)?.ok_or(Error::CustomerNotFound)?;
         drop(conn);
-        let turn = s.wallets.turn(shop, customer).await.map_err(Error::from)?;
-        let before = match &turn.state {
-            Cached::Present(w) => w.balance,
-            _ => 0,
-        };
-        let owed = before.min(0).saturating_neg();
-        let paying_due = amount.minor().min(owed);
-        let mut changes = Vec::new();
-        let mut ledger = NewLedger::default();
-        for (kind, source, part) in
-            [("DUE_PAYMENT", "DUE_PAYMENT", paying_due), ("TOP_UP", "WALLET_TOP_UP", amount.minor() - paying_due)]
-        {
-            if part > 0 {
-                changes.push(Change { kind, method: Some(method.as_str()), amount: part, points: 0 });
-                let first = ledger.id.is_empty();
-                ledger.id.push(if first { effect.unwrap_or_else(Uuid::now_v7) } else { Uuid::now_v7() });
-                ledger.method.push(method.as_str().to_owned());
-                ledger.direction.push("IN".to_owned());
-                ledger.amount.push(part);
-                ledger.source.push(source.to_owned());
-                ledger
-                    .description
-                    .push(if source == "DUE_PAYMENT" { "Due payment" } else { "Wallet top-up" }.to_owned());
-            }
-        }
-        let mut tx = s.pool.begin().await.map_err(Error::from)?;
-        let context = LedgerContext {
-            shop_id: shop,
-            currency: currency.code(),
-            order_id: None,
-            return_id: None,
-            register_id: body.register_id,
-            customer_id: Some(customer),
-            actor_id: Some(user.user_id.0),
-        };
-        db_orders::insert_ledger(&mut tx, &context, &ledger).await.map_err(Error::from)?;
-        let after = s
-            .wallets
-            .write(&mut tx, Owner { shop_id: shop, customer_id: customer }, &turn, &changes, None, Some(user.user_id.0))
-            .await
-            .map_err(Error::from)?;
-        tx.commit().await.map_err(Error::from)?;
-        turn.finish(after);
-        Ok((StatusCode::CREATED, wallet_view(&s, shop, customer).await?))
+        // Again with the wallet read anew if another instance changed it meanwhile.
+        let (s, body, user) = (&s, &body, &user);
+        crate::wallet::until_its_turn(
+            |e: &Error| matches!(e, Error::Wallet(crate::wallet::WalletError::Conflict)),
+            |_| async move {
+                let turn = s.wallets.turn(shop, customer).await.map_err(Error::from)?;
+                let before = match &turn.state {
+                    Cached::Present(w) => w.balance,
+                    _ => 0,
+                };
+                let owed = before.min(0).saturating_neg();
+                let paying_due = amount.minor().min(owed);
+                let mut changes = Vec::new();
+                let mut ledger = NewLedger::default();
+                for (kind, source, part) in [
+                    ("DUE_PAYMENT", "DUE_PAYMENT", paying_due),
+                    ("TOP_UP", "WALLET_TOP_UP", amount.minor() - paying_due),
+                ] {
+                    if part > 0 {
+                        changes.push(Change { kind, method: Some(method.as_str()), amount: part, points: 0 });
+                        let first = ledger.id.is_empty();
+                        ledger.id.push(if first { effect.unwrap_or_else(Uuid::now_v7) } else { Uuid::now_v7() });
+                        ledger.method.push(method.as_str().to_owned());
+                        ledger.direction.push("IN".to_owned());
+                        ledger.amount.push(part);
+                        ledger.source.push(source.to_owned());
+                        ledger
+                            .description
+                            .push(if source == "DUE_PAYMENT" { "Due payment" } else { "Wallet top-up" }.to_owned());
+                    }
+                }
+                let mut tx = s.pool.begin().await.map_err(Error::from)?;
+                let context = LedgerContext {
+                    shop_id: shop,
+                    currency: currency.code(),
+                    order_id: None,
+                    return_id: None,
+                    register_id: body.register_id,
+                    customer_id: Some(customer),
+                    actor_id: Some(user.user_id.0),
+                };
+                db_orders::insert_ledger(&mut tx, &context, &ledger).await.map_err(Error::from)?;
+                let after = s
+                    .wallets
+                    .write(
+                        &mut tx,
+                        Owner { shop_id: shop, customer_id: customer },
+                        &turn,
+                        &changes,
+                        None,
+                        Some(user.user_id.0),
+                    )
+                    .await
+                    .map_err(Error::from)?;
+                tx.commit().await.map_err(Error::from)?;
+                turn.finish(after);
+                Ok(())
+            },
+        )
+        .await?;
+        Ok((StatusCode::CREATED, wallet_view(s, shop, customer).await?))
     })
     .await
 }

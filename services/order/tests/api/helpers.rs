@@ -38,6 +38,7 @@ pub fn order_config(db: &TestDb, jwks: &JwksServer, stock: &cashvio_stock::Confi
         common,
         queue: testkit::unique("test_order"),
         stock_rpc_queue: stock.rpc_queue.clone(),
+        stock_shards: stock.shards,
         stock_timeout: Duration::from_secs(3),
         stock_hold_seconds: 120,
         test_pause_after_reserve: Duration::ZERO,
@@ -73,6 +74,7 @@ pub async fn spawn_app_with(kms: KmsConfig) -> TestApp {
         common: testkit::service::common_config("stock", "cashvio_stock", "stock", &db, &jwks),
         queue: testkit::unique("test_stock"),
         rpc_queue: testkit::unique("test_stock_rpc"),
+        shards: contracts::routing::STOCK_SHARDS,
         actor_idle: Duration::from_secs(30),
         actor_call_timeout: Duration::from_secs(20),
         writers: 2,
@@ -98,6 +100,18 @@ pub async fn start_stock(config: cashvio_stock::Config) -> (String, platform::sh
 }
 
 impl TestApp {
+    /// A second order service on this app's database, broker and stock (another instance,
+    /// as `INSTANCES=2` runs it): its URL and the token that stops it.
+    pub async fn second_order(&self) -> (String, platform::shutdown::CancellationToken) {
+        let app = Application::build(order_config(&self.db, &self.jwks, &self.stock_config))
+            .await
+            .expect("second order instance builds");
+        let url = format!("http://127.0.0.1:{}", app.port());
+        let token = app.shutdown_token();
+        tokio::spawn(app.run_until_stopped());
+        (url, token)
+    }
+
     pub fn stop(&self) {
         self.shutdown.cancel();
         self.stock_shutdown.cancel();

@@ -150,6 +150,47 @@ async fn two_hundred_concurrent_wallet_debits_never_overspend() {
 }
 
 #[tokio::test]
+async fn two_hundred_debits_through_two_instances_give_exact_results() {
+    // Two order processes, each with its own wallet actor for the same wallet: a debit that
+    // loses the compare-and-set to the other instance books again with the wallet read anew,
+    // so every sale the balance covers is sold and no answer is a conflict.
+    let app = spawn_app().await;
+    let (second, stop_second) = app.second_order().await;
+    let shop = app.seed_shop().await;
+    let gum = app.bulk_product(shop, "Gum", "1.00", 1_000).await;
+    let staff = app.staff(shop).await;
+    let customer = app.seed_person("Ravi", "ravi@example.test").await;
+    top_up(&app, shop, customer, "150.00", &staff).await;
+
+    let body = json!({"shopId": shop, "customerId": customer, "items": [{"productId": gum, "quantity": 1}],
+                      "payments": [{"method": "WALLET", "amount": "1.00"}]});
+    let sales = (0..200).map(|i| {
+        let base = if i % 2 == 0 { app.base_url.clone() } else { second.clone() };
+        let req = app.http.post(format!("{base}/orders")).bearer_auth(&staff).json(&body);
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    });
+    let answers = join_all(sales).await;
+    let sold = answers.iter().filter(|(s, _)| *s == 201).count();
+    let refused = answers.iter().filter(|(s, a)| *s == 422 && a["code"] == "WALLET_INSUFFICIENT").count();
+    assert_eq!(
+        (sold, refused),
+        (150, 50),
+        "exactly what the balance covers is sold, the rest refused: {:?}",
+        answers.iter().find(|(s, a)| !(*s == 201 || a["code"] == "WALLET_INSUFFICIENT"))
+    );
+    assert_eq!(balance(&app, shop, customer, &staff).await, "0.00", "the balance is spent to the cent");
+    assert_eq!(app.count("orders", shop).await, 150);
+    let (on_hand, reserved) = app.level(gum).await;
+    assert_eq!((on_hand, reserved), (850, 0), "refused sales hold nothing");
+    stop_second.cancel();
+    app.stop();
+}
+
+#[tokio::test]
 async fn rows_hold_no_plaintext_and_swapped_or_restored_ciphertexts_are_refused() {
     let app = spawn_app().await;
     let shop = app.seed_shop().await;
@@ -349,5 +390,37 @@ async fn a_customer_sees_their_history_and_warranties_and_staff_see_their_shops_
     let stranger = app.key.sign(&testkit::jwt::claims(platform::auth::Role::Customer, &[], 3_600));
     let (status, _) = app.call("GET", &format!("/customer-orders/all/{customer}/history"), None, &stranger).await;
     assert_eq!(status, 404);
+    app.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refunds_to_one_wallet_through_two_instances_all_land() {
+    // Returns refunding to one customer's wallet at once through two order processes: a
+    // return that loses the wallet's compare-and-set runs again, so every refund lands.
+    let app = spawn_app().await;
+    let (second, stop_second) = app.second_order().await;
+    let shop = app.seed_shop().await;
+    let gum = app.bulk_product(shop, "Gum", "1.00", 100).await;
+    let staff = app.staff(shop).await;
+    let customer = app.seed_person("Nila", "nila@example.test").await;
+    top_up(&app, shop, customer, "5.00", &staff).await;
+    let mut orders = Vec::new();
+    for _ in 0..30 {
+        let sale = json!({"shopId": shop, "customerId": customer, "items": [{"productId": gum, "quantity": 1}],
+                          "payments": [{"method": "CASH", "amount": "1.00"}]});
+        let (status, order) = app.order(sale, &staff, None).await;
+        assert_eq!(status, 201, "{order}");
+        orders.push(order["id"].as_str().unwrap().to_owned());
+    }
+    let returns = orders.iter().enumerate().map(|(i, order)| {
+        let base = if i % 2 == 0 { app.base_url.clone() } else { second.clone() };
+        let body = json!({"items": [{"productId": gum}], "refund": [{"method": "WALLET", "amount": "1.00"}], "restock": false});
+        let (app, staff) = (&app, &staff);
+        async move { app.request(&base, "POST", &format!("/orders/{order}/returns"), Some(body), Some(staff), None).await }
+    });
+    let answers = join_all(returns).await;
+    assert!(answers.iter().all(|(s, _)| *s == 201), "{:?}", answers.iter().find(|(s, _)| *s != 201));
+    assert_eq!(balance(&app, shop, customer, &staff).await, "35.00", "every refund landed once");
+    stop_second.cancel();
     app.stop();
 }

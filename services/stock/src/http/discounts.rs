@@ -108,9 +108,8 @@ async fn reload_products(s: &AppState, discount: Uuid) -> Result<(), Error> {
         .bind(discount)
         .fetch_all(&s.pool)
         .await?;
-    for p in products {
-        s.stock.reload(ProductId(p));
-    }
+    // At once: each may be told over its shard's queue.
+    futures::future::join_all(products.into_iter().map(|p| s.stock.reload(ProductId(p)))).await;
     Ok(())
 }
 
@@ -262,9 +261,8 @@ async fn delete_discount(State(s): State<AppState>, user: AuthUser, Path(id): Pa
         .fetch_all(&s.pool)
         .await?;
     sqlx::query("delete from discounts where discount_id = $1").bind(id).execute(&s.pool).await?;
-    for p in products {
-        s.stock.reload(ProductId(p));
-    }
+    // At once: each may be told over its shard's queue.
+    futures::future::join_all(products.into_iter().map(|p| s.stock.reload(ProductId(p)))).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -354,7 +352,7 @@ async fn detach_product(
         .bind(req.product_id)
         .execute(&s.pool)
         .await?;
-    s.stock.reload(ProductId(req.product_id));
+    s.stock.reload(ProductId(req.product_id)).await;
     Ok(Json(load(&s, &user, id).await?))
 }
 

@@ -159,10 +159,12 @@ async fn create_item_now(s: &AppState, user: &AuthUser, row: &ProductRow, req: &
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    s.stock.add_unit(
-        ProductId(product),
-        NewUnit { item_id: ItemId(id), barcode, price_minor: sell, warranty_months: req.warranty_period },
-    );
+    s.stock
+        .add_unit(
+            ProductId(product),
+            NewUnit { item_id: ItemId(id), barcode, price_minor: sell, warranty_months: req.warranty_period },
+        )
+        .await;
     let item: ItemRow =
         sqlx::query_as(&format!("{ITEM_SELECT} where item_id = $1")).bind(id).fetch_one(&s.pool).await?;
     Ok(item_view(item, cur))
@@ -307,7 +309,7 @@ async fn update_item(
     .bind(req.warranty_period)
     .execute(&s.pool)
     .await?;
-    s.stock.reload(ProductId(row.product_id));
+    s.stock.reload(ProductId(row.product_id)).await;
     let (row, cur) = load_item(&s, &user, "item_id::text", &id.to_string(), None).await?;
     Ok(Json(item_view(row, cur)))
 }

@@ -204,16 +204,22 @@ async fn list_products(
     .bind(page.offset())
     .fetch_all(&s.pool)
     .await?;
-    let total: i64 = sqlx::query_scalar(&format!("select count(*) from products p where {filter}"))
-        .bind(shop)
-        .bind(q.supplier_id)
-        .bind(q.category_id)
-        .bind(q.sub_category_id)
-        .bind(q.sub_sub_category_id)
-        .bind(status)
-        .bind(&search)
-        .fetch_one(&s.pool)
-        .await?;
+    // A till's barcode look-up is a page of one: no count for a page that tells its total.
+    let total: i64 = match page.total_from(rows.len()) {
+        Some(total) => total,
+        None => {
+            sqlx::query_scalar(&format!("select count(*) from products p where {filter}"))
+                .bind(shop)
+                .bind(q.supplier_id)
+                .bind(q.category_id)
+                .bind(q.sub_category_id)
+                .bind(q.sub_sub_category_id)
+                .bind(status)
+                .bind(&search)
+                .fetch_one(&s.pool)
+                .await?
+        }
+    };
     let cur = currency(&s.pool, shop).await?;
     Ok(Json(Page::new(rows.into_iter().map(|r| view(r, cur)).collect(), page, total)))
 }
@@ -282,7 +288,7 @@ async fn update_product(
     .bind(parse_money("sellPrice", req.sell_price.as_ref(), cur)?)
     .execute(&s.pool)
     .await?;
-    s.stock.reload(ProductId(id)); // name, price or threshold may have changed
+    s.stock.reload(ProductId(id)).await; // name, price or threshold may have changed
     Ok(Json(view(load_product(&s, &user, id).await?, cur)))
 }
 
@@ -315,7 +321,7 @@ async fn delete_product(State(s): State<AppState>, user: AuthUser, Path(id): Pat
         sqlx::query("delete from products where product_id = $1").bind(id).execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    s.stock.reload(ProductId(id));
+    s.stock.reload(ProductId(id)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -113,10 +113,11 @@ pub async fn write(pool: &PgPool, batches: &[&Batch]) -> anyhow::Result<Vec<Uuid
     write_units(&mut tx, batches).await?;
     extend(&mut tx, batches).await?;
     settle(&mut tx, batches).await?;
-    link_orders(&mut tx, batches).await?;
+    let mut events = bus::OutboxBatch::default();
     for b in batches {
-        announce(&mut tx, b).await?;
+        announce(&mut tx, b, &mut events).await?;
     }
+    events.write(&mut tx).await?;
     tx.commit().await.context("committing the batch")?;
     Ok(Vec::new())
 }
@@ -259,44 +260,66 @@ async fn write_units(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Resul
 /// is held.
 async fn settle(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result<()> {
     let (mut ids, mut products, mut statuses) = (Vec::new(), Vec::new(), Vec::new());
+    // Per reservation: the status its settled lines take, and the order it was sold in.
+    let mut headers: std::collections::BTreeMap<Uuid, (Option<ReservationStatus>, Option<Uuid>)> =
+        std::collections::BTreeMap::new();
     for b in batches {
         for (r, s) in &b.settled {
             ids.push(*r);
             products.push(b.product_id);
             statuses.push(*s);
+            headers.entry(*r).or_default().0.get_or_insert(*s);
+        }
+        for (r, o) in &b.orders {
+            headers.entry(*r).or_default().1 = Some(*o);
         }
     }
-    if ids.is_empty() {
+    if headers.is_empty() {
         return Ok(());
     }
-    sqlx::query!(
-        "update stock.reservation_lines l set status = t.s
-           from unnest($1::uuid[], $2::uuid[], $3::text[]) as t(r, p, s)
-          where l.reservation_id = any($1) and l.reservation_id = t.r and l.product_id = t.p and l.status = 'HELD'",
-        &ids,
-        &products,
-        &statuses as _
-    )
-    .execute(&mut *tx)
-    .await
-    .context("settling reservation lines")?;
+    if !ids.is_empty() {
+        sqlx::query!(
+            "update stock.reservation_lines l set status = t.s
+               from unnest($1::uuid[], $2::uuid[], $3::text[]) as t(r, p, s)
+              where l.reservation_id = any($1) and l.reservation_id = t.r and l.product_id = t.p and l.status = 'HELD'",
+            &ids,
+            &products,
+            &statuses as _
+        )
+        .execute(&mut *tx)
+        .await
+        .context("settling reservation lines")?;
+    }
+    let header_ids: Vec<Uuid> = headers.keys().copied().collect();
+    let header_statuses: Vec<Option<ReservationStatus>> = headers.values().map(|(s, _)| *s).collect();
+    let header_orders: Vec<Option<Uuid>> = headers.values().map(|(_, o)| *o).collect();
     // Locked in id order, so two products settling one reservation serialise here and the
-    // last one sees all its lines settled.
+    // last one sees all its lines settled (the update is a statement of its own, after the
+    // lock: it sees what the other transaction committed).
     sqlx::query!(
         "select 1 as locked from stock.reservations where reservation_id = any($1) order by reservation_id for update",
-        &ids
+        &header_ids
     )
     .fetch_all(&mut *tx)
     .await
     .context("locking reservation headers")?;
+    // A header settles when none of its lines is held any more; a committed one names its
+    // order (linked once).
     sqlx::query!(
-        "update stock.reservations r set status = t.s, settled_at = now()
-           from (select distinct on (r) r, s from unnest($1::uuid[], $2::text[]) as u(r, s) order by r) as t
-          where r.reservation_id = any($1) and r.reservation_id = t.r and r.status = 'HELD'
-            and not exists (select 1 from stock.reservation_lines l
-                             where l.reservation_id = r.reservation_id and l.status = 'HELD')",
-        &ids,
-        &statuses as _
+        "update stock.reservations r
+            set status = case when d.done and r.status = 'HELD' then t.s else r.status end,
+                settled_at = case when d.done and r.status = 'HELD' then now() else r.settled_at end,
+                order_id = coalesce(r.order_id, t.o)
+           from unnest($1::uuid[], $2::text[], $3::uuid[]) as t(r, s, o)
+           cross join lateral (
+               select t.s is not null and not exists (
+                   select 1 from stock.reservation_lines l where l.reservation_id = t.r and l.status = 'HELD') as done
+           ) d
+          where r.reservation_id = any($1) and r.reservation_id = t.r
+            and ((d.done and r.status = 'HELD') or (t.o is not null and r.order_id is null))",
+        &header_ids,
+        &header_statuses as _,
+        &header_orders as _
     )
     .execute(&mut *tx)
     .await
@@ -323,28 +346,10 @@ async fn extend(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Links committed reservations to their orders.
-async fn link_orders(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result<()> {
-    let (ids, orders): (Vec<Uuid>, Vec<Uuid>) = batches.iter().flat_map(|b| b.orders.iter().copied()).unzip();
-    if ids.is_empty() {
-        return Ok(());
-    }
-    sqlx::query!(
-        "update stock.reservations r set order_id = coalesce(r.order_id, t.o)
-           from unnest($1::uuid[], $2::uuid[]) as t(r, o) where r.reservation_id = any($1) and r.reservation_id = t.r",
-        &ids,
-        &orders
-    )
-    .execute(&mut *tx)
-    .await
-    .context("linking the orders")?;
-    Ok(())
-}
-
 /// A batch's events through the outbox: the new level when what is on hand moved (holds come
 /// and go by the thousand a second on a busy product and do not announce themselves), and a
-/// low-stock notice to the shop's owner.
-async fn announce(tx: &mut PgConnection, b: &Batch) -> anyhow::Result<()> {
+/// low-stock notice to the shop's owner. Collected into `events`, written once per transaction.
+async fn announce(tx: &mut PgConnection, b: &Batch, events: &mut bus::OutboxBatch) -> anyhow::Result<()> {
     if let Some(level) = b.level_changed {
         let event = LevelChanged {
             shop_id: b.shop_id,
@@ -354,7 +359,7 @@ async fn announce(tx: &mut PgConnection, b: &Batch) -> anyhow::Result<()> {
             available: level.available,
             occurred_at: Utc::now(),
         };
-        bus::enqueue(&mut *tx, &event, &b.meta).await?;
+        events.push(&event, &b.meta)?;
     }
     let Some(low) = &b.low else { return Ok(()) };
     let shop =
@@ -376,6 +381,6 @@ async fn announce(tx: &mut PgConnection, b: &Batch) -> anyhow::Result<()> {
         keeping_units: low.keeping_units,
         occurred_at: Utc::now(),
     };
-    bus::enqueue(&mut *tx, &event, &b.meta).await?;
+    events.push(&event, &b.meta)?;
     Ok(())
 }

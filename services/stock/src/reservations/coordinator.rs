@@ -12,6 +12,7 @@ use contracts::stock::{ReservationView, ReservedLine};
 use platform::{Currency, Money};
 
 use super::actor::{Msg, Request};
+use super::recent::Recent;
 use super::{internal, store, HeldLine, Registry, StockError};
 use crate::domain::ReservationStatus;
 use crate::domain::ReserveCommand;
@@ -21,6 +22,7 @@ use sqlx::PgPool;
 pub(super) struct Coordinator {
     registry: Registry,
     pool: PgPool,
+    recent: Recent,
 }
 
 fn money(minor: i64, currency: Currency) -> String {
@@ -29,7 +31,7 @@ fn money(minor: i64, currency: Currency) -> String {
 
 impl Coordinator {
     pub(super) fn new(registry: Registry, pool: PgPool) -> Self {
-        Self { registry, pool }
+        Self { registry, pool, recent: Recent::default() }
     }
 
     #[tracing::instrument(skip_all, fields(reservation_id = %cmd.reservation_id, shop_id = %cmd.shop_id, lines = cmd.lines.len()))]
@@ -110,7 +112,9 @@ impl Coordinator {
             Some(c) => c,
             None => self.currency(cmd.shop_id).await?,
         };
-        Ok(view(cmd.reservation_id, cmd.shop_id, ReservationStatus::Held, currency, expires_at, &held))
+        let answer = view(cmd.reservation_id, cmd.shop_id, ReservationStatus::Held, currency, expires_at, &held);
+        self.recent.held(&answer, granted);
+        Ok(answer)
     }
 
     async fn currency(&self, shop: ShopId) -> Result<Currency, StockError> {
@@ -119,10 +123,18 @@ impl Coordinator {
 
     /// The shop and products of a reservation.
     async fn parts(&self, reservation_id: ReservationId) -> Result<(ShopId, Vec<ProductId>), StockError> {
+        if let Some(parts) = self.recent.parts(reservation_id) {
+            return Ok(parts);
+        }
         store::parts(&self.pool, reservation_id)
             .await
             .map_err(|e| internal("reading a reservation's products", e))?
             .ok_or(StockError::ReservationNotFound)
+    }
+
+    /// Forgets every reservation it remembered (they are read from the rows again).
+    pub(super) fn forget_all(&self) {
+        self.recent.clear();
     }
 
     pub(super) async fn shop_of(&self, reservation_id: ReservationId) -> Result<ShopId, StockError> {
@@ -160,7 +172,12 @@ impl Coordinator {
         for r in futures::future::join_all(commits).await {
             r?;
         }
-        self.load(reservation_id).await
+        // Every part is committed: what was reserved, now committed (or, not granted here
+        // lately, as the rows say).
+        match self.recent.settled(reservation_id, ReservationStatus::Committed) {
+            Some(view) => Ok(view),
+            None => self.load(reservation_id).await,
+        }
     }
 
     /// Stock returns. Idempotent; releasing a committed reservation is refused.
@@ -173,6 +190,8 @@ impl Coordinator {
         for r in futures::future::join_all(releases).await {
             r?;
         }
+        // Released now, or expired before: the rows tell which.
+        self.recent.forget(reservation_id);
         self.load(reservation_id).await
     }
 

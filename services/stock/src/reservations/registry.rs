@@ -199,6 +199,19 @@ impl Registry {
         }
     }
 
+    /// Stops every product's actor; the registry stays and starts them again from the rows
+    /// on their next message.
+    pub fn stop_actors(&self) {
+        let actors: Vec<ActorRef<Msg>> =
+            self.inner.actors.lock().map(|a| a.values().cloned().collect()).unwrap_or_default();
+        for a in actors {
+            a.stop(Some("shard handed over".into()));
+        }
+        if let Ok(mut actors) = self.inner.actors.lock() {
+            actors.clear();
+        }
+    }
+
     /// Stops every actor (shutdown); their state is in the rows.
     pub fn stop_all(&self) {
         let actors: Vec<ActorRef<Msg>> =

@@ -308,7 +308,7 @@ async fn level_events_carry_the_request_id_and_trace_context_of_their_request() 
         .execute(&app.db.admin)
         .await
         .unwrap();
-    app.stock.reload(ProductId(product));
+    app.stock.reload(ProductId(product)).await;
     let token = app.staff(shop).await;
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let send = |path: String, body: serde_json::Value, rid: &'static str| {

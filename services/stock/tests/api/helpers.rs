@@ -16,6 +16,7 @@ pub const PREFIX: &str = "STOCK";
 pub const ROLE: &str = "cashvio_stock";
 
 pub struct TestApp {
+    pub config: Config,
     pub base_url: String,
     pub db: TestDb,
     pub jwks: JwksServer,
@@ -34,6 +35,7 @@ pub fn config(db: &TestDb, jwks: &JwksServer) -> Config {
         common: testkit::service::common_config("stock", ROLE, "stock", db, jwks),
         queue: testkit::unique("test_stock"),
         rpc_queue: testkit::unique("test_stock_rpc"),
+        shards: contracts::routing::STOCK_SHARDS,
         actor_idle: Duration::from_secs(2),
         actor_call_timeout: Duration::from_secs(20),
         writers: 2,
@@ -48,14 +50,21 @@ pub async fn spawn_app() -> TestApp {
     let rpc_queue = config.rpc_queue.clone();
     let exchange = config.common.amqp_exchange.clone();
 
-    let app = Application::build(config).await.expect("service builds");
+    let app = Application::build(config.clone()).await.expect("service builds");
     let base_url = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();
     let stock = app.stock().clone();
     tokio::spawn(app.run_until_stopped());
     let rpc = bus::RpcClient::new(bus::Broker::new(&testkit::amqp_url(), "stock-test-rpc"));
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
-    TestApp { base_url, db, jwks, key, shutdown, rpc_queue, rpc, http, exchange, stock }
+    TestApp { config, base_url, db, jwks, key, shutdown, rpc_queue, rpc, http, exchange, stock }
+}
+
+/// A second instance of the same service: the same database, queues and shards.
+pub struct Peer {
+    pub base_url: String,
+    pub shutdown: platform::shutdown::CancellationToken,
+    pub stock: cashvio_stock::reservations::Stock,
 }
 
 impl TestApp {
@@ -76,9 +85,33 @@ impl TestApp {
         shop
     }
 
+    /// Starts another instance of this service (as `INSTANCES=2 make up` does).
+    pub async fn spawn_peer(&self) -> Peer {
+        let app = Application::build(self.config.clone()).await.expect("the peer builds");
+        let peer = Peer {
+            base_url: format!("http://127.0.0.1:{}", app.port()),
+            shutdown: app.shutdown_token(),
+            stock: app.stock().clone(),
+        };
+        tokio::spawn(app.run_until_stopped());
+        peer
+    }
+
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>, token: Option<&str>) -> (u16, Value) {
+        self.call_at(&self.base_url, method, path, body, token).await
+    }
+
+    /// [`TestApp::call`] to the instance at `base`.
+    pub async fn call_at(
+        &self,
+        base: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.http.request(m, format!("{}{path}", self.base_url));
+        let mut req = self.http.request(m, format!("{base}{path}"));
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -129,13 +162,24 @@ impl TestApp {
         .await
     }
 
-    /// Reserves over `stock.rpc`: Ok(view) or Err(fault code).
+    /// The RPC queue of `shop`'s shard, as the order service picks it.
+    pub fn shard_queue(&self, shop: Uuid) -> String {
+        use contracts::routing::{shard_of, shard_queue, STOCK_SHARDS};
+        shard_queue(&self.rpc_queue, shard_of(shop, STOCK_SHARDS))
+    }
+
+    /// Reserves over the shop's `stock.rpc.<k>`: Ok(view) or Err(fault code).
     pub async fn reserve_rpc(&self, shop: Uuid, lines: Value, ttl: u32) -> Result<Value, String> {
-        let req = json!({"reservationId": Uuid::now_v7(), "shopId": shop, "lines": lines, "ttlSeconds": ttl});
+        self.reserve_rpc_as(Uuid::now_v7(), shop, lines, ttl).await
+    }
+
+    /// [`TestApp::reserve_rpc`] with the caller's reservation id (as the order service's).
+    pub async fn reserve_rpc_as(&self, id: Uuid, shop: Uuid, lines: Value, ttl: u32) -> Result<Value, String> {
+        let req = json!({"reservationId": id, "shopId": shop, "lines": lines, "ttlSeconds": ttl});
         let raw = self
             .rpc
             .call_raw(
-                &self.rpc_queue,
+                &self.shard_queue(shop),
                 "stock.reservation.reserve",
                 serde_json::to_vec(&req).unwrap(),
                 &bus::MessageMeta::default(),

@@ -10,4 +10,5 @@ mod hardening;
 mod helpers;
 mod oversell;
 mod references;
+mod shards;
 mod shell;
