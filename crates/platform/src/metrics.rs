@@ -10,8 +10,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 pub use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+pub use prometheus_client::metrics::family::Family;
+pub use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -61,6 +61,16 @@ impl Metrics {
             r.register(name, help, gauge.clone());
         }
         gauge
+    }
+
+    /// Registers a family of gauges told apart by one label (`label="value"`), e.g. which
+    /// shards an instance owns.
+    pub fn gauges_by(&self, name: &str, help: &str) -> Family<Vec<(String, String)>, Gauge> {
+        let family = Family::<Vec<(String, String)>, Gauge>::default();
+        if let Ok(mut r) = self.registry.lock() {
+            r.register(name, help, family.clone());
+        }
+        family
     }
 
     /// Registers a counter (messages handled, ...).

@@ -69,6 +69,13 @@ impl Application {
         });
         let handed = stock.clone();
         let mut changes = shards.changes();
+        // Which shards this instance owns, for the engineer on call (and the tests that kill
+        // a shard's owner): 1 on the owner, 0 elsewhere.
+        let owned = base.metrics.gauges_by("stock_shard_owned", "1 when this instance owns the stock shard");
+        let shard = |k: u16| vec![("shard".to_owned(), k.to_string())];
+        for k in 0..config.shards.max(1) {
+            owned.get_or_create(&shard(k)).set(0);
+        }
         base.task("shard hand-over", move |stop| {
             Box::pin(async move {
                 loop {
@@ -78,6 +85,7 @@ impl Application {
                     };
                     match change {
                         Change::Lost(k) => {
+                            owned.get_or_create(&shard(k)).set(0);
                             tracing::warn!(shard = k, "a stock shard went to another instance; the actors here stop");
                             handed.forget_all();
                             // The shards still owned keep expiring their holds on time.
@@ -85,12 +93,15 @@ impl Application {
                                 tracing::warn!(error = %e, "could not restart the owned shards' held products");
                             }
                         }
-                        Change::Gained(k) => match handed.revive_held(|shop| shards.shard_of(shop) == k).await {
-                            Ok(n) => tracing::info!(shard = k, products_with_holds = n, "owning a stock shard"),
-                            Err(e) => {
-                                tracing::warn!(shard = k, error = %e, "could not start the shard's held products")
+                        Change::Gained(k) => {
+                            owned.get_or_create(&shard(k)).set(1);
+                            match handed.revive_held(|shop| shards.shard_of(shop) == k).await {
+                                Ok(n) => tracing::info!(shard = k, products_with_holds = n, "owning a stock shard"),
+                                Err(e) => {
+                                    tracing::warn!(shard = k, error = %e, "could not start the shard's held products")
+                                }
                             }
-                        },
+                        }
                     }
                 }
             })

@@ -268,6 +268,7 @@ pub async fn script(args: &[&str]) {
 
 impl Stack {
     /// A call that may meet a fault: a refused connection or a 5xx is an `Err` to retry.
+    /// An empty `key` sends no `Idempotency-Key`.
     pub async fn try_call(
         &self,
         method: Method,
@@ -276,11 +277,12 @@ impl Stack {
         token: &str,
         key: &str,
     ) -> Result<(StatusCode, Value), String> {
-        let res = self
-            .http
-            .request(method, format!("{}{path}", self.base))
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if !key.is_empty() {
+            req = req.header("idempotency-key", key);
+        }
+        let res = req
             .header(AUTHORIZATION, format!("Bearer {token}"))
-            .header("idempotency-key", key)
             .header(CONTENT_TYPE, "application/json")
             .body(body.to_string())
             .send()

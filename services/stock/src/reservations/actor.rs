@@ -334,7 +334,12 @@ impl ProductActor {
                 }
                 Err(Refusal::Failed(e)) => {
                     tracing::error!(product_id = %mb.stock.product_id, error = %format!("{e:#}"), ops = pending.len(), "stock batch failed; reloading from the rows");
-                    for (_, waiting) in pending {
+                    for (op, waiting) in pending {
+                        // Not settled here after all (maybe elsewhere: another instance that
+                        // owned the shard a moment ago): the rows answer a retry.
+                        if let Op::Commit { reservation_id, .. } | Op::Release { reservation_id, .. } = op {
+                            mb.stock.settled.remove(&reservation_id);
+                        }
                         fail(waiting, StockError::Busy);
                     }
                     return self.reload(me, mb).await;

@@ -278,17 +278,27 @@ async fn settle(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result<()>
         return Ok(());
     }
     if !ids.is_empty() {
-        sqlx::query!(
+        // The levels of this transaction already moved by what the actor settles; if another
+        // instance settled one of these (its owner until a moment ago, still finishing what
+        // it had in hand), its lines are no longer held here: the whole transaction is
+        // refused and the actor reloads from the rows, so a settlement lowers a level once.
+        let settled = sqlx::query!(
             "update stock.reservation_lines l set status = t.s
                from unnest($1::uuid[], $2::uuid[], $3::text[]) as t(r, p, s)
-              where l.reservation_id = any($1) and l.reservation_id = t.r and l.product_id = t.p and l.status = 'HELD'",
+              where l.reservation_id = any($1) and l.reservation_id = t.r and l.product_id = t.p and l.status = 'HELD'
+          returning l.reservation_id, l.product_id",
             &ids,
             &products,
             &statuses as _
         )
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await
         .context("settling reservation lines")?;
+        let done: std::collections::HashSet<(Uuid, Uuid)> =
+            settled.into_iter().map(|r| (r.reservation_id, r.product_id)).collect();
+        if let Some((r, p)) = ids.iter().zip(&products).find(|&(r, p)| !done.contains(&(*r, *p))) {
+            anyhow::bail!("reservation {r} of product {p} was no longer held: settled elsewhere");
+        }
     }
     let header_ids: Vec<Uuid> = headers.keys().copied().collect();
     let header_statuses: Vec<Option<ReservationStatus>> = headers.values().map(|(s, _)| *s).collect();
