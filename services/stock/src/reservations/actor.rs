@@ -295,6 +295,17 @@ impl ProductActor {
         state::settled_answer(status, want_commit)
     }
 
+    /// Why a new reservation's id was refused: this product's line of it has settled (a
+    /// retry after the actor that settled it stopped: idle, restarted or handed over), so
+    /// the rows answer; otherwise the id is another shop's.
+    async fn taken(&self, mb: &Mailbox, reservation_id: Uuid) -> StockError {
+        match store::line_status(&self.pool, mb.stock.product_id, reservation_id).await {
+            Ok(None) => StockError::ReservationIdTaken,
+            Ok(status) => state::settled_answer(status, false).err().unwrap_or(StockError::ReservationCommitted),
+            Err(e) => internal(mb, "reading a settled reservation", e),
+        }
+    }
+
     async fn reload(&self, me: &ActorRef<Msg>, mb: &mut Mailbox) -> Result<(), ActorProcessingErr> {
         mb.stop_clocks();
         let settled = std::mem::take(&mut mb.stock.settled);
@@ -325,7 +336,7 @@ impl ProductActor {
                     for (op, waiting) in refused {
                         if let (Op::Reserve { reservation_id, .. }, Waiting::Lines(reply)) = (op, waiting) {
                             mb.stock.undo_hold(reservation_id);
-                            send(reply, Err(StockError::ReservationIdTaken));
+                            send(reply, Err(self.taken(mb, reservation_id).await));
                         }
                     }
                     if pending.is_empty() {

@@ -101,8 +101,9 @@ impl Batch {
 }
 
 /// Writes the batches (each of a different product) and their events in one transaction.
-/// When a new reservation id already names another shop's reservation, nothing is written
-/// and those ids are the answer (empty: written).
+/// When a new reservation id already names another shop's reservation, or one of this shop's
+/// that has settled (a retry that reached an actor which no longer remembers it), nothing is
+/// written and those ids are the answer (empty: written).
 pub async fn write(pool: &PgPool, batches: &[&Batch]) -> anyhow::Result<Vec<Uuid>> {
     let mut tx = pool.begin().await.context("starting the batch")?;
     let taken = write_rows(&mut tx, batches).await?;
@@ -134,7 +135,7 @@ async fn write_rows(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result
         r#"with taken as (
              select r.reservation_id from stock.reservations r
                join unnest($1::uuid[], $2::uuid[]) as t(i, s) on r.reservation_id = t.i
-              where r.reservation_id = any($1) and r.shop_id <> t.s),
+              where r.reservation_id = any($1) and (r.shop_id <> t.s or r.status <> 'HELD')),
          h as (
              insert into stock.reservations (reservation_id, shop_id, expires_at)
              select r, s, e from unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) as t(r, s, e)

@@ -178,3 +178,31 @@ async fn a_failed_actor_restarts_from_the_rows_and_serves_again_with_nothing_los
     assert_eq!((s, b["code"].as_str()), (409, Some("STOCK_INSUFFICIENT")), "5 left: {b}");
     app.shutdown.cancel();
 }
+
+/// A till's retry of a reservation that was settled, reaching an actor that no longer
+/// remembers it (stopped when idle, restarted, or a shard's new owner): the rows answer
+/// (RESERVATION_EXPIRED, on which the order service reserves afresh; RESERVATION_COMMITTED),
+/// never a STOCK_BUSY that would repeat for as long as the till retries.
+#[tokio::test]
+async fn a_retried_settled_reservation_is_answered_from_the_rows_by_an_actor_that_forgot_it() {
+    use platform::ids::ReservationId;
+
+    let app = spawn_app().await;
+    let shop = app.seed_shop().await;
+    let product = app.bulk_product(shop, "Cable", "100.00", 10).await;
+    let lines = json!([{"productId": product, "quantity": 2}]);
+    let meta = bus::MessageMeta::default();
+    let released = Uuid::now_v7();
+    app.reserve_rpc_as(released, shop, lines.clone(), 600).await.unwrap();
+    app.stock.release(ReservationId(released)).await.unwrap();
+    let sold = Uuid::now_v7();
+    app.reserve_rpc_as(sold, shop, lines.clone(), 600).await.unwrap();
+    app.stock.commit(ReservationId(sold), None, &meta).await.unwrap();
+
+    app.stock.forget_all();
+    assert_eq!(app.reserve_rpc_as(released, shop, lines.clone(), 600).await, Err("RESERVATION_EXPIRED".to_owned()));
+    assert_eq!(app.reserve_rpc_as(sold, shop, lines.clone(), 600).await, Err("RESERVATION_COMMITTED".to_owned()));
+    // The actor serves on: a new reservation is held, and the refused ones held nothing.
+    app.reserve_rpc(shop, lines, 600).await.unwrap();
+    assert_eq!(app.assert_consistent(product).await, (8, 2));
+}
