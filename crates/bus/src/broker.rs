@@ -72,6 +72,19 @@ impl Broker {
         Ok(ch)
     }
 
+    /// How many consumers `queue` has now (a passive declare on a channel of its own: a
+    /// queue that does not exist is an error).
+    pub async fn consumers(&self, queue: &str) -> anyhow::Result<u32> {
+        let ch = self.channel().await?;
+        let passive = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+        let q = ch
+            .queue_declare(queue, passive, lapin::types::FieldTable::default())
+            .await
+            .with_context(|| format!("looking at {queue}"))?;
+        let _ = ch.close(200, "looked").await;
+        Ok(q.consumer_count())
+    }
+
     /// Readiness: a live connection exists or can be made now.
     pub async fn ping(&self) -> anyhow::Result<()> {
         self.connection().await.map(|_| ())
@@ -93,7 +106,8 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
 
 /// The one reconnect loop of every long-lived broker session (event consumers, RPC servers):
 /// runs `session` until `shutdown`; when it fails (connection or channel lost) logs why and
-/// runs it again after a growing backoff. `session` returns `Ok` only on shutdown.
+/// runs it again after a growing backoff. `session` returns `Ok` on shutdown (or when an RPC
+/// server stepped down: it subscribes again at once).
 pub(crate) async fn reconnecting<F, Fut>(
     what: &str,
     queue: &str,

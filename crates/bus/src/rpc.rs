@@ -13,7 +13,7 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, 
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::BasicProperties;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{oneshot, watch, Mutex};
+use tokio::sync::{oneshot, watch, Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -201,11 +201,12 @@ pub struct RpcServer {
     prefetch: u16,
     handler: Arc<dyn RpcHandler>,
     single_active: Option<watch::Sender<bool>>,
+    step_down: Option<Arc<Notify>>,
 }
 
 impl RpcServer {
     pub fn new(broker: Broker, queue: &str, handler: Arc<dyn RpcHandler>) -> Self {
-        Self { broker, queue: queue.to_owned(), prefetch: 64, handler, single_active: None }
+        Self { broker, queue: queue.to_owned(), prefetch: 64, handler, single_active: None, step_down: None }
     }
 
     pub fn prefetch(mut self, n: u16) -> Self {
@@ -221,6 +222,15 @@ impl RpcServer {
     /// so a consumer that became active but has received nothing yet still reads false.
     pub fn single_active(mut self, active: watch::Sender<bool>) -> Self {
         self.single_active = Some(active);
+        self
+    }
+
+    /// A single active consumer that `step_down` notifies lets the queue go: it stops taking
+    /// deliveries, answers those in hand, closes its channel (the broker hands the queue to
+    /// the next consumer and requeues what this one had not taken) and subscribes again, at
+    /// the back of the line.
+    pub fn step_down_on(mut self, step_down: Arc<Notify>) -> Self {
+        self.step_down = Some(step_down);
         self
     }
 
@@ -249,8 +259,20 @@ impl RpcServer {
             }
         };
         let stopped = shutdown.clone();
+        let stepped_down = std::sync::atomic::AtomicBool::new(false);
+        let step_down = self.step_down.clone();
+        let stepping_down = &stepped_down;
+        let until = async move {
+            match step_down {
+                Some(n) => tokio::select! {
+                    () = stopped.cancelled() => {}
+                    () = n.notified() => stepping_down.store(true, std::sync::atomic::Ordering::SeqCst),
+                },
+                None => stopped.cancelled().await,
+            }
+        };
         consumer
-            .take_until(async move { stopped.cancelled().await })
+            .take_until(until)
             .map(Some)
             .chain(futures::stream::once(async { None }))
             .for_each_concurrent(usize::from(self.prefetch), |delivery| {
@@ -269,6 +291,11 @@ impl RpcServer {
             .await;
         if shutdown.is_cancelled() {
             let _ = ch.close(200, "shutdown").await;
+            return Ok(());
+        }
+        if stepped_down.load(std::sync::atomic::Ordering::SeqCst) {
+            ch.close(200, "stepping down").await.context("closing the channel to step down")?;
+            tracing::info!(queue = %self.queue, "stepped down as the queue's active consumer");
             return Ok(());
         }
         Err(anyhow::anyhow!("rpc consumer stream ended"))

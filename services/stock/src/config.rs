@@ -14,6 +14,9 @@ pub struct Config {
     pub rpc_queue: String,
     /// How many shards shops are spread over (`STOCK_SHARDS`; the order service must agree).
     pub shards: u16,
+    /// How often the instance pings every shard (so an owner learns it owns one) and, with
+    /// other instances serving, lets a shard go when it owns more than its share.
+    pub shard_ping_every: Duration,
     /// A product's actor stops after this long without messages or holds.
     pub actor_idle: Duration,
     /// How long a caller waits for an actor's answer.
@@ -29,6 +32,7 @@ impl Config {
             queue: env.or("STOCK_QUEUE", "stock.events".to_owned())?,
             rpc_queue: env.or("STOCK_RPC_QUEUE", contracts::routing::STOCK_RPC_QUEUE.to_owned())?,
             shards: env.or("STOCK_SHARDS", contracts::routing::STOCK_SHARDS)?,
+            shard_ping_every: Duration::from_millis(env.or("STOCK_SHARD_PING_MS", 5_000)?.max(100)),
             actor_idle: Duration::from_secs(env.or("STOCK_ACTOR_IDLE_SECS", 300)?),
             actor_call_timeout: Duration::from_millis(env.or("STOCK_ACTOR_TIMEOUT_MS", 10_000)?),
             writers: env.or("STOCK_WRITERS", 2)?,

@@ -12,12 +12,12 @@
 //! invariants during the moments two instances may both believe they own it.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sqlx::PgPool;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
 use bus::{MessageMeta, RpcClient, RpcError};
@@ -41,6 +41,8 @@ pub struct Shards {
     count: u16,
     prefix: String,
     active: Vec<watch::Receiver<bool>>,
+    /// Each shard server lets its queue go when notified (see [`Shards::balance`]).
+    step_downs: Vec<Arc<Notify>>,
     rpc: RpcClient,
     timeout: Duration,
     pool: PgPool,
@@ -60,8 +62,32 @@ impl Shards {
     ) -> (Self, Vec<watch::Sender<bool>>) {
         let count = count.max(1);
         let (senders, active): (Vec<_>, Vec<_>) = (0..count).map(|_| watch::channel(false)).unzip();
-        let shards = Self { count, prefix: prefix.to_owned(), active, rpc, timeout, pool, shops: Mutex::default() };
+        let step_downs = (0..count).map(|_| Arc::new(Notify::new())).collect();
+        let shards =
+            Self { count, prefix: prefix.to_owned(), active, step_downs, rpc, timeout, pool, shops: Mutex::default() };
         (shards, senders)
+    }
+
+    /// What tells shard `k`'s server to let its queue go.
+    pub fn step_down_signal(&self, k: u16) -> Arc<Notify> {
+        self.step_downs[usize::from(k)].clone()
+    }
+
+    /// Spreads the shards over the instances that serve them (every instance consumes every
+    /// shard queue, so `consumers` is how many there are): an instance owning more than its
+    /// share, `ceil(shards / consumers)`, lets one go per round, the highest it owns; the
+    /// broker hands it to the next consumer in line, and this instance queues up again
+    /// behind. Answers the shard let go.
+    pub fn balance(&self, consumers: u32) -> Option<u16> {
+        let consumers = u16::try_from(consumers.max(1)).unwrap_or(u16::MAX);
+        let share = self.count.div_ceil(consumers);
+        let owned: Vec<u16> = (0..self.count).filter(|&k| *self.active[usize::from(k)].borrow()).collect();
+        if owned.len() <= usize::from(share) {
+            return None;
+        }
+        let k = *owned.last()?;
+        self.step_downs[usize::from(k)].notify_one();
+        Some(k)
     }
 
     /// Every shard's queue, in order.
@@ -131,10 +157,12 @@ impl Shards {
         serde_json::from_value(answered?).map_err(|e| crate::reservations::internal("decoding a forwarded answer", e))
     }
 
-    /// Pings every shard once (see [`PING_EVERY`]); failures are for the next round.
-    pub async fn ping_all(&self) {
+    /// Pings every shard once (every `Config::shard_ping_every`); failures are for the next round.
+    /// A ping unanswered within `timeout` (say, sent before the queue's consumers were up)
+    /// is let go: the next round pings again.
+    pub async fn ping_all(&self, timeout: Duration) {
         let pings = self.queues().into_iter().map(|queue| async move {
-            let _ = self.forward::<()>(&queue, &Op::Ping, &MessageMeta::default()).await;
+            let _ = self.rpc.call_to::<Op>(&queue, &Op::Ping, &MessageMeta::default(), timeout).await;
         });
         futures::future::join_all(pings).await;
     }
@@ -230,14 +258,9 @@ pub enum Op {
     Reload {
         product_id: Uuid,
     },
-    /// Nothing: tells the shard's owner that it is (see [`PING_EVERY`]).
+    /// Nothing: tells the shard's owner that it is (every `Config::shard_ping_every`).
     Ping,
 }
-
-/// How often every instance pings every shard: the owner learns it owns a shard it has not
-/// been asked about yet (after a start or a hand-over) and starts the actors of its products
-/// with live holds, which expire them on time.
-pub const PING_EVERY: Duration = Duration::from_secs(5);
 
 /// [`Adjustment`] on the wire (its request context travels in the headers).
 #[derive(Debug, Serialize, Deserialize)]

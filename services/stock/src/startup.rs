@@ -11,7 +11,7 @@ use crate::consumer::{StockEvents, BINDINGS};
 use crate::http::AppState;
 use crate::reservations::{Stock, Tuning};
 use crate::rpc::StockRpc;
-use crate::shards::{Change, Shards, PING_EVERY};
+use crate::shards::{Change, Shards};
 use crate::Config;
 
 /// Request body limit; nginx enforces the same in front.
@@ -45,20 +45,39 @@ impl Application {
         base.project_access(&config.queue);
         base.consume(&config.queue, BINDINGS, StockEvents { stock: stock.clone() }).await;
         let handler: Arc<dyn bus::RpcHandler> = Arc::new(StockRpc { stock: stock.local() });
-        for (queue, owner) in shards.queues().into_iter().zip(owners) {
-            base.serve_rpc_with(
-                RpcServer::new(base.broker.clone(), &queue, handler.clone()).single_active(owner),
-                &queue,
-            );
+        let queues = shards.queues();
+        for (k, (queue, owner)) in (0_u16..).zip(queues.iter().zip(owners)) {
+            let server = RpcServer::new(base.broker.clone(), queue, handler.clone())
+                .single_active(owner)
+                .step_down_on(shards.step_down_signal(k));
+            base.serve_rpc_with(server, queue);
         }
         let pinging = shards.clone();
+        let broker = base.broker.clone();
+        let ping_every = config.shard_ping_every;
         base.task("shard pings", move |stop| {
             Box::pin(async move {
-                let mut every = tokio::time::interval(PING_EVERY);
+                let mut every = tokio::time::interval(ping_every);
                 let rounds = async {
                     loop {
                         every.tick().await;
-                        pinging.ping_all().await;
+                        pinging.ping_all(ping_every).await;
+                        // Every instance consumes every shard queue: the first one's
+                        // consumers are the instances serving now.
+                        match broker.consumers(&queues[0]).await {
+                            Ok(n) => {
+                                if let Some(k) = pinging.balance(n) {
+                                    tracing::info!(
+                                        shard = k,
+                                        instances = n,
+                                        "letting a stock shard go to spread the shards"
+                                    );
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %format!("{e:#}"), "could not count the shards' consumers")
+                            }
+                        }
                     }
                 };
                 tokio::select! {

@@ -36,6 +36,7 @@ pub fn config(db: &TestDb, jwks: &JwksServer) -> Config {
         queue: testkit::unique("test_stock"),
         rpc_queue: testkit::unique("test_stock_rpc"),
         shards: contracts::routing::STOCK_SHARDS,
+        shard_ping_every: Duration::from_secs(5),
         actor_idle: Duration::from_secs(2),
         actor_call_timeout: Duration::from_secs(20),
         writers: 2,
@@ -43,10 +44,16 @@ pub fn config(db: &TestDb, jwks: &JwksServer) -> Config {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// [`spawn_app`] with the configuration changed by `tune` (its peers share it).
+pub async fn spawn_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
     let db = TestDb::new().await.expect("test database");
     let key = SigningKey::generate("test-key");
     let jwks = JwksServer::start(&[&key]).await;
-    let config = config(&db, &jwks);
+    let mut config = config(&db, &jwks);
+    tune(&mut config);
     let rpc_queue = config.rpc_queue.clone();
     let exchange = config.common.amqp_exchange.clone();
 

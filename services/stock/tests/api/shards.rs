@@ -261,3 +261,70 @@ async fn two_owners_settling_one_reservation_move_the_level_once() {
     assert_eq!(app.assert_consistent(product).await, (200 - committed, 100), "one level move per settlement");
     new.stop_all();
 }
+
+/// How many shards the instance at `base` owns, as its metrics say.
+async fn owned_at(app: &TestApp, base: &str) -> usize {
+    let text = app.http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines().filter(|l| l.starts_with("cashvio_stock_shard_owned") && l.ends_with(" 1")).count()
+}
+
+/// Two instances spread the shards between them: the first owns all eight until the second
+/// joins, then lets one go per round until each owns four (the broker hands a shard let go
+/// to the next consumer in line), and stays so. Reservations of shops on every shard keep
+/// being served through both instances meanwhile, and none is held twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_spread_the_shards_between_them() {
+    let app = crate::helpers::spawn_app_with(|c| c.shard_ping_every = Duration::from_millis(300)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while owned_at(&app, &app.base_url).await < 8 {
+        assert!(Instant::now() < deadline, "the only instance owns every shard");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let peer = app.spawn_peer().await;
+    // A shop on each shard, with a product to reserve.
+    let mut shops = Vec::new();
+    while shops.len() < 8 {
+        let shop = app.seed_shop().await;
+        let k = contracts::routing::shard_of(shop, 8);
+        if !shops.iter().any(|(s, _, _)| contracts::routing::shard_of(*s, 8) == k) {
+            let product = app.bulk_product(shop, "Cable", "100.00", 1_000).await;
+            shops.push((shop, product, app.staff(shop).await));
+        }
+    }
+    let reserving = async {
+        let mut granted = 0;
+        for round in 0..40 {
+            for (shop, product, token) in &shops {
+                let base = if round % 2 == 0 { &app.base_url } else { &peer.base_url };
+                let (status, _) = reserve_at(&app, base, Uuid::now_v7(), *shop, *product, token).await;
+                // A request caught in a hand-over may be refused as busy; nothing else.
+                assert!(status == 201 || status == 503, "reserve answered {status}");
+                granted += usize::from(status == 201);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        granted
+    };
+    let spreading = async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (a, b) = (owned_at(&app, &app.base_url).await, owned_at(&app, &peer.base_url).await);
+            if (a, b) == (4, 4) {
+                return Instant::now();
+            }
+            assert!(Instant::now() < deadline, "the shards were not spread: {a} and {b}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let (granted, spread_at) = tokio::join!(reserving, spreading);
+    eprintln!("{granted} of 320 reservations granted while the shards spread");
+    assert!(granted >= 300, "the shards stayed served while they moved: {granted} of 320");
+    // And stays spread.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!((owned_at(&app, &app.base_url).await, owned_at(&app, &peer.base_url).await), (4, 4));
+    eprintln!("spread {:?} ago", spread_at.elapsed());
+    for (_, product, _) in &shops {
+        app.assert_consistent(*product).await;
+    }
+    peer.shutdown.cancel();
+}
