@@ -107,7 +107,7 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
 /// The one reconnect loop of every long-lived broker session (event consumers, RPC servers):
 /// runs `session` until `shutdown`; when it fails (connection or channel lost) logs why and
 /// runs it again after a growing backoff. `session` returns `Ok` on shutdown (or when an RPC
-/// server stepped down: it subscribes again at once).
+/// server stepped down: it subscribes again after the shortest pause).
 pub(crate) async fn reconnecting<F, Fut>(
     what: &str,
     queue: &str,

@@ -225,10 +225,11 @@ impl RpcServer {
         self
     }
 
-    /// A single active consumer that `step_down` notifies lets the queue go: it stops taking
-    /// deliveries, answers those in hand, closes its channel (the broker hands the queue to
-    /// the next consumer and requeues what this one had not taken) and subscribes again, at
-    /// the back of the line.
+    /// A single active consumer that `step_down` notifies (while it serves: no permit is
+    /// kept) lets the queue go: it stops taking deliveries, answers those in hand, only then
+    /// reads inactive and closes its channel (the broker hands the queue to the next consumer
+    /// and requeues what this one had not taken), and subscribes again, at the back of the
+    /// line.
     pub fn step_down_on(mut self, step_down: Arc<Notify>) -> Self {
         self.step_down = Some(step_down);
         self
@@ -258,6 +259,9 @@ impl RpcServer {
                 active.send_if_modified(|a| std::mem::replace(a, false));
             }
         };
+        // Held until the deliveries in hand are answered: dropping the last copy cancels the
+        // consumer, and the broker would hand the queue on while they still run.
+        let keep = consumer.clone();
         let stopped = shutdown.clone();
         let stepped_down = std::sync::atomic::AtomicBool::new(false);
         let step_down = self.step_down.clone();
@@ -278,7 +282,14 @@ impl RpcServer {
             .for_each_concurrent(usize::from(self.prefetch), |delivery| {
                 let ch = &ch;
                 async move {
-                    let Some(Ok(d)) = delivery else { return inactive() };
+                    let Some(Ok(d)) = delivery else {
+                        // Stepping down, this consumer stays active until what it holds is
+                        // answered (below); otherwise its activity ends now.
+                        if !stepping_down.load(std::sync::atomic::Ordering::SeqCst) {
+                            inactive();
+                        }
+                        return;
+                    };
                     if let Some(active) = &self.single_active {
                         active.send_if_modified(|a| !std::mem::replace(a, true));
                     }
@@ -294,6 +305,10 @@ impl RpcServer {
             return Ok(());
         }
         if stepped_down.load(std::sync::atomic::Ordering::SeqCst) {
+            // Answered everything in hand: the activity ends, then the channel closes (the
+            // broker hands the queue on and requeues what this consumer had not taken).
+            inactive();
+            drop(keep);
             ch.close(200, "stepping down").await.context("closing the channel to step down")?;
             tracing::info!(queue = %self.queue, "stepped down as the queue's active consumer");
             return Ok(());

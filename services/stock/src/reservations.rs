@@ -230,10 +230,29 @@ impl Stock {
         Self { shards: None, ..self.clone() }
     }
 
-    /// This instance stopped owning a shard: its actors stop and what it remembered goes
-    /// (the next owner, maybe this one again, rebuilds from the rows).
+    /// Every actor stops and what was remembered goes (the next owner, maybe this one again,
+    /// rebuilds from the rows).
     pub fn forget_all(&self) {
-        self.registry.stop_actors();
+        self.registry.stop_actors_where(|_| true);
+        self.coordinator.forget_all();
+    }
+
+    /// A shard went (or just came, and actors left from an earlier turn must not serve it
+    /// from stale memory): the actors of products in the shops `pick` selects stop, as do
+    /// those whose shop cannot be read; the others run on. Remembered answers all go (the
+    /// rows answer instead).
+    pub async fn forget_where(&self, pick: impl Fn(ShopId) -> bool) {
+        let running: Vec<Uuid> = self.registry.products().into_iter().map(|p| p.0).collect();
+        let shops: std::collections::HashMap<Uuid, Uuid> = if running.is_empty() {
+            std::collections::HashMap::new()
+        } else {
+            sqlx::query!("select product_id, shop_id from stock.products where product_id = any($1)", &running)
+                .fetch_all(&self.pool)
+                .await
+                .map(|rows| rows.into_iter().map(|r| (r.product_id, r.shop_id)).collect())
+                .unwrap_or_default()
+        };
+        self.registry.stop_actors_where(|p| shops.get(&p.0).is_none_or(|s| pick(ShopId(*s))));
         self.coordinator.forget_all();
     }
 

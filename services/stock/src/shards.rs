@@ -75,19 +75,23 @@ impl Shards {
 
     /// Spreads the shards over the instances that serve them (every instance consumes every
     /// shard queue, so `consumers` is how many there are): an instance owning more than its
-    /// share, `ceil(shards / consumers)`, lets one go per round, the highest it owns; the
-    /// broker hands it to the next consumer in line, and this instance queues up again
-    /// behind. Answers the shard let go.
-    pub fn balance(&self, consumers: u32) -> Option<u16> {
+    /// share, `ceil(shards / consumers)`, lets one go per round, the highest it owns. Answers
+    /// that shard; [`Shards::step_down`] lets it go.
+    pub fn over_share(&self, consumers: u32) -> Option<u16> {
         let consumers = u16::try_from(consumers.max(1)).unwrap_or(u16::MAX);
         let share = self.count.div_ceil(consumers);
         let owned: Vec<u16> = (0..self.count).filter(|&k| *self.active[usize::from(k)].borrow()).collect();
         if owned.len() <= usize::from(share) {
             return None;
         }
-        let k = *owned.last()?;
-        self.step_downs[usize::from(k)].notify_one();
-        Some(k)
+        owned.last().copied()
+    }
+
+    /// Lets shard `k` go: the broker hands it to the next consumer in line, and this instance
+    /// queues up again behind. Only a server serving now hears it (no permit is kept for a
+    /// later session).
+    pub fn step_down(&self, k: u16) {
+        self.step_downs[usize::from(k)].notify_waiters();
     }
 
     /// Every shard's queue, in order.

@@ -58,25 +58,20 @@ impl Application {
         base.task("shard pings", move |stop| {
             Box::pin(async move {
                 let mut every = tokio::time::interval(ping_every);
+                // A round slowed by a hand-over is not made up for by rounds back to back.
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let rounds = async {
                     loop {
                         every.tick().await;
                         pinging.ping_all(ping_every).await;
                         // Every instance consumes every shard queue: the first one's
-                        // consumers are the instances serving now.
-                        match broker.consumers(&queues[0]).await {
-                            Ok(n) => {
-                                if let Some(k) = pinging.balance(n) {
-                                    tracing::info!(
-                                        shard = k,
-                                        instances = n,
-                                        "letting a stock shard go to spread the shards"
-                                    );
-                                }
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %format!("{e:#}"), "could not count the shards' consumers")
-                            }
+                        // consumers are the instances serving now; and the shard let go
+                        // must have someone waiting for it (not one still subscribing).
+                        let Ok(n) = broker.consumers(&queues[0]).await else { continue };
+                        let Some(k) = pinging.over_share(n) else { continue };
+                        if broker.consumers(&queues[usize::from(k)]).await.is_ok_and(|waiting| waiting >= 2) {
+                            tracing::info!(shard = k, instances = n, "letting a stock shard go to spread the shards");
+                            pinging.step_down(k);
                         }
                     }
                 };
@@ -105,15 +100,15 @@ impl Application {
                     match change {
                         Change::Lost(k) => {
                             owned.get_or_create(&shard(k)).set(0);
-                            tracing::warn!(shard = k, "a stock shard went to another instance; the actors here stop");
-                            handed.forget_all();
-                            // The shards still owned keep expiring their holds on time.
-                            if let Err(e) = handed.revive_held(|shop| shards.owns(shop)).await {
-                                tracing::warn!(error = %e, "could not restart the owned shards' held products");
-                            }
+                            tracing::warn!(shard = k, "a stock shard went to another instance; its actors here stop");
+                            // The other shards' actors run on.
+                            handed.forget_where(|shop| shards.shard_of(shop) == k).await;
                         }
                         Change::Gained(k) => {
                             owned.get_or_create(&shard(k)).set(1);
+                            // Actors of this shard left from an earlier turn (a request in
+                            // flight when it went) would serve from stale memory.
+                            handed.forget_where(|shop| shards.shard_of(shop) == k).await;
                             match handed.revive_held(|shop| shards.shard_of(shop) == k).await {
                                 Ok(n) => tracing::info!(shard = k, products_with_holds = n, "owning a stock shard"),
                                 Err(e) => {

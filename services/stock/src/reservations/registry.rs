@@ -199,16 +199,26 @@ impl Registry {
         }
     }
 
-    /// Stops every product's actor; the registry stays and starts them again from the rows
-    /// on their next message.
-    pub fn stop_actors(&self) {
-        let actors: Vec<ActorRef<Msg>> =
-            self.inner.actors.lock().map(|a| a.values().cloned().collect()).unwrap_or_default();
-        for a in actors {
+    /// The products whose actors run.
+    pub fn products(&self) -> Vec<ProductId> {
+        self.inner.actors.lock().map(|a| a.keys().copied().collect()).unwrap_or_default()
+    }
+
+    /// Stops the actors of the products `pick` selects; the registry stays and starts them
+    /// again from the rows on their next message. Taken out of the map and stopped as one
+    /// step, so an actor started meanwhile is not dropped from the map while running on.
+    pub fn stop_actors_where(&self, pick: impl Fn(ProductId) -> bool) {
+        let picked: Vec<ActorRef<Msg>> = self
+            .inner
+            .actors
+            .lock()
+            .map(|mut actors| {
+                let ids: Vec<ProductId> = actors.keys().copied().filter(|p| pick(*p)).collect();
+                ids.iter().filter_map(|p| actors.remove(p)).collect()
+            })
+            .unwrap_or_default();
+        for a in picked {
             a.stop(Some("shard handed over".into()));
-        }
-        if let Ok(mut actors) = self.inner.actors.lock() {
-            actors.clear();
         }
     }
 

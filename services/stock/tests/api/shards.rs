@@ -328,3 +328,53 @@ async fn two_instances_spread_the_shards_between_them() {
     }
     peer.shutdown.cancel();
 }
+
+/// A shard let go comes back: the first instance holds a reservation in a shop of its
+/// highest shard, lets that shard go when the second joins (its actors of it stop), the
+/// second takes a short hold there and stops; the first gains the shard again, serves it
+/// from the rows (both holds known), expires the short one on time and keeps the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shard_let_go_and_gained_back_is_served_from_the_rows() {
+    let app = crate::helpers::spawn_app_with(|c| c.shard_ping_every = Duration::from_millis(300)).await;
+    // A shop on shard 7, the one the first instance lets go first.
+    let shop = loop {
+        let shop = app.seed_shop().await;
+        if contracts::routing::shard_of(shop, 8) == 7 {
+            break shop;
+        }
+    };
+    let product = app.bulk_product(shop, "Cable", "100.00", 50).await;
+    let token = app.staff(shop).await;
+    let (status, body) = reserve_at(&app, &app.base_url, Uuid::now_v7(), shop, product, &token).await;
+    assert_eq!(status, 201, "{body}");
+
+    let peer = app.spawn_peer().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (owned_at(&app, &app.base_url).await, owned_at(&app, &peer.base_url).await) != (4, 4) {
+        assert!(Instant::now() < deadline, "the shards were not spread");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A short hold, taken by the shard's owner now (the peer), through the first instance.
+    let short = json!({"reservationId": Uuid::now_v7(), "shopId": shop,
+        "lines": [{"productId": product, "quantity": 3}], "ttlSeconds": 2});
+    let (status, body) = app.call_at(&app.base_url, "POST", "/reservations", Some(short), Some(&token)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(app.assert_consistent(product).await, (50, 4));
+
+    peer.shutdown.cancel();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (on_hand, reserved) = app.assert_consistent(product).await;
+        if (on_hand, reserved) == (50, 1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the short hold never expired: {on_hand}/{reserved}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(owned_at(&app, &app.base_url).await, 8, "the first instance owns every shard again");
+    // And it serves the shard: 49 more fit, the 50th does not.
+    let (status, body) = app.reserve_http(shop, json!([{"productId": product, "quantity": 49}]), 60).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app.reserve_http(shop, json!([{"productId": product, "quantity": 1}]), 60).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("STOCK_INSUFFICIENT")), "{body}");
+}
