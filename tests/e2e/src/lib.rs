@@ -297,6 +297,20 @@ impl Stack {
         Ok((status, value))
     }
 
+    /// Waits until the order service knows `user` (from auth's event): a sale can name them.
+    pub async fn known_to_orders(&self, user: &User) {
+        let person: uuid::Uuid = user.id.parse().unwrap();
+        self.eventually("the order service knows the customer", || async {
+            let known: bool = sqlx::query_scalar("select exists(select 1 from sales.people where user_id = $1)")
+                .bind(person)
+                .fetch_one(&self.db)
+                .await
+                .ok()?;
+            known.then_some(())
+        })
+        .await;
+    }
+
     /// Every service's outbox published (relays caught up after a fault).
     pub async fn outboxes_drained(&self) {
         self.eventually("every outbox drained", || async {

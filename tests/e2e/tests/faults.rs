@@ -230,17 +230,7 @@ async fn kms_unreachable_fails_wallets_cleanly_while_cash_sales_go_on() {
     let shop = shop_for_faults(&stack).await;
     let customer = stack.google_customer("Nadeeka Jayasuriya").await;
     // Known to the order service, but no wallet call yet: the shop's key is not cached.
-    let person: Uuid = customer.id.parse().unwrap();
-    stack
-        .eventually("the order service knows the customer", || async {
-            let known: bool = sqlx::query_scalar("select exists(select 1 from sales.people where user_id = $1)")
-                .bind(person)
-                .fetch_one(&stack.db)
-                .await
-                .ok()?;
-            known.then_some(())
-        })
-        .await;
+    stack.known_to_orders(&customer).await;
     let top_up = format!("/order/customer-wallet/{}/{}/top-up", shop.id, customer.id);
     let body = json!({"amount": "2500.00", "method": "CASH", "registerId": shop.register});
 

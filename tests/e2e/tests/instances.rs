@@ -108,17 +108,7 @@ async fn two_of_everything_oversell_and_overspend_nothing_when_the_hot_shards_ow
     let cable = product(&stack, &shop, "Cable", "100.00", 1_000).await;
     let case = product(&stack, &shop, "Case", "300.00", 1_000).await;
     let customer = stack.google_customer("Dilani Fernando").await;
-    let person: Uuid = customer.id.parse().unwrap();
-    stack
-        .eventually("the order service knows the customer", || async {
-            let known: bool = sqlx::query_scalar("select exists(select 1 from sales.people where user_id = $1)")
-                .bind(person)
-                .fetch_one(&stack.db)
-                .await
-                .ok()?;
-            known.then_some(())
-        })
-        .await;
+    stack.known_to_orders(&customer).await;
     let top_up = format!("/order/customer-wallet/{}/{}/top-up", shop.id, customer.id);
     let body = json!({"amount": "15000.00", "method": "CASH", "registerId": shop.register});
     let (s, b) = until_final(&stack, &top_up, &body, &shop.cashier.token, &unique()).await;
