@@ -3,7 +3,7 @@
 //! are idempotent by reservation id; a return restocks once (its id is in the ledger).
 
 use crate::domain::ItemId;
-use platform::ids::{OrderId, ProductId, ReservationId};
+use platform::ids::{OrderId, ProductId, ReservationId, ShopId};
 use sqlx::PgConnection;
 
 use bus::{Handler, HandlerError, Incoming, MessageMeta};
@@ -62,14 +62,18 @@ impl Handler for StockEvents {
             OrderCompleted::TYPE => {
                 let e: OrderCompleted = msg.event()?;
                 match e.reservation_id {
-                    Some(r) => settled(self.stock.commit(ReservationId(r), Some(OrderId(e.order_id)), &msg.meta).await),
+                    Some(r) => settled(
+                        self.stock
+                            .commit_in(Some(ShopId(e.shop.id)), ReservationId(r), Some(OrderId(e.order_id)), &msg.meta)
+                            .await,
+                    ),
                     None => Ok(()),
                 }
             }
             OrderCancelled::TYPE => {
                 let e: OrderCancelled = msg.event()?;
                 match e.reservation_id {
-                    Some(r) => settled(self.stock.release(ReservationId(r)).await),
+                    Some(r) => settled(self.stock.release_in(Some(ShopId(e.shop_id)), ReservationId(r)).await),
                     None => Ok(()),
                 }
             }

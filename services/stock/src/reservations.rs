@@ -297,11 +297,20 @@ impl Stock {
         })
     }
 
-    async fn elsewhere_reservation(&self, id: ReservationId) -> Result<Option<(&Shards, String)>, StockError> {
+    /// `shop`, when the caller knows it (an order event carries it), spares reading it.
+    async fn elsewhere_reservation(
+        &self,
+        id: ReservationId,
+        shop: Option<ShopId>,
+    ) -> Result<Option<(&Shards, String)>, StockError> {
         if self.shards.is_none() {
             return Ok(None);
         }
-        Ok(self.elsewhere(self.coordinator.shop_of(id).await?))
+        let shop = match shop {
+            Some(shop) => shop,
+            None => self.coordinator.shop_of(id).await?,
+        };
+        Ok(self.elsewhere(shop))
     }
 
     /// Reserves every line or none.
@@ -319,7 +328,19 @@ impl Stock {
         order_id: Option<OrderId>,
         meta: &MessageMeta,
     ) -> Result<ReservationView, StockError> {
-        if let Some((shards, queue)) = self.elsewhere_reservation(reservation_id).await? {
+        self.commit_in(None, reservation_id, order_id, meta).await
+    }
+
+    /// [`Stock::commit`] of a reservation of `shop`, when the caller knows it: an instance
+    /// not owning the shop's shard forwards without reading the reservation's shop.
+    pub async fn commit_in(
+        &self,
+        shop: Option<ShopId>,
+        reservation_id: ReservationId,
+        order_id: Option<OrderId>,
+        meta: &MessageMeta,
+    ) -> Result<ReservationView, StockError> {
+        if let Some((shards, queue)) = self.elsewhere_reservation(reservation_id, shop).await? {
             let op = Op::Commit { reservation_id: reservation_id.0, order_id: order_id.map(|o| o.0) };
             return shards.forward(&queue, &op, meta).await;
         }
@@ -328,7 +349,16 @@ impl Stock {
 
     /// Stock returns. Idempotent; releasing a committed reservation is refused.
     pub async fn release(&self, reservation_id: ReservationId) -> Result<ReservationView, StockError> {
-        if let Some((shards, queue)) = self.elsewhere_reservation(reservation_id).await? {
+        self.release_in(None, reservation_id).await
+    }
+
+    /// [`Stock::release`] of a reservation of `shop`, when the caller knows it.
+    pub async fn release_in(
+        &self,
+        shop: Option<ShopId>,
+        reservation_id: ReservationId,
+    ) -> Result<ReservationView, StockError> {
+        if let Some((shards, queue)) = self.elsewhere_reservation(reservation_id, shop).await? {
             let op = Op::Release { reservation_id: reservation_id.0 };
             return shards.forward(&queue, &op, &MessageMeta::default()).await;
         }

@@ -177,6 +177,41 @@ async fn a_new_owner_expires_the_holds_it_inherits_without_being_asked() {
     next.shutdown.cancel();
 }
 
+/// The order service's events reach whichever instance takes them from the shared queue. One
+/// not owning the shop's shard commits or releases through the owner, by the shop the event
+/// names (no read of the reservation's shop), and runs no actor itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_order_event_on_the_instance_not_owning_the_shard_settles_through_the_owner() {
+    use platform::ids::{ReservationId, ShopId};
+
+    // Rounds long enough that the owner keeps every shard for the whole test.
+    let app = crate::helpers::spawn_app_with(|c| c.shard_ping_every = Duration::from_secs(600)).await;
+    let shop = app.seed_shop().await;
+    let product = app.bulk_product(shop, "Cable", "500.00", 10).await;
+    let standby = app.spawn_peer().await;
+    let hold = |quantity: i64| {
+        let app = &app;
+        async move {
+            let (status, hold) = app.reserve_http(shop, json!([{"productId": product, "quantity": quantity}]), 600).await;
+            assert_eq!(status, 201, "{hold}");
+            ReservationId(serde_json::from_value(hold["reservationId"].clone()).unwrap())
+        }
+    };
+    let (sold, released) = (hold(3).await, hold(2).await);
+    let meta = bus::MessageMeta::default();
+
+    let view = standby.stock.commit_in(Some(ShopId(shop)), sold, None, &meta).await.unwrap();
+    assert_eq!(serde_json::to_value(&view).unwrap()["status"], "COMMITTED");
+    standby.stock.release_in(Some(ShopId(shop)), released).await.unwrap();
+    // Redelivered: the same answers, nothing moves twice.
+    standby.stock.commit_in(Some(ShopId(shop)), sold, None, &meta).await.unwrap();
+    standby.stock.release_in(Some(ShopId(shop)), released).await.unwrap();
+
+    assert_eq!(standby.stock.running(), 0, "the standby ran no actor");
+    assert_eq!(app.assert_consistent(product).await, (7, 0), "3 sold, 2 back on sale");
+    standby.shutdown.cancel();
+}
+
 /// The overlap of a hand-over: the old owner, cut off from the broker but still finishing
 /// what it had in hand, and the new owner (its actors rebuilt from the rows) both hold the
 /// same reservations in memory and settle them at once, one committing while the other
