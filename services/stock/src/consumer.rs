@@ -62,11 +62,16 @@ impl Handler for StockEvents {
             OrderCompleted::TYPE => {
                 let e: OrderCompleted = msg.event()?;
                 match e.reservation_id {
-                    Some(r) => settled(
-                        self.stock
-                            .commit_in(Some(ShopId(e.shop.id)), ReservationId(r), Some(OrderId(e.order_id)), &msg.meta)
-                            .await,
-                    ),
+                    Some(r) => {
+                        let (shop, reservation, order) = (ShopId(e.shop.id), ReservationId(r), OrderId(e.order_id));
+                        match self.stock.commit_in(Some(shop), reservation, Some(order), &msg.meta).await {
+                            // Booked after its hold ran out: the goods left all the same.
+                            Err(StockError::ReservationExpired) => {
+                                settled(self.stock.sell_expired(shop, reservation, order, &msg.meta).await)
+                            }
+                            r => settled(r),
+                        }
+                    }
                     None => Ok(()),
                 }
             }

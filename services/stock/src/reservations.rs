@@ -347,6 +347,64 @@ impl Stock {
         self.coordinator.commit(reservation_id, order_id, meta).await
     }
 
+    /// A sale booked after its hold expired: the order's event arrived once the hold had
+    /// run out (the order service or the broker was down past it). The goods left the shop
+    /// all the same, so the expired reservation's lines (its very units, by barcode) are
+    /// reserved again under an id derived from it and committed to the order: redelivered,
+    /// the derived reservation is the same one and commits once. What is no longer there
+    /// (sold or held again meanwhile) is refused as any reservation would be: that is logged
+    /// as an error, for someone to count the shelf, and not retried.
+    pub async fn sell_expired(
+        &self,
+        shop: ShopId,
+        expired: ReservationId,
+        order_id: OrderId,
+        meta: &MessageMeta,
+    ) -> Result<Option<ReservationView>, StockError> {
+        const LATE: Uuid = Uuid::from_u128(0x6a0e_51c2_93d4_4f7b_b2e8_0c5d_7f31_a9e6);
+        let rows = sqlx::query!(
+            r#"select l.product_id, l.quantity, i.barcode as "barcode?"
+                 from stock.reservation_lines l
+                 join stock.reservations r using (reservation_id)
+                 left join stock.items i on i.item_id = l.item_id
+                where l.reservation_id = $1 and r.shop_id = $2 and r.status in ('EXPIRED', 'RELEASED')
+                order by l.line_no, l.unit_no"#,
+            expired.0,
+            shop.0
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| internal("reading an expired reservation's lines", e))?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let lines = rows
+            .into_iter()
+            .map(|r| match r.barcode {
+                Some(barcode) => crate::domain::Wanted::Unit { barcode, product_id: Some(ProductId(r.product_id)) },
+                None => {
+                    crate::domain::Wanted::Quantity { product_id: ProductId(r.product_id), quantity: r.quantity.into() }
+                }
+            })
+            .collect();
+        let again = ReservationId(Uuid::new_v5(&LATE, expired.0.as_bytes()));
+        let cmd = ReserveCommand { reservation_id: again, shop_id: shop, ttl_seconds: 120, lines };
+        match self.reserve(&cmd, meta).await {
+            Ok(_) => {}
+            Err(StockError::ReservationCommitted) => return Ok(None), // sold late already (a redelivery)
+            Err(e @ (StockError::Insufficient { .. } | StockError::UnitUnavailable { .. })) => {
+                tracing::error!(
+                    reservation_id = %expired.0, order_id = %order_id.0, error = %e,
+                    "a sale booked after its hold expired found its stock gone: the shelf holds less than the levels say"
+                );
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        }
+        tracing::warn!(reservation_id = %expired.0, order_id = %order_id.0, "a sale booked after its hold expired took its stock late");
+        self.commit_in(Some(shop), again, Some(order_id), meta).await.map(Some)
+    }
+
     /// Stock returns. Idempotent; releasing a committed reservation is refused.
     pub async fn release(&self, reservation_id: ReservationId) -> Result<ReservationView, StockError> {
         self.release_in(None, reservation_id).await

@@ -355,3 +355,84 @@ async fn level_events_carry_the_request_id_and_trace_context_of_their_request() 
     assert!(rows.iter().any(|(t, rid, _)| t == "stock.level.low" && rid.as_deref() == Some("req-sale-2")), "{rows:?}");
     app.shutdown.cancel();
 }
+
+/// A sale whose event arrives after its hold expired (the order service or the broker was
+/// down past the hold) still takes its stock, the very unit it sold included, once however
+/// often the event comes; a late sale whose stock went meanwhile is refused, logged, and not
+/// retried for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_booked_after_its_hold_expired_takes_its_stock_late_and_once() {
+    let app = spawn_app().await;
+    let shop = app.seed_shop().await;
+    let cable = app.bulk_product(shop, "Cable", "500.00", 10).await;
+    let token = app.staff(shop).await;
+    let (status, p) = app
+        .call("POST", "/products", Some(json!({"shopId": shop, "name": "Galaxy A15", "tracking": "SERIALIZED"})), Some(&token))
+        .await;
+    assert_eq!(status, 201, "{p}");
+    let phone: Uuid = serde_json::from_value(p["id"].clone()).unwrap();
+    for imei in ["IMEI-1", "IMEI-2"] {
+        let body = json!({"productId": phone, "barcode": imei, "broughtPrice": "400.00", "sellPrice": "549.00"});
+        assert_eq!(app.call("POST", "/items", Some(body), Some(&token)).await.0, 201);
+    }
+    let status_of = |id: Uuid| {
+        let db = app.db.admin.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("select status from stock.reservations where reservation_id = $1")
+                .bind(id)
+                .fetch_one(&db)
+                .await
+                .unwrap()
+        }
+    };
+    let broker = bus::Broker::new(&testkit::amqp_url(), "stock-late-sale-test");
+
+    // 3 cables and the unit IMEI-2, held for a second, run out before the sale's event comes.
+    let lines = json!([{"productId": cable, "quantity": 3}, {"barcode": "IMEI-2"}]);
+    let (status, hold) = app.reserve_http(shop, lines, 1).await;
+    assert_eq!(status, 201, "{hold}");
+    let held: Uuid = serde_json::from_value(hold["reservationId"].clone()).unwrap();
+    assert!(eventually(async || status_of(held).await == "EXPIRED").await, "the hold ran out");
+    assert_eq!(app.assert_consistent(cable).await, (10, 0));
+
+    let sale = order(shop, held);
+    for _ in 0..3 {
+        // Three copies, each its own message id: the sale is taken once.
+        testkit::events::publish(&broker, &app.exchange, &sale, Uuid::now_v7()).await;
+    }
+    let sold_late = || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from stock.reservations where order_id = $1 and status = 'COMMITTED'",
+        )
+        .bind(sale.order_id)
+        .fetch_one(&app.db.admin)
+        .await
+        .unwrap()
+    };
+    assert!(eventually(async || sold_late().await == 1).await, "the sale took its stock late");
+    tokio::time::sleep(Duration::from_millis(500)).await; // the other copies
+    assert_eq!(sold_late().await, 1);
+    assert_eq!(app.assert_consistent(cable).await, (7, 0), "3 cables left the shop, once");
+    let units: Vec<(String, String)> =
+        sqlx::query_as("select barcode, status from stock.items where product_id = $1 order by barcode")
+            .bind(phone)
+            .fetch_all(&app.db.admin)
+            .await
+            .unwrap();
+    assert_eq!(units, [("IMEI-1".to_owned(), "AVAILABLE".to_owned()), ("IMEI-2".to_owned(), "SOLD".to_owned())]);
+
+    // A late sale whose stock is gone meanwhile (another till holds all 7): refused, nothing
+    // moves, and the event is not redelivered for ever (a sale after it is taken normally).
+    let (_, hold) = app.reserve_http(shop, json!([{"productId": cable, "quantity": 2}]), 1).await;
+    let short: Uuid = serde_json::from_value(hold["reservationId"].clone()).unwrap();
+    assert!(eventually(async || status_of(short).await == "EXPIRED").await);
+    let (status, _) = app.reserve_http(shop, json!([{"productId": cable, "quantity": 7}]), 600).await;
+    assert_eq!(status, 201);
+    let late = order(shop, short);
+    testkit::events::publish(&broker, &app.exchange, &late, Uuid::now_v7()).await;
+    let (_, next) = app.reserve_http(shop, json!([{"barcode": "IMEI-1"}]), 600).await;
+    let next: Uuid = serde_json::from_value(next["reservationId"].clone()).unwrap();
+    testkit::events::publish(&broker, &app.exchange, &order(shop, next), Uuid::now_v7()).await;
+    assert!(eventually(async || status_of(next).await == "COMMITTED").await, "the queue moved on");
+    assert_eq!(app.assert_consistent(cable).await, (7, 7), "the short late sale moved nothing");
+}

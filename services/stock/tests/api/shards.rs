@@ -192,7 +192,8 @@ async fn an_order_event_on_the_instance_not_owning_the_shard_settles_through_the
     let hold = |quantity: i64| {
         let app = &app;
         async move {
-            let (status, hold) = app.reserve_http(shop, json!([{"productId": product, "quantity": quantity}]), 600).await;
+            let (status, hold) =
+                app.reserve_http(shop, json!([{"productId": product, "quantity": quantity}]), 600).await;
             assert_eq!(status, 201, "{hold}");
             ReservationId(serde_json::from_value(hold["reservationId"].clone()).unwrap())
         }
