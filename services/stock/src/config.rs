@@ -17,6 +17,11 @@ pub struct Config {
     /// How often the instance pings every shard (so an owner learns it owns one) and, with
     /// other instances serving, lets a shard go when it owns more than its share.
     pub shard_ping_every: Duration,
+    /// Whether an instance owning more than its share of the shards lets one go to another
+    /// (`STOCK_SPREAD_SHARDS`, default true). On one machine a second instance adds no CPU
+    /// and spreading halves each writer's batches, so the local stack turns it off: the
+    /// first instance owns every shard and the others stand by (SCALING.md).
+    pub spread_shards: bool,
     /// A product's actor stops after this long without messages or holds.
     pub actor_idle: Duration,
     /// How long a caller waits for an actor's answer.
@@ -33,6 +38,7 @@ impl Config {
             rpc_queue: env.or("STOCK_RPC_QUEUE", contracts::routing::STOCK_RPC_QUEUE.to_owned())?,
             shards: env.or("STOCK_SHARDS", contracts::routing::STOCK_SHARDS)?,
             shard_ping_every: Duration::from_millis(env.or("STOCK_SHARD_PING_MS", 5_000)?.max(100)),
+            spread_shards: env.or("STOCK_SPREAD_SHARDS", true)?,
             actor_idle: Duration::from_secs(env.or("STOCK_ACTOR_IDLE_SECS", 300)?),
             actor_call_timeout: Duration::from_millis(env.or("STOCK_ACTOR_TIMEOUT_MS", 10_000)?),
             writers: env.or("STOCK_WRITERS", 2)?,

@@ -54,7 +54,7 @@ impl Application {
         }
         let pinging = shards.clone();
         let broker = base.broker.clone();
-        let ping_every = config.shard_ping_every;
+        let (ping_every, spread) = (config.shard_ping_every, config.spread_shards);
         base.task("shard pings", move |stop| {
             Box::pin(async move {
                 let mut every = tokio::time::interval(ping_every);
@@ -64,6 +64,9 @@ impl Application {
                     loop {
                         every.tick().await;
                         pinging.ping_all(ping_every).await;
+                        if !spread {
+                            continue;
+                        }
                         // Every instance consumes every shard queue: the first one's
                         // consumers are the instances serving now; and the shard let go
                         // must have someone waiting for it (not one still subscribing).

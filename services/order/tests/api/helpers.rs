@@ -76,6 +76,7 @@ pub async fn spawn_app_with(kms: KmsConfig) -> TestApp {
         rpc_queue: testkit::unique("test_stock_rpc"),
         shards: contracts::routing::STOCK_SHARDS,
         shard_ping_every: Duration::from_secs(5),
+        spread_shards: true,
         actor_idle: Duration::from_secs(30),
         actor_call_timeout: Duration::from_secs(20),
         writers: 2,

@@ -367,7 +367,12 @@ async fn a_sale_booked_after_its_hold_expired_takes_its_stock_late_and_once() {
     let cable = app.bulk_product(shop, "Cable", "500.00", 10).await;
     let token = app.staff(shop).await;
     let (status, p) = app
-        .call("POST", "/products", Some(json!({"shopId": shop, "name": "Galaxy A15", "tracking": "SERIALIZED"})), Some(&token))
+        .call(
+            "POST",
+            "/products",
+            Some(json!({"shopId": shop, "name": "Galaxy A15", "tracking": "SERIALIZED"})),
+            Some(&token),
+        )
         .await;
     assert_eq!(status, 201, "{p}");
     let phone: Uuid = serde_json::from_value(p["id"].clone()).unwrap();

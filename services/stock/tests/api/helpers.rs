@@ -37,6 +37,7 @@ pub fn config(db: &TestDb, jwks: &JwksServer) -> Config {
         rpc_queue: testkit::unique("test_stock_rpc"),
         shards: contracts::routing::STOCK_SHARDS,
         shard_ping_every: Duration::from_secs(5),
+        spread_shards: true,
         actor_idle: Duration::from_secs(2),
         actor_call_timeout: Duration::from_secs(20),
         writers: 2,

@@ -365,6 +365,34 @@ async fn two_instances_spread_the_shards_between_them() {
     peer.shutdown.cancel();
 }
 
+/// On one machine (`STOCK_SPREAD_SHARDS=false`) the first instance keeps every shard through
+/// many rounds with a second serving beside it; the second forwards and runs no actor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_spreading_the_first_instance_keeps_every_shard() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.shard_ping_every = Duration::from_millis(300);
+        c.spread_shards = false;
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while owned_at(&app, &app.base_url).await < 8 {
+        assert!(Instant::now() < deadline, "the only instance owns every shard");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let peer = app.spawn_peer().await;
+    let shop = app.seed_shop().await;
+    let product = app.bulk_product(shop, "Cable", "100.00", 10).await;
+    let token = app.staff(shop).await;
+    // Ten rounds: spreading would have moved four shards by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (status, body) = reserve_at(&app, &peer.base_url, Uuid::now_v7(), shop, product, &token).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!((owned_at(&app, &app.base_url).await, owned_at(&app, &peer.base_url).await), (8, 0));
+    assert_eq!(peer.stock.running(), 0, "the second forwarded");
+    assert_eq!(app.assert_consistent(product).await, (10, 1));
+    peer.shutdown.cancel();
+}
+
 /// A shard let go comes back: the first instance holds a reservation in a shop of its
 /// highest shard, lets that shard go when the second joins (its actors of it stop), the
 /// second takes a short hold there and stops; the first gains the shard again, serves it
