@@ -43,9 +43,12 @@ for s in "${SERVICES[@]}"; do
   say "schemathesis: $s ($EXAMPLES examples per operation)"
   # Signing out or deleting the account would end the run's session (the tests cover
   # them); /metrics is not public through nginx by design. The stateful phase is left out:
-  # it chains operations past the filters (it signed the run out).
+  # it chains operations past the filters (it signed the run out). One worker: with two,
+  # Hypothesis's lambda-source parsing in both threads at once crashed the tool itself on
+  # Python 3.11 ("AST constructor recursion depth mismatch", a Runtime Error in the
+  # coverage phase: no finding about the API, yet a failed run).
   if ! "$VENV/bin/schemathesis" run "$B/$s/openapi.json" --url "$B/$s" \
-      -H "Authorization: Bearer $TOKEN" --max-examples "$EXAMPLES" --workers 2 \
+      -H "Authorization: Bearer $TOKEN" --max-examples "$EXAMPLES" --workers 1 \
       --checks "$CHECKS" --phases examples,coverage,fuzzing \
       --exclude-path-regex '.*(logout|/users/[{]id[}]$|/metrics$).*' \
       --suppress-health-check all --no-color; then

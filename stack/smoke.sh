@@ -14,12 +14,13 @@ export OTP_LIMIT_PER_IP="${OTP_LIMIT_PER_IP:-2000}" LOGIN_LIMIT_PER_IP="${LOGIN_
 load_config
 
 was_up=0
-# Schemathesis's findings: each service's FAILURES section, or the end of its log when it
-# stopped before finding anything (a sign-up that failed, say).
+# Schemathesis's findings: each service's FAILURES and ERRORS sections (an error is the
+# tool failing on an operation), or the end of its log when it stopped before finding
+# anything (a sign-up that failed, say).
 fuzz_findings() {
-  if grep -q '= FAILURES =' "$LOGS/fuzz-api.log"; then
+  if grep -qE '= (FAILURES|ERRORS) =' "$LOGS/fuzz-api.log"; then
     sed 's/\x1b\[[0-9;]*m//g' "$LOGS/fuzz-api.log" |
-      awk '/schemathesis: /{svc=$0} /= FAILURES =/{print svc; p=1} /= SUMMARY =/{p=0} p' |
+      awk '/schemathesis: /{svc=$0} /= (FAILURES|ERRORS) =/{print svc; p=1} /= SUMMARY =/{p=0} p' |
       grep -v '^[[:space:]]*$' | cut -c1-300 | head -n "${1:-60}"
   else
     tail -n "${1:-25}" "$LOGS/fuzz-api.log" | cut -c1-300

@@ -353,7 +353,8 @@ impl Stock {
     /// reserved again under an id derived from it and committed to the order: redelivered,
     /// the derived reservation is the same one and commits once. What is no longer there
     /// (sold or held again meanwhile) is refused as any reservation would be: that is logged
-    /// as an error, for someone to count the shelf, and not retried.
+    /// as an error, for someone to count the shelf, and not retried. While the rows still
+    /// say HELD (an actor's expiry not written yet) it answers `Busy`, to be tried again.
     pub async fn sell_expired(
         &self,
         shop: ShopId,
@@ -363,11 +364,11 @@ impl Stock {
     ) -> Result<Option<ReservationView>, StockError> {
         const LATE: Uuid = Uuid::from_u128(0x6a0e_51c2_93d4_4f7b_b2e8_0c5d_7f31_a9e6);
         let rows = sqlx::query!(
-            r#"select l.product_id, l.quantity, i.barcode as "barcode?"
+            r#"select r.status, l.product_id, l.quantity, i.barcode as "barcode?"
                  from stock.reservation_lines l
                  join stock.reservations r using (reservation_id)
                  left join stock.items i on i.item_id = l.item_id
-                where l.reservation_id = $1 and r.shop_id = $2 and r.status in ('EXPIRED', 'RELEASED')
+                where l.reservation_id = $1 and r.shop_id = $2
                 order by l.line_no, l.unit_no"#,
             expired.0,
             shop.0
@@ -375,8 +376,12 @@ impl Stock {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| internal("reading an expired reservation's lines", e))?;
-        if rows.is_empty() {
-            return Ok(None);
+        match rows.first().map(|r| r.status.as_str()) {
+            None | Some("COMMITTED") => return Ok(None), // not this shop's, or committed meanwhile
+            // An actor answered "expired" before its batch (or another product's actor, on
+            // its own clock) wrote it: again later, when the rows say so.
+            Some("HELD") => return Err(StockError::Busy),
+            Some(_) => {}
         }
         let lines = rows
             .into_iter()
