@@ -377,11 +377,13 @@ impl Stock {
         .await
         .map_err(|e| internal("reading an expired reservation's lines", e))?;
         match rows.first().map(|r| r.status.as_str()) {
-            None | Some("COMMITTED") => return Ok(None), // not this shop's, or committed meanwhile
+            Some("EXPIRED") => {}
             // An actor answered "expired" before its batch (or another product's actor, on
             // its own clock) wrote it: again later, when the rows say so.
             Some("HELD") => return Err(StockError::Busy),
-            Some(_) => {}
+            // Not this shop's, committed meanwhile, or released: a sale's reservation is
+            // released only when nothing was booked, so that is not one to sell.
+            _ => return Ok(None),
         }
         let lines = rows
             .into_iter()
