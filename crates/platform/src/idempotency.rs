@@ -11,7 +11,9 @@
 //! search_path). A process that dies mid-request leaves its key "running": after
 //! [`ABANDONED_AFTER`] another request takes it over. Because the answer is stored after the
 //! effect, an effect that must never repeat also carries [`effect_id`] so its own store can
-//! refuse a second copy (stock's ledger does).
+//! refuse a second copy (stock's ledger does). An action that books its effect in one
+//! transaction can write the answer there too ([`once_storing`], [`Claim::store_in`]): the
+//! answer then commits with the effect, and the request costs one commit fewer.
 
 /// A stable id for the effect of (shop, route, key): handed to the code that applies it so
 /// a re-run after a lost answer (a timeout, a crash, a takeover) is recognised there.
@@ -28,7 +30,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use crate::error::Problem;
 use crate::ids::ShopId;
@@ -76,9 +78,64 @@ where
     Fut: std::future::Future<Output = Result<(StatusCode, T), Problem>>,
     T: Serialize,
 {
-    let Some(key) = key.0.as_deref() else {
+    once_storing(pool, key, shop, route, request, |_| async move {
         let (status, body) = act().await?;
-        return Ok((status, axum::Json(body)).into_response());
+        Ok(Reply::Answer(status, body))
+    })
+    .await
+}
+
+/// The key a request runs under, handed to the action by [`once_storing`].
+#[derive(Debug, Clone)]
+pub struct Claim {
+    shop: ShopId,
+    route: String,
+    key: String,
+}
+
+impl Claim {
+    /// Writes the answer through `conn`: inside the transaction that books the effect, so
+    /// both commit together. The action then answers [`Reply::Stored`] with the same body.
+    pub async fn store_in(
+        &self,
+        conn: &mut PgConnection,
+        status: StatusCode,
+        body: &serde_json::Value,
+    ) -> Result<(), sqlx::Error> {
+        store(&mut *conn, self.shop, &self.route, &self.key, status, body).await
+    }
+}
+
+/// What an action run by [`once_storing`] answers.
+#[derive(Debug)]
+pub enum Reply<T> {
+    /// An answer for `once_storing` to store (when there is a key) and send.
+    Answer(StatusCode, T),
+    /// An answer the action already wrote through [`Claim::store_in`]; it is only sent.
+    Stored(StatusCode, serde_json::Value),
+}
+
+/// [`once`] for an action that may write its own answer in its own transaction: `act`
+/// gets the [`Claim`] (none without a key) and answers [`Reply::Stored`] when it wrote the
+/// answer through it, [`Reply::Answer`] otherwise. A failure is handled as by `once`.
+pub async fn once_storing<F, Fut, T>(
+    pool: &PgPool,
+    key: &IdempotencyKey,
+    shop: ShopId,
+    route: &str,
+    request: &impl std::fmt::Debug,
+    act: F,
+) -> Result<Response, Problem>
+where
+    F: FnOnce(Option<Claim>) -> Fut,
+    Fut: std::future::Future<Output = Result<Reply<T>, Problem>>,
+    T: Serialize,
+{
+    let Some(key) = key.0.as_deref() else {
+        return Ok(match act(None).await? {
+            Reply::Answer(status, body) => (status, axum::Json(body)).into_response(),
+            Reply::Stored(status, body) => (status, axum::Json(body)).into_response(),
+        });
     };
     let fingerprint = Sha256::digest(format!("{route}\n{request:?}").as_bytes()).to_vec();
     let started = tokio::time::Instant::now();
@@ -159,12 +216,14 @@ where
 
 async fn run<F, Fut, T>(pool: &PgPool, shop: ShopId, route: &str, key: &str, act: F) -> Result<Response, Problem>
 where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<(StatusCode, T), Problem>>,
+    F: FnOnce(Option<Claim>) -> Fut,
+    Fut: std::future::Future<Output = Result<Reply<T>, Problem>>,
     T: Serialize,
 {
-    let (status, body) = match act().await {
-        Ok((status, value)) => {
+    let claim = Claim { shop, route: route.to_owned(), key: key.to_owned() };
+    let (status, body) = match act(Some(claim)).await {
+        Ok(Reply::Stored(status, body)) => return Ok((status, axum::Json(body)).into_response()),
+        Ok(Reply::Answer(status, value)) => {
             (status, serde_json::to_value(value).map_err(|e| Problem::internal(&anyhow::Error::new(e)))?)
         }
         Err(problem) => {
@@ -183,25 +242,27 @@ where
     Ok((status, axum::Json(body)).into_response())
 }
 
+/// The answer, once: an answer the action already stored with its effect is never
+/// overwritten (by a failure it reported after its commit, say).
 async fn store(
-    pool: &PgPool,
+    conn: impl sqlx::PgExecutor<'_>,
     shop: ShopId,
     route: &str,
     key: &str,
     status: StatusCode,
     body: &serde_json::Value,
-) -> Result<(), Problem> {
+) -> Result<(), sqlx::Error> {
     let code = i16::try_from(status.as_u16()).unwrap_or(500);
     sqlx::query!(
         "update idempotency_keys set status_code = $4, response = $5, completed_at = now()
-          where shop_id = $1 and route = $2 and key = $3",
+          where shop_id = $1 and route = $2 and key = $3 and completed_at is null",
         shop.0,
         route,
         key,
         code,
         body
     )
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
 }

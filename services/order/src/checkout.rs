@@ -11,6 +11,7 @@
 //! the reservation id from the order id, so a retry — even one that outlives the stored
 //! answer, or follows a crash — reserves the same reservation and finds the same order.
 
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -20,6 +21,7 @@ use contracts::common::Recipient;
 use contracts::sales::{OrderCompleted, PaymentLine, ReceiptLine};
 use contracts::stock::{ReservationView, ReserveLine};
 use platform::auth::ShopRole;
+use platform::idempotency::Claim;
 use platform::money::{Currency, Money};
 
 use crate::db::customers::{self, Customer};
@@ -68,6 +70,21 @@ struct Booking {
     draft_number: Option<i64>,
 }
 
+/// Where a keyed request's answer goes: written in the booking's own transaction, so the
+/// order and its answer commit together (one commit fewer per checkout).
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerTo<'a> {
+    pub claim: &'a Claim,
+    pub status: StatusCode,
+}
+
+/// A placed order, and the answer the booking stored under the request's key, if it did.
+#[derive(Debug)]
+pub struct Placed {
+    pub view: OrderView,
+    pub stored: Option<serde_json::Value>,
+}
+
 /// Who is ringing the sale up.
 #[derive(Debug, Clone, Copy)]
 pub struct Cashier {
@@ -95,7 +112,8 @@ impl Sales {
         order_id: Uuid,
         target: Target,
         meta: &MessageMeta,
-    ) -> Result<OrderView, Error> {
+        answer: Option<AnswerTo<'_>>,
+    ) -> Result<Placed, Error> {
         let named = match &checkout.customer {
             CustomerRef::Id(id) => Some(*id),
             CustomerRef::None | CustomerRef::WalkIn { .. } => None,
@@ -103,7 +121,8 @@ impl Sales {
         let found = shops::for_sale(&self.pool, checkout.shop_id, order_id, named).await?.ok_or(Error::ShopNotFound)?;
         if found.booked && matches!(target, Target::New { .. }) {
             // A re-run after a lost answer or a crash: the order was booked by the first run.
-            return self.view(order_id).await?.ok_or_else(|| anyhow::anyhow!("order {order_id} vanished").into());
+            let view = self.view(order_id).await?.ok_or_else(|| anyhow::anyhow!("order {order_id} vanished"))?;
+            return Ok(Placed { view, stored: None });
         }
         let shop = found.shop;
         // The wallet row read with the shop is the named customer's; a walk-in's is not read.
@@ -192,12 +211,13 @@ impl Sales {
                     booking,
                     reserved_ref,
                     meta,
+                    answer,
                 )
             },
         )
         .await;
         match outcome {
-            Ok(view) => {
+            Ok(placed) => {
                 if reserved.is_some() && !checkout.draft {
                     if let Err(e) = self.stock.commit(reservation_id, shop.shop_id, order_id, meta).await {
                         // The completed event carries the reservation: stock commits it from there.
@@ -208,7 +228,7 @@ impl Sales {
                     // A draft holds nothing: it was reserved only to be priced.
                     self.stock.release(reservation_id, shop.shop_id, meta).await;
                 }
-                Ok(view)
+                Ok(placed)
             }
             Err(e) => {
                 if reserved.is_some() {
@@ -232,7 +252,8 @@ impl Sales {
         booking: Booking,
         reserved: Option<&ReservationView>,
         meta: &MessageMeta,
-    ) -> Result<OrderView, Error> {
+        answer: Option<AnswerTo<'_>>,
+    ) -> Result<Placed, Error> {
         let order_id = booking.order_id;
         let reserved_lines = reserved.map(|r| r.lines.as_slice()).unwrap_or_default();
         if reserved_lines.len() != checkout.lines.len() {
@@ -407,22 +428,35 @@ impl Sales {
             event.as_ref(),
         )
         .await?;
+        // A new order is answered from what was just written: the same rows a read would
+        // return. Its answer is stored under the key in this transaction.
+        let written = match created_at {
+            Some(created_at) => {
+                let row = booked_row(&record, number, created_at, customer);
+                let (lines, payments) = booked_details(order_id, &lines, &payments, created_at);
+                Some(view::orders(vec![row], lines, payments).pop().ok_or_else(|| anyhow::anyhow!("no view"))?)
+            }
+            None => None,
+        };
+        let stored = match (&written, answer) {
+            (Some(view), Some(answer)) => {
+                let body = serde_json::to_value(view).map_err(anyhow::Error::new)?;
+                answer.claim.store_in(&mut tx, answer.status, &body).await?;
+                Some(body)
+            }
+            _ => None,
+        };
         tx.commit().await?;
         if let (Some(t), Some(after)) = (turn, wallet_after) {
             t.finish(after);
         }
-        match created_at {
-            // Answered from what was just written: the same rows a read would return.
-            Some(created_at) => {
-                let row = booked_row(&record, number, created_at, customer);
-                let (lines, payments) = booked_details(order_id, &lines, &payments, created_at);
-                Ok(view::orders(vec![row], lines, payments).pop().ok_or_else(|| anyhow::anyhow!("no view"))?)
+        let view = match written {
+            Some(view) => view,
+            None => {
+                self.view(order_id).await?.ok_or_else(|| anyhow::anyhow!("order {order_id} vanished after booking"))?
             }
-            None => self
-                .view(order_id)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("order {order_id} vanished after booking").into()),
-        }
+        };
+        Ok(Placed { view, stored })
     }
 
     /// Completes a saved draft: its lines are reserved and priced again now, then paid and
@@ -464,7 +498,8 @@ impl Sales {
             order.note.clone(),
             payment,
         )?;
-        self.place(cashier, checkout, order_id, Target::Draft { number: order.order_number, attempt }, meta).await
+        let target = Target::Draft { number: order.order_number, attempt };
+        Ok(self.place(cashier, checkout, order_id, target, meta, None).await?.view)
     }
 
     /// Cancels a DRAFT or PENDING order: it holds nothing afterwards (a draft's pricing

@@ -13,13 +13,13 @@ use uuid::Uuid;
 
 use platform::auth::{AuthUser, ShopRole};
 use platform::http::{Json, Path, Query};
-use platform::idempotency::{self, IdempotencyKey};
+use platform::idempotency::{self, IdempotencyKey, Reply};
 use platform::ids::ShopId;
 use platform::pagination::{PageMeta, PageQuery};
 use platform::Problem;
 
 use super::AppState;
-use crate::checkout::{Cashier, Target};
+use crate::checkout::{AnswerTo, Cashier, Target};
 use crate::db::orders::{self, ListFilter};
 use crate::domain::checkout::{Checkout, CompletionBody, OrderBody, MAX_NOTE};
 use crate::domain::types::OrderStatus;
@@ -62,10 +62,15 @@ async fn place_order(
     let order_id = idempotency::effect_id(shop, ROUTE, &key).unwrap_or_else(Uuid::now_v7);
     let retry_possible = key.0.is_some();
     let cashier = Cashier { user_id: user.user_id.0, role };
-    idempotency::once(&s.pool, &key, shop, ROUTE, &checkout, || async {
+    let (s, request, meta) = (&s, &checkout, &meta);
+    idempotency::once_storing(&s.pool, &key, shop, ROUTE, request, |claim| async move {
         let target = Target::New { retry_possible };
-        let view = s.place(cashier, checkout.clone(), order_id, target, &meta).await.map_err(Problem::from)?;
-        Ok((StatusCode::CREATED, view))
+        let answer = claim.as_ref().map(|claim| AnswerTo { claim, status: StatusCode::CREATED });
+        let placed = s.place(cashier, request.clone(), order_id, target, meta, answer).await.map_err(Problem::from)?;
+        Ok(match placed.stored {
+            Some(body) => Reply::Stored(StatusCode::CREATED, body),
+            None => Reply::Answer(StatusCode::CREATED, placed.view),
+        })
     })
     .await
 }

@@ -186,6 +186,17 @@ async fn twenty_concurrent_posts_with_one_key_make_one_order() {
             .unwrap();
     assert_eq!(movements, 1, "one stock movement");
     assert_eq!(app.level(rice).await, (48, 0));
+    // The answer was stored in the booking's own transaction (its `now()` is the order's).
+    let (stored, with_the_order): (serde_json::Value, bool) = sqlx::query_as(
+        "select k.response, k.completed_at = o.created_at from sales.idempotency_keys k
+           join sales.orders o on o.shop_id = k.shop_id where k.shop_id = $1 and k.key = 'till-7-sale-42'",
+    )
+    .bind(shop)
+    .fetch_one(&app.db.admin)
+    .await
+    .unwrap();
+    assert_eq!(stored, first);
+    assert!(with_the_order, "the answer commits with the order");
 
     // The same key with another body is refused, and changes nothing.
     let other = json!({"shopId": shop, "items": [{"productId": rice, "quantity": 3}],
