@@ -197,6 +197,7 @@ pub fn router(api: OpenApiRouter, shell: Shell) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(to_completion))
         .layer(axum::middleware::from_fn_with_state(shell.metrics.clone(), crate::metrics::track))
         .layer(Extension(shell.verifier))
         .layer(Extension(shell.access))
@@ -218,6 +219,27 @@ pub fn router(api: OpenApiRouter, shell: Shell) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         // nginx sets X-Request-Id; direct callers get a fresh one.
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// A request that may change something (any method but GET, HEAD and OPTIONS) runs to its
+/// end even when its client hangs up. hyper drops a request's future when the connection
+/// closes: a checkout dropped between its reserve and its booking would leave its
+/// Idempotency-Key "running" (the till's retry waits, then 409, until the key counts as
+/// abandoned) and its stock held until the reservation expires. Run as a task of its own,
+/// it books (or fails and compensates) and stores its answer for the retry.
+async fn to_completion(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::http::Method;
+    use tracing::Instrument;
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    match tokio::spawn(next.run(req).in_current_span()).await {
+        Ok(response) => response,
+        Err(e) => {
+            let e = anyhow::anyhow!("request task failed: {e}");
+            Problem::internal(&e).into_response()
+        }
+    }
 }
 
 /// A bound listener and the router it will serve.

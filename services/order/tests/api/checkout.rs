@@ -5,7 +5,7 @@ use futures::future::join_all;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_pausing};
 
 fn id(v: &Value) -> Uuid {
     serde_json::from_value(v["id"].clone()).unwrap()
@@ -205,6 +205,47 @@ async fn twenty_concurrent_posts_with_one_key_make_one_order() {
     assert_eq!(status, 422, "{refused}");
     assert_eq!(refused["code"], "IDEMPOTENCY_KEY_REUSED");
     assert_eq!(app.count("orders", shop).await, 1);
+    app.stop();
+}
+
+#[tokio::test]
+async fn a_checkout_whose_till_hangs_up_still_books_and_its_retry_gets_the_answer() {
+    // The service waits 1.5 s between the reserve and the booking; the till gives up sooner.
+    let app = spawn_app_pausing(std::time::Duration::from_millis(1_500)).await;
+    let shop = app.seed_shop().await;
+    let rice = app.bulk_product(shop, "Rice", "100.00", 50).await;
+    let token = app.staff(shop).await;
+    let body = json!({"shopId": shop, "items": [{"productId": rice, "quantity": 2}],
+                      "payments": [{"method": "CASH", "amount": "200.00"}]});
+
+    let hung_up = app
+        .http
+        .post(format!("{}/orders", app.base_url))
+        .bearer_auth(&token)
+        .header("idempotency-key", "till-3-sale-9")
+        .json(&body)
+        .timeout(std::time::Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(hung_up.is_err_and(|e| e.is_timeout()), "the till hung up mid-checkout");
+
+    // Its retry gets the answer of the run that went on without it: at once, not after
+    // the key is given up for abandoned, and with one order and one sale of stock.
+    let started = std::time::Instant::now();
+    let (status, answer) = app.order(body, &token, Some("till-3-sale-9")).await;
+    assert_eq!(status, 201, "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert_eq!(app.count("orders", shop).await, 1);
+    // The answer commits with the booking; the stock's commit follows it.
+    let mut level = app.level(rice).await;
+    for _ in 0..50 {
+        if level == (48, 0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        level = app.level(rice).await;
+    }
+    assert_eq!(level, (48, 0), "sold once, nothing held");
     app.stop();
 }
 

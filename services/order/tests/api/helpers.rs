@@ -67,6 +67,15 @@ pub async fn spawn_app() -> TestApp {
 
 /// The same with KMS reached as `kms` says (a test's stand-in in front of moto).
 pub async fn spawn_app_with(kms: KmsConfig) -> TestApp {
+    spawn(kms, Duration::ZERO).await
+}
+
+/// An order service that waits `pause` between a checkout's reserve and its booking.
+pub async fn spawn_app_pausing(pause: Duration) -> TestApp {
+    spawn(kms_config(), pause).await
+}
+
+async fn spawn(kms: KmsConfig, pause: Duration) -> TestApp {
     let db = TestDb::new().await.expect("test database");
     let key = SigningKey::generate("test-key");
     let jwks = JwksServer::start(&[&key]).await;
@@ -84,6 +93,7 @@ pub async fn spawn_app_with(kms: KmsConfig) -> TestApp {
     let (stock_url, stock_shutdown) = start_stock(stock_config.clone()).await;
     let mut config = order_config(&db, &jwks, &stock_config);
     config.kms = kms;
+    config.test_pause_after_reserve = pause;
     let app = Application::build(config).await.expect("service builds");
     let base_url = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();
