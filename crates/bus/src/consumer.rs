@@ -49,6 +49,16 @@ impl From<sqlx::Error> for HandlerError {
 pub trait Handler: Send + Sync + 'static {
     async fn handle(&self, conn: &mut PgConnection, message: &Incoming) -> Result<(), HandlerError>;
 
+    /// Applies messages that arrived together (new ones, each once, in one transaction).
+    /// By default one by one; a handler whose effect folds into one statement for many
+    /// messages (a projection's counters) overrides it.
+    async fn handle_all(&self, conn: &mut PgConnection, messages: &[&Incoming]) -> Result<(), HandlerError> {
+        for message in messages {
+            self.handle(conn, message).await?;
+        }
+        Ok(())
+    }
+
     /// Whether the message has any effect here, judged from the message alone. `false`
     /// acks it without a transaction or an inbox row: with nothing to apply there is
     /// nothing to apply twice (the mailer and a sale that asked for no receipt).
@@ -203,17 +213,17 @@ impl Consumer {
         .into_iter()
         .collect();
         let mut answers = Vec::with_capacity(msgs.len());
+        let mut new_ones = Vec::with_capacity(msgs.len());
         for msg in msgs {
             // `remove`: a message delivered twice in one batch is applied once.
             let new = fresh.remove(&msg.message_id);
             if new {
-                let span = tracing::info_span!("message", queue = %self.spec.name, message_id = %msg.message_id,
-                    message_type = %msg.message_type, attempt = msg.attempt,
-                    request_id = msg.meta.request_id.as_deref().unwrap_or("-"));
-                self.handler.handle(&mut tx, msg).instrument(span).await?;
+                new_ones.push(*msg);
             }
             answers.push(new);
         }
+        let span = tracing::info_span!("messages", queue = %self.spec.name, count = new_ones.len());
+        self.handler.handle_all(&mut tx, &new_ones).instrument(span).await?;
         tx.commit().await?;
         Ok(answers)
     }

@@ -412,6 +412,32 @@ async fn shop_customers_are_projected_from_order_events_once_each() {
     assert_eq!(page["data"][0]["email"], "buyer@example.test");
     assert_eq!(page["data"][0]["id"], page["data"][0]["customerId"], "the first clients read `id`: {page}");
     assert!(page["data"][0]["id"].is_string());
+
+    // Many at once (they arrive together and are counted in one statement), some twice;
+    // the latest order's name wins.
+    let ids: Vec<uuid::Uuid> = (0..20).map(|_| uuid::Uuid::now_v7()).collect();
+    for (n, id) in ids.iter().enumerate() {
+        let mut o = order(3 + n as i64);
+        if n == 19 {
+            o.customer = Some(Recipient { email: "buyer@example.test".into(), name: Some("Buyer Renamed".into()) });
+        }
+        testkit::events::publish(&broker, &exchange, &o, *id).await;
+        if n % 4 == 0 {
+            testkit::events::publish(&broker, &exchange, &o, *id).await; // redelivered
+        }
+    }
+    for _ in 0..100 {
+        let (_, p) = app.call("GET", &format!("/shops/{shop}/customers"), None, Some(&token)).await;
+        page = p;
+        if page["data"][0]["orderCount"] == 22 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // nothing more arrives
+    let (_, page) = app.call("GET", &format!("/shops/{shop}/customers"), None, Some(&token)).await;
+    assert_eq!(page["data"][0]["orderCount"], 22, "each order once: {page}");
+    assert_eq!(page["data"][0]["name"], "Buyer Renamed", "{page}");
 }
 
 #[tokio::test]
