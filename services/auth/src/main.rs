@@ -1,5 +1,8 @@
 use platform::config::{exit_on_error, Env};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = exit_on_error(cashvio_auth::Config::from_env(&Env::load()));
