@@ -283,10 +283,14 @@ async fn settle(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result<()>
         // instance settled one of these (its owner until a moment ago, still finishing what
         // it had in hand), its lines are no longer held here: the whole transaction is
         // refused and the actor reloads from the rows, so a settlement lowers a level once.
+        // "Still held" is spelled "none of the other statuses" (the check constraint allows
+        // four): `status = 'HELD'` let the planner scan the whole partial index of held
+        // lines per statement instead of the reservations' own lines by key.
         let settled = sqlx::query!(
             "update stock.reservation_lines l set status = t.s
                from unnest($1::uuid[], $2::uuid[], $3::text[]) as t(r, p, s)
-              where l.reservation_id = any($1) and l.reservation_id = t.r and l.product_id = t.p and l.status = 'HELD'
+              where l.reservation_id = any($1) and l.reservation_id = t.r and l.product_id = t.p
+                and l.status not in ('COMMITTED', 'RELEASED', 'EXPIRED')
           returning l.reservation_id, l.product_id",
             &ids,
             &products,
