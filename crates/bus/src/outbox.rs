@@ -31,37 +31,25 @@ use crate::Broker;
 /// Writes `event` into this schema's outbox inside the caller's transaction and returns its
 /// message id. Nothing is published unless that transaction commits.
 pub async fn enqueue<E: Event>(conn: &mut PgConnection, event: &E, meta: &MessageMeta) -> anyhow::Result<Uuid> {
-    let payload = serde_json::to_value(event).context("serialising event")?;
-    enqueue_raw(conn, E::TYPE, E::VERSION, payload, meta).await
-}
-
-/// [`enqueue`] for a payload already in JSON form.
-pub async fn enqueue_raw(
-    conn: &mut PgConnection,
-    message_type: &str,
-    version: u16,
-    payload: serde_json::Value,
-    meta: &MessageMeta,
-) -> anyhow::Result<Uuid> {
-    let message_id = Uuid::now_v7();
-    let version = i16::try_from(version).context("message version out of range")?;
+    let row = OutboxRow::new(event, meta)?;
     // Unqualified on purpose: the outbox of the schema the caller's connection works in
     // (compile-checked against `bus_template.outbox`, see stack/sqlx.sh).
     sqlx::query!(
-        "insert into outbox (message_id, message_type, version, payload, request_id, traceparent)
-         values ($1, $2, $3, $4, $5, $6)",
-        message_id,
-        message_type,
-        version,
-        payload,
-        meta.request_id,
-        meta.traceparent
+        "insert into outbox (message_id, message_type, routing_key, version, payload, request_id, traceparent)
+         values ($1, $2, $3, $4, $5, $6, $7)",
+        row.message_id,
+        row.message_type,
+        row.routing_key,
+        row.version,
+        row.payload,
+        row.request_id,
+        row.traceparent
     )
     .execute(conn)
     .await
     .context("writing outbox row")?;
     wake_relays();
-    Ok(message_id)
+    Ok(row.message_id)
 }
 
 /// One outbox row for a caller that writes it in a statement of its own, together with the
@@ -72,6 +60,8 @@ pub async fn enqueue_raw(
 pub struct OutboxRow {
     pub message_id: Uuid,
     pub message_type: &'static str,
+    /// The routing key when it is not the message type (`Event::routing_key`).
+    pub routing_key: Option<&'static str>,
     pub version: i16,
     pub payload: serde_json::Value,
     pub request_id: Option<String>,
@@ -83,6 +73,7 @@ impl OutboxRow {
         Ok(Self {
             message_id: Uuid::now_v7(),
             message_type: E::TYPE,
+            routing_key: routed(event),
             version: i16::try_from(E::VERSION).context("message version out of range")?,
             payload: serde_json::to_value(event).context("serialising event")?,
             request_id: meta.request_id.clone(),
@@ -103,6 +94,7 @@ impl OutboxRow {
 pub struct OutboxBatch {
     ids: Vec<Uuid>,
     types: Vec<&'static str>,
+    routing_keys: Vec<Option<&'static str>>,
     versions: Vec<i16>,
     payloads: Vec<serde_json::Value>,
     request_ids: Vec<Option<String>>,
@@ -116,6 +108,7 @@ impl OutboxBatch {
         self.payloads.push(serde_json::to_value(event).context("serialising event")?);
         self.ids.push(message_id);
         self.types.push(E::TYPE);
+        self.routing_keys.push(routed(event));
         self.versions.push(i16::try_from(E::VERSION).context("message version out of range")?);
         self.request_ids.push(meta.request_id.clone());
         self.traceparents.push(meta.traceparent.clone());
@@ -132,19 +125,21 @@ impl OutboxBatch {
             return Ok(());
         }
         let types: Vec<String> = self.types.iter().map(|t| (*t).to_owned()).collect();
-        // Unqualified, as in `enqueue_raw`. `as _` on the arrays with nulls (see stock's batch).
+        let routing_keys: Vec<Option<String>> = self.routing_keys.iter().map(|k| k.map(str::to_owned)).collect();
+        // Unqualified, as in `enqueue`. `as _` on the arrays with nulls (see stock's batch).
         sqlx::query!(
-            "insert into outbox (message_id, message_type, version, payload, request_id, traceparent)
-             select m, t, v, p, r, tp
-               from unnest($1::uuid[], $2::text[], $3::int2[], $4::jsonb[], $5::text[], $6::text[])
-                    with ordinality as e(m, t, v, p, r, tp, n)
+            "insert into outbox (message_id, message_type, routing_key, version, payload, request_id, traceparent)
+             select m, t, k, v, p, r, tp
+               from unnest($1::uuid[], $2::text[], $7::text[], $3::int2[], $4::jsonb[], $5::text[], $6::text[])
+                    with ordinality as e(m, t, k, v, p, r, tp, n)
               order by n",
             &self.ids,
             &types,
             &self.versions,
             &self.payloads,
             &self.request_ids as _,
-            &self.traceparents as _
+            &self.traceparents as _,
+            &routing_keys as _
         )
         .execute(conn)
         .await
@@ -152,6 +147,11 @@ impl OutboxBatch {
         wake_relays();
         Ok(())
     }
+}
+
+/// An event's routing key, when it is not its type (the outbox stores null for those).
+fn routed<E: Event>(event: &E) -> Option<&'static str> {
+    Some(event.routing_key()).filter(|k| *k != E::TYPE)
 }
 
 /// The relays running in this process.
@@ -181,6 +181,7 @@ struct Row {
     outbox_id: i64,
     message_id: Uuid,
     message_type: String,
+    routing_key: Option<String>,
     version: i16,
     payload: serde_json::Value,
     request_id: Option<String>,
@@ -286,7 +287,7 @@ impl OutboxRelay {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query_as!(
             Row,
-            "select outbox_id, message_id, message_type, version, payload, request_id, traceparent, occurred_at
+            "select outbox_id, message_id, message_type, routing_key, version, payload, request_id, traceparent, occurred_at
                from outbox where published_at is null
               order by outbox_id limit $1 for update skip locked",
             self.batch_size
@@ -312,7 +313,7 @@ impl OutboxRelay {
             match ch
                 .basic_publish(
                     &self.exchange,
-                    &row.message_type,
+                    row.routing_key.as_deref().unwrap_or(&row.message_type),
                     BasicPublishOptions::default(),
                     &out.body,
                     out.properties(),

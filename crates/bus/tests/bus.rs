@@ -674,3 +674,102 @@ async fn first_dead_letter(broker: &Broker, spec: &QueueSpec, what: &str) -> lap
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A sale as the mailer sees it: routed under a further word when it has a receipt to send.
+#[derive(Debug, Serialize, Deserialize)]
+struct Sale {
+    receipt: bool,
+}
+impl contracts::Event for Sale {
+    const TYPE: &'static str = "test.sale.completed";
+    const VERSION: u16 = 1;
+    fn routing_key(&self) -> &'static str {
+        if self.receipt {
+            "test.sale.completed.receipt"
+        } else {
+            Self::TYPE
+        }
+    }
+}
+
+/// (routing key, message type) of everything in `queue` now, taken off it.
+async fn drain(broker: &Broker, queue: &str) -> Vec<(String, String)> {
+    let ch = broker.channel().await.unwrap();
+    let mut got = Vec::new();
+    while let Some(m) = ch.basic_get(queue, BasicGetOptions { no_ack: true }).await.unwrap() {
+        let kind = m.delivery.properties.kind().as_ref().map(ToString::to_string).unwrap_or_default();
+        got.push((m.delivery.routing_key.to_string(), kind));
+    }
+    got
+}
+
+#[tokio::test]
+async fn an_event_routed_under_a_further_word_reaches_only_the_queues_bound_to_it_and_a_retired_binding_goes() {
+    let c = ctx().await;
+    let all = QueueSpec::new(testkit::unique("test_all"), &["test.sale.completed.#"]).with_queue_type("classic");
+    let receipts =
+        QueueSpec::new(testkit::unique("test_receipts"), &["test.sale.completed.receipt"]).with_queue_type("classic");
+    let retired = contracts::RETIRED_BINDINGS[0];
+    let ch = c.broker.channel().await.unwrap();
+    // The receipts queue as an older version left it: bound to a key it no longer asks for.
+    let older = QueueSpec::new(receipts.name.clone(), &[retired]).with_queue_type("classic");
+    bus::topology::declare_queue(&ch, &c.exchange, &older).await.unwrap();
+    bus::topology::declare_queue(&ch, &c.exchange, &all).await.unwrap();
+    bus::topology::declare_queue(&ch, &c.exchange, &receipts).await.unwrap();
+
+    // Into the outbox both ways: one by one, and as a batch.
+    let mut tx = c.pool.begin().await.unwrap();
+    let mut batch = bus::OutboxBatch::default();
+    for receipt in [false, true] {
+        bus::enqueue(&mut tx, &Sale { receipt }, &MessageMeta::default()).await.unwrap();
+        batch.push(&Sale { receipt }, &MessageMeta::default()).unwrap();
+    }
+    batch.write(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+    let stored: Vec<Option<String>> = sqlx::query_scalar("select routing_key from stock.outbox order by outbox_id")
+        .fetch_all(&c.db.admin)
+        .await
+        .unwrap();
+    let receipt_key = Some("test.sale.completed.receipt".to_owned());
+    assert_eq!(stored, [None, receipt_key.clone(), None, receipt_key], "null: the type is the routing key");
+
+    // What the retired binding routed would reach the receipts queue if it were still there.
+    let confirm = c.broker.confirm_channel().await.unwrap();
+    let out = Outgoing {
+        message_id: Uuid::now_v7(),
+        message_type: retired.into(),
+        version: 1,
+        occurred_at: chrono::Utc::now(),
+        meta: MessageMeta::default(),
+        body: b"{}".to_vec(),
+    };
+    confirm
+        .basic_publish(&c.exchange, retired, BasicPublishOptions::default(), &out.body, out.properties())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let (stop, handle) = spawn_relay(&c, 10);
+    let start = Instant::now();
+    while unpublished(&c).await > 0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "the relay did not publish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    handle.await.unwrap();
+
+    // Confirmed means routed: the queues hold everything they will get.
+    let to_all = drain(&c.broker, &all.name).await;
+    let to_receipts = drain(&c.broker, &receipts.name).await;
+    for spec in [&all, &receipts] {
+        delete_queues(spec).await;
+    }
+    assert_eq!(to_all.len(), 4, "every sale reaches the queue bound to the type and any further word: {to_all:?}");
+    assert!(to_all.iter().all(|(_, kind)| kind == "test.sale.completed"), "the type stays the type: {to_all:?}");
+    assert_eq!(
+        to_receipts,
+        vec![("test.sale.completed.receipt".to_owned(), "test.sale.completed".to_owned()); 2],
+        "only the sales with a receipt reach the receipts queue, and nothing through the retired binding"
+    );
+}

@@ -1,6 +1,9 @@
 //! The wire between Cashvio services: every event and RPC payload, versioned.
 //!
-//! An event's routing key is its `TYPE` (`<service>.<entity>.<verb>`); `VERSION` travels in
+//! An event's routing key is its `TYPE` (`<service>.<entity>.<verb>`), or its type and one
+//! further word where some consumers want only some of them (`Event::routing_key`: a sale
+//! with a receipt to send is `sales.order.completed.receipt`, so the mailer binds to those
+//! alone and everyone else to `sales.order.completed.#`); `VERSION` travels in
 //! the message headers so a consumer can refuse a version it does not understand instead of
 //! misreading it. Adding an optional field keeps the version; anything else bumps it.
 //! Payloads carry everything their consumers need, so no service reads another's tables.
@@ -15,11 +18,24 @@ use serde::Serialize;
 
 /// A message published on the `cashvio.events` exchange.
 pub trait Event: Serialize + DeserializeOwned + Send + Sync {
-    /// Routing key and message type, e.g. `sales.order.completed`.
+    /// Message type and routing key, e.g. `sales.order.completed`.
     const TYPE: &'static str;
     /// Payload schema version.
     const VERSION: u16;
+
+    /// The routing key this event is published under: its type, unless the event narrows it
+    /// by a further word that lets a consumer bind to only some of these events. A consumer
+    /// of them all binds `TYPE.#`.
+    fn routing_key(&self) -> &'static str {
+        Self::TYPE
+    }
 }
+
+/// Bindings that earlier versions made and this one no longer does (`sales.order.completed`
+/// became `sales.order.completed.#` for stock and auth and `.receipt` for the mailer). A
+/// queue declared by an older version keeps its bindings, so every consumer removes these
+/// from its queue unless it still binds them itself.
+pub const RETIRED_BINDINGS: &[&str] = &["sales.order.completed", "sales.return.completed"];
 
 /// An RPC request with its reply type.
 pub trait Rpc: Serialize + DeserializeOwned + Send + Sync {

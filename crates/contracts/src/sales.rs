@@ -69,6 +69,22 @@ pub struct OrderCompleted {
 impl Event for OrderCompleted {
     const TYPE: &'static str = "sales.order.completed";
     const VERSION: u16 = 1;
+    /// A sale with a receipt to send (a customer with an address, a receipt not declined)
+    /// is routed for the mailer too; one without is not (most are walk-ins).
+    fn routing_key(&self) -> &'static str {
+        if self.customer.is_some() {
+            Self::WITH_RECEIPT
+        } else {
+            Self::TYPE
+        }
+    }
+}
+
+impl OrderCompleted {
+    /// The routing key (and binding) of a sale with a receipt to send.
+    pub const WITH_RECEIPT: &'static str = "sales.order.completed.receipt";
+    /// The binding for every sale, with a receipt or without.
+    pub const ALL: &'static str = "sales.order.completed.#";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +110,21 @@ pub struct ReturnCompleted {
 impl Event for ReturnCompleted {
     const TYPE: &'static str = "sales.return.completed";
     const VERSION: u16 = 1;
+    /// As a sale: routed for the mailer only when a receipt is to go out.
+    fn routing_key(&self) -> &'static str {
+        if self.customer.is_some() {
+            Self::WITH_RECEIPT
+        } else {
+            Self::TYPE
+        }
+    }
+}
+
+impl ReturnCompleted {
+    /// The routing key (and binding) of a return with a receipt to send.
+    pub const WITH_RECEIPT: &'static str = "sales.return.completed.receipt";
+    /// The binding for every return, with a receipt or without.
+    pub const ALL: &'static str = "sales.return.completed.#";
 }
 
 /// A draft or completed order was cancelled: its reservation is released (if still held).
@@ -109,4 +140,55 @@ pub struct OrderCancelled {
 impl Event for OrderCancelled {
     const TYPE: &'static str = "sales.order.cancelled";
     const VERSION: u16 = 1;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+    use super::{OrderCompleted, ReturnCompleted};
+    use crate::Event;
+
+    fn sale(customer: Option<serde_json::Value>) -> OrderCompleted {
+        let mut v = serde_json::json!({
+            "orderId": "0193a000-0000-7000-8000-000000000001", "orderNumber": 7,
+            "shop": {"id": "0193a000-0000-7000-8000-000000000002", "name": "Kandy Mobile"},
+            "currency": "LKR", "lines": [], "subtotal": "0.00", "discountTotal": "0.00", "total": "0.00",
+            "payments": [], "change": "0.00", "completedAt": "2026-12-05T10:00:00Z"
+        });
+        if let Some(c) = customer {
+            v["customer"] = c;
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn a_return(customer: Option<serde_json::Value>) -> ReturnCompleted {
+        let mut v = serde_json::json!({
+            "returnId": "0193a000-0000-7000-8000-000000000003", "orderId": "0193a000-0000-7000-8000-000000000001",
+            "orderNumber": 7, "shop": {"id": "0193a000-0000-7000-8000-000000000002", "name": "Kandy Mobile"},
+            "currency": "LKR", "lines": [], "refunds": [], "totalRefund": "0.00", "restocked": false,
+            "completedAt": "2026-12-05T10:00:00Z"
+        });
+        if let Some(c) = customer {
+            v["customer"] = c;
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// The mailer is bound to `WITH_RECEIPT` alone: a sale or a return reaches it exactly
+    /// when it names somebody to send the receipt to.
+    #[test]
+    fn a_sale_or_return_is_routed_for_the_mailer_only_with_a_receipt_to_send() {
+        let to = serde_json::json!({"email": "nimal@example.com", "name": "Nimal"});
+        assert_eq!(sale(None).routing_key(), OrderCompleted::TYPE);
+        assert_eq!(sale(Some(to.clone())).routing_key(), OrderCompleted::WITH_RECEIPT);
+        assert_eq!(a_return(None).routing_key(), ReturnCompleted::TYPE);
+        assert_eq!(a_return(Some(to)).routing_key(), ReturnCompleted::WITH_RECEIPT);
+        // Both keys are the type and at most a further word: `ALL` (`TYPE.#`) binds them.
+        for (key, all) in
+            [(OrderCompleted::WITH_RECEIPT, OrderCompleted::ALL), (ReturnCompleted::WITH_RECEIPT, ReturnCompleted::ALL)]
+        {
+            let stem = all.strip_suffix(".#").unwrap();
+            assert!(key.strip_prefix(stem).is_some_and(|w| w.starts_with('.') && !w[1..].contains('.')), "{key}");
+        }
+    }
 }

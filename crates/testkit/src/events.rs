@@ -21,7 +21,7 @@ pub async fn publish<E: Event>(broker: &Broker, exchange: &str, event: &E, messa
         body: serde_json::to_vec(event).expect("json"),
     };
     let confirm = ch
-        .basic_publish(exchange, E::TYPE, BasicPublishOptions::default(), &out.body, out.properties())
+        .basic_publish(exchange, event.routing_key(), BasicPublishOptions::default(), &out.body, out.properties())
         .await
         .expect("publish")
         .await
@@ -46,7 +46,7 @@ pub async fn publish_all<E: Event>(broker: &Broker, exchange: &str, events: &[E]
             body: serde_json::to_vec(event).expect("json"),
         };
         let confirm = ch
-            .basic_publish(exchange, E::TYPE, BasicPublishOptions::default(), &out.body, out.properties())
+            .basic_publish(exchange, event.routing_key(), BasicPublishOptions::default(), &out.body, out.properties())
             .await
             .expect("publish");
         confirms.push(confirm);

@@ -9,9 +9,8 @@ use uuid::Uuid;
 
 use bus::{Handler, HandlerError, Incoming};
 use contracts::sales::OrderCompleted;
-use contracts::Event;
 
-pub const BINDINGS: &[&str] = &[OrderCompleted::TYPE];
+pub const BINDINGS: &[&str] = &[OrderCompleted::ALL];
 
 pub struct CustomerProjection;
 

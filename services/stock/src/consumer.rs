@@ -13,7 +13,7 @@ use contracts::Event;
 
 use crate::reservations::{Adjustment, Stock, StockError};
 
-pub const BINDINGS: &[&str] = &[ShopCreated::TYPE, OrderCompleted::TYPE, OrderCancelled::TYPE, ReturnCompleted::TYPE];
+pub const BINDINGS: &[&str] = &[ShopCreated::TYPE, OrderCompleted::ALL, OrderCancelled::TYPE, ReturnCompleted::ALL];
 
 pub struct StockEvents {
     pub stock: Stock,

@@ -224,8 +224,10 @@ pub async fn insert_details(
     // one statement for everything that names the order.
     sqlx::query!(
         "with outbox as (
-             insert into sales.outbox (message_id, message_type, version, payload, request_id, traceparent)
-             select $38::uuid, $39::text, $40::int2, $41::jsonb, $42::text, $43::text where $38::uuid is not null
+             insert into sales.outbox (message_id, message_type, routing_key, version, payload, request_id,
+                 traceparent)
+             select $38::uuid, $39::text, $44::text, $40::int2, $41::jsonb, $42::text, $43::text
+              where $38::uuid is not null
          ), entries as (
              insert into sales.wallet_entries (entry_id, wallet_id, shop_id, version, kind, method, order_id, sealed,
                  actor_id)
@@ -294,7 +296,8 @@ pub async fn insert_details(
         event.map(|e| e.version),
         event.map(|e| &e.payload),
         event.and_then(|e| e.request_id.as_deref()),
-        event.and_then(|e| e.traceparent.as_deref())
+        event.and_then(|e| e.traceparent.as_deref()),
+        event.and_then(|e| e.routing_key)
     )
     .execute(conn)
     .await?;
