@@ -16,8 +16,10 @@ create table bench_ceiling.ledger (like sales.ledger including all);
 create table bench_ceiling.wallets (like sales.wallets including all);
 create table bench_ceiling.wallet_entries (like sales.wallet_entries including all);
 create table bench_ceiling.outbox (like sales.outbox including all);
-create table bench_ceiling.stock_inbox (like stock.inbox including all);
-create table bench_ceiling.mailer_inbox (like mailer.inbox including all);
+create table bench_ceiling.ledger_days (like sales.ledger_days including all);
+create table bench_ceiling.stock_outbox (like stock.outbox including all);
+create table bench_ceiling.auth_inbox (like auth.inbox including all);
+create table bench_ceiling.shop_customers (like auth.shop_customers including all);
 
 create function bench_ceiling.id(n bigint) returns uuid language sql immutable
   as $$ select ('00000000-0000-4000-8000-' || lpad(to_hex(n), 12, '0'))::uuid $$;
