@@ -49,3 +49,34 @@ async fn a_service_that_only_projects_access_loses_and_gains_it_with_auths_event
     stop.cancel();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_requests_of_one_caller_missing_the_cache_together_read_the_projection_once() {
+    use platform::auth::AccessSource;
+    use platform::ids::UserId;
+
+    let db = TestDb::new().await.unwrap();
+    let (user, shop) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    sqlx::query(
+        "insert into sales.access_members (shop_id, user_id, role, status, changed_at) values ($1, $2, 'SHOP_OWNER', 'ACTIVE', now())",
+    )
+    .bind(shop)
+    .bind(user)
+    .execute(&db.admin)
+    .await
+    .unwrap();
+    let access = std::sync::Arc::new(service::ProjectedAccess::new(db.service_pool("cashvio_order", "sales").unwrap()));
+
+    let calls = (0..200).map(|_| {
+        let access = access.clone();
+        tokio::spawn(async move { access.access(UserId(user), None, &[]).await })
+    });
+    let answers = futures::future::join_all(calls).await;
+    for a in answers {
+        let a = a.unwrap().unwrap();
+        assert_eq!(a.shops.get(&ShopId(shop)), Some(&ShopRole::ShopOwner), "each one the owner's answer");
+    }
+    // One read; a second only if the answer aged out (500 ms) while the 200 took their turns.
+    assert!(access.reads() <= 2, "{} reads of the projection for 200 requests missing together", access.reads());
+    assert!(access.reads() >= 1);
+}
