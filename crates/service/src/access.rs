@@ -35,12 +35,15 @@ type Answer = (Result<Access, AccessDenied>, Vec<ShopId>);
 /// A caller: the user and the session their token belongs to.
 type Caller = (UserId, Option<Uuid>);
 
+/// One read of the projection, shared by every request waiting for it (its error as text).
+type Load = tokio::sync::OnceCell<Result<Answer, String>>;
+
 /// Reads the projection (with the cache in front).
 pub struct ProjectedAccess {
     pool: PgPool,
     cache: Mutex<HashMap<Caller, (Instant, Answer)>>,
-    /// One gate per caller being read now: see [`ProjectedAccess::load_once`].
-    loading: Mutex<HashMap<Caller, Arc<tokio::sync::Mutex<()>>>>,
+    /// The read in progress per caller: see [`ProjectedAccess::load_once`].
+    loading: Mutex<HashMap<Caller, Arc<Load>>>,
     reads: AtomicU64,
 }
 
@@ -49,39 +52,44 @@ impl ProjectedAccess {
         Self { pool, cache: Mutex::new(HashMap::new()), loading: Mutex::new(HashMap::new()), reads: AtomicU64::new(0) }
     }
 
-    /// How many times the projection was read (the cache's misses that read it).
+    /// How many times the projection was read (a cache miss read once, and each look of a
+    /// request waiting for a shop the projection has not heard of yet).
     pub fn reads(&self) -> u64 {
         self.reads.load(Ordering::Relaxed)
     }
 
     /// A cache miss, read once however many requests of the caller miss together: the first
-    /// reads, the others wait for it and take what it remembered. (A thousand tills signed
-    /// in as one shop owner missed together every time the answer aged out, and each read
-    /// the projection: 1.5 statements per checkout at 1,000 connections.)
+    /// reads, the others wait for that read and take its outcome, an error included (a
+    /// thousand tills signed in as one shop owner missed together every time the answer aged
+    /// out, and each read the projection: 1.5 statements per checkout at 1,000 connections).
+    /// If the request reading is dropped, a waiting one reads instead.
     async fn load_once(&self, key: Caller) -> Result<Answer, Problem> {
-        let gate = {
+        let load = {
             let mut loading = self.loading.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if loading.len() > 10_000 {
+                // Reads whose every request was dropped before it ended.
+                loading.retain(|_, l| Arc::strong_count(l) > 1);
+            }
             loading.entry(key).or_default().clone()
         };
-        let turn = gate.lock().await;
-        let answer = match self.cached(&key) {
-            Some(a) => Ok(a),
-            None => match self.load(key.0, key.1).await {
-                Ok(a) => {
-                    self.remember(key, a.clone());
-                    Ok(a)
+        let outcome = load
+            .get_or_init(|| async {
+                let read = self.load(key.0, key.1).await.map_err(|e| format!("{e:#}"));
+                if let Ok(answer) = &read {
+                    self.remember(key, answer.clone());
                 }
-                Err(e) => Err(Problem::internal(&anyhow::Error::new(e).context("reading the access projection"))),
-            },
-        };
-        drop(turn);
-        // The gate goes with its last user (the map's copy and this one are all that is left;
-        // new users clone it only under this lock).
+                read
+            })
+            .await
+            .clone();
+        // Done: the next miss reads anew (the first to get here takes it out; a later read's
+        // entry is not this one's to take).
         let mut loading = self.loading.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if Arc::strong_count(&gate) <= 2 {
+        if loading.get(&key).is_some_and(|l| Arc::ptr_eq(l, &load)) {
             loading.remove(&key);
         }
-        answer
+        drop(loading);
+        outcome.map_err(|e| Problem::internal(&anyhow::anyhow!("reading the access projection: {e}")))
     }
 
     fn cached(&self, key: &Caller) -> Option<Answer> {
