@@ -2,9 +2,8 @@
 //! process declares what it uses at start (and again after a reconnect).
 //!
 //! For a consumer queue `q`:
-//! - `q`: durable quorum queue bound to the exchange (and unbound from
-//!   `contracts::RETIRED_BINDINGS` it no longer asks for); a rejected message dead-letters
-//!   to `q.retry`.
+//! - `q`: durable quorum queue bound to the exchange; a rejected message dead-letters to
+//!   `q.retry`.
 //! - `q.retry`: holds a message for `retry_delay` (queue TTL), then dead-letters it back to
 //!   `q`. The broker's `x-death` header counts the rounds.
 //! - `q.dlq`: where a message ends after `max_attempts`, kept for an operator to inspect and
@@ -115,13 +114,6 @@ pub async fn declare_queue(ch: &Channel, exchange: &str, spec: &QueueSpec) -> an
         ch.queue_bind(&spec.name, exchange, key, QueueBindOptions::default(), FieldTable::default())
             .await
             .with_context(|| format!("binding {} to {key}", spec.name))?;
-    }
-    // After the new bindings, so no event meant for this queue goes unrouted in between.
-    // Unbinding what is not bound is a no-op for the broker.
-    for key in contracts::RETIRED_BINDINGS.iter().filter(|k| !spec.bindings.iter().any(|b| b == *k)) {
-        ch.queue_unbind(&spec.name, exchange, key, FieldTable::default())
-            .await
-            .with_context(|| format!("unbinding {} from the retired {key}", spec.name))?;
     }
     Ok(())
 }

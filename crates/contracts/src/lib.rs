@@ -1,9 +1,10 @@
 //! The wire between Cashvio services: every event and RPC payload, versioned.
 //!
 //! An event's routing key is its `TYPE` (`<service>.<entity>.<verb>`), or its type and one
-//! further word where some consumers want only some of them (`Event::routing_key`: a sale
-//! with a receipt to send is `sales.order.completed.receipt`, so the mailer binds to those
-//! alone and everyone else to `sales.order.completed.#`); `VERSION` travels in
+//! further word that keeps it from a consumer bound to the type alone (`Event::routing_key`:
+//! a sale with no receipt to send is `sales.order.completed.without_receipt`, so the mailer,
+//! bound to `sales.order.completed`, never sees it; stock and auth bind
+//! `sales.order.completed.#`); `VERSION` travels in
 //! the message headers so a consumer can refuse a version it does not understand instead of
 //! misreading it. Adding an optional field keeps the version; anything else bumps it.
 //! Payloads carry everything their consumers need, so no service reads another's tables.
@@ -23,19 +24,16 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync {
     /// Payload schema version.
     const VERSION: u16;
 
-    /// The routing key this event is published under: its type, unless the event narrows it
-    /// by a further word that lets a consumer bind to only some of these events. A consumer
-    /// of them all binds `TYPE.#`.
+    /// The routing key this event is published under: its type, or its type and one further
+    /// word for the events a consumer bound to the type alone does not want. A consumer of
+    /// them all binds `TYPE.#`. (The word goes on the events some consumer does not want,
+    /// not on the ones it does: an event published by an older version, under its type,
+    /// still reaches everyone, and a consumer that wants them all widens its binding before
+    /// a producer narrows a key.)
     fn routing_key(&self) -> &'static str {
         Self::TYPE
     }
 }
-
-/// Bindings that earlier versions made and this one no longer does (`sales.order.completed`
-/// became `sales.order.completed.#` for stock and auth and `.receipt` for the mailer). A
-/// queue declared by an older version keeps its bindings, so every consumer removes these
-/// from its queue unless it still binds them itself.
-pub const RETIRED_BINDINGS: &[&str] = &["sales.order.completed", "sales.return.completed"];
 
 /// An RPC request with its reply type.
 pub trait Rpc: Serialize + DeserializeOwned + Send + Sync {

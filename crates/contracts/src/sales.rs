@@ -69,20 +69,20 @@ pub struct OrderCompleted {
 impl Event for OrderCompleted {
     const TYPE: &'static str = "sales.order.completed";
     const VERSION: u16 = 1;
-    /// A sale with a receipt to send (a customer with an address, a receipt not declined)
-    /// is routed for the mailer too; one without is not (most are walk-ins).
+    /// A sale with no receipt to send (no customer with an address, or the receipt
+    /// declined: most are walk-ins) is kept from the mailer, which binds the type alone.
     fn routing_key(&self) -> &'static str {
         if self.customer.is_some() {
-            Self::WITH_RECEIPT
-        } else {
             Self::TYPE
+        } else {
+            Self::WITHOUT_RECEIPT
         }
     }
 }
 
 impl OrderCompleted {
-    /// The routing key (and binding) of a sale with a receipt to send.
-    pub const WITH_RECEIPT: &'static str = "sales.order.completed.receipt";
+    /// The routing key of a sale with no receipt to send.
+    pub const WITHOUT_RECEIPT: &'static str = "sales.order.completed.without_receipt";
     /// The binding for every sale, with a receipt or without.
     pub const ALL: &'static str = "sales.order.completed.#";
 }
@@ -110,19 +110,19 @@ pub struct ReturnCompleted {
 impl Event for ReturnCompleted {
     const TYPE: &'static str = "sales.return.completed";
     const VERSION: u16 = 1;
-    /// As a sale: routed for the mailer only when a receipt is to go out.
+    /// As a sale: kept from the mailer when no receipt is to go out.
     fn routing_key(&self) -> &'static str {
         if self.customer.is_some() {
-            Self::WITH_RECEIPT
-        } else {
             Self::TYPE
+        } else {
+            Self::WITHOUT_RECEIPT
         }
     }
 }
 
 impl ReturnCompleted {
-    /// The routing key (and binding) of a return with a receipt to send.
-    pub const WITH_RECEIPT: &'static str = "sales.return.completed.receipt";
+    /// The routing key of a return with no receipt to send.
+    pub const WITHOUT_RECEIPT: &'static str = "sales.return.completed.without_receipt";
     /// The binding for every return, with a receipt or without.
     pub const ALL: &'static str = "sales.return.completed.#";
 }
@@ -174,19 +174,20 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
-    /// The mailer is bound to `WITH_RECEIPT` alone: a sale or a return reaches it exactly
-    /// when it names somebody to send the receipt to.
+    /// The mailer is bound to the types alone: a sale or a return reaches it exactly when it
+    /// names somebody to send the receipt to; stock and auth, bound to `ALL`, get them all.
     #[test]
     fn a_sale_or_return_is_routed_for_the_mailer_only_with_a_receipt_to_send() {
         let to = serde_json::json!({"email": "nimal@example.com", "name": "Nimal"});
-        assert_eq!(sale(None).routing_key(), OrderCompleted::TYPE);
-        assert_eq!(sale(Some(to.clone())).routing_key(), OrderCompleted::WITH_RECEIPT);
-        assert_eq!(a_return(None).routing_key(), ReturnCompleted::TYPE);
-        assert_eq!(a_return(Some(to)).routing_key(), ReturnCompleted::WITH_RECEIPT);
+        assert_eq!(sale(None).routing_key(), OrderCompleted::WITHOUT_RECEIPT);
+        assert_eq!(sale(Some(to.clone())).routing_key(), OrderCompleted::TYPE);
+        assert_eq!(a_return(None).routing_key(), ReturnCompleted::WITHOUT_RECEIPT);
+        assert_eq!(a_return(Some(to)).routing_key(), ReturnCompleted::TYPE);
         // Both keys are the type and at most a further word: `ALL` (`TYPE.#`) binds them.
-        for (key, all) in
-            [(OrderCompleted::WITH_RECEIPT, OrderCompleted::ALL), (ReturnCompleted::WITH_RECEIPT, ReturnCompleted::ALL)]
-        {
+        for (key, all) in [
+            (OrderCompleted::WITHOUT_RECEIPT, OrderCompleted::ALL),
+            (ReturnCompleted::WITHOUT_RECEIPT, ReturnCompleted::ALL),
+        ] {
             let stem = all.strip_suffix(".#").unwrap();
             assert!(key.strip_prefix(stem).is_some_and(|w| w.starts_with('.') && !w[1..].contains('.')), "{key}");
         }

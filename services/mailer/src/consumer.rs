@@ -23,9 +23,10 @@ pub const BINDINGS: &[&str] = &[
     OtpRequested::TYPE,
     PasswordResetRequested::TYPE,
     InviteCreated::TYPE,
-    // Only the sales and returns with a receipt to send are routed to the mailer.
-    OrderCompleted::WITH_RECEIPT,
-    ReturnCompleted::WITH_RECEIPT,
+    // The types alone: a sale or return with no receipt to send is routed
+    // `...without_receipt` and never comes here.
+    OrderCompleted::TYPE,
+    ReturnCompleted::TYPE,
     LevelLow::TYPE,
 ];
 
@@ -52,9 +53,9 @@ struct Addressee {
 #[async_trait::async_trait]
 impl Handler for EventMailer {
     /// A sale or a return with nobody to send a receipt to is not the mailer's (most sales
-    /// are: walk-in customers without an address). Those are not routed here any more
-    /// (`OrderCompleted::WITH_RECEIPT`); this still skips one that was queued under the old
-    /// binding. An unreadable one is the mailer's, to be dead-lettered.
+    /// are: walk-in customers without an address). Those are not routed here
+    /// (`OrderCompleted::WITHOUT_RECEIPT`) unless an older order service published them;
+    /// this skips those. An unreadable one is the mailer's, to be dead-lettered.
     fn wants(&self, msg: &Incoming) -> bool {
         match msg.message_type.as_str() {
             OrderCompleted::TYPE | ReturnCompleted::TYPE => {
