@@ -1,6 +1,7 @@
 -- An event may be routed under more than its type (contracts::Event::routing_key: a sale
--- with a receipt to send is `sales.order.completed.receipt`, so the mailer is bound to
--- those alone). Null: the routing key is the message type, as for every row before.
+-- with no receipt to send is `sales.order.completed.without_receipt`, so the mailer, bound
+-- to the type, never sees it). Null: the routing key is the message type, as for every row
+-- before.
 do $$
 declare
     s text;

@@ -191,16 +191,6 @@ pub struct WithAccess<H> {
     pub inner_bindings: Vec<String>,
 }
 
-impl<H> WithAccess<H> {
-    /// Whether a message is the wrapped handler's: anything but an access event, and an
-    /// access event its own bindings route too. (Not "whatever its bindings match": a
-    /// binding may narrow a type by a further routing word, `sales.order.completed.receipt`,
-    /// which the message type alone does not show.)
-    fn inner_wants(&self, message_type: &str) -> bool {
-        !BINDINGS.contains(&message_type) || self.inner_bindings.iter().any(|b| topic_matches(b, message_type))
-    }
-}
-
 #[async_trait::async_trait]
 impl<H: Handler> Handler for WithAccess<H> {
     /// The access events always; anything else as the wrapped handler judges it.
@@ -272,7 +262,7 @@ impl<H: Handler> Handler for WithAccess<H> {
             // again, for at most CACHE_TTL.
             self.access.forget(UserId(user));
         }
-        if self.inner_wants(&msg.message_type) {
+        if self.inner_bindings.iter().any(|b| topic_matches(b, &msg.message_type)) {
             self.inner.handle(conn, msg).await?;
         }
         Ok(())
