@@ -206,7 +206,12 @@ fn main() {
         let pool = PgPoolOptions::new().max_connections(80).connect_with(opts).await.expect("pool");
         // The service's defaults (STOCK_WRITERS, else 2 writers).
         let writers = std::env::var("STOCK_WRITERS").ok().and_then(|w| w.parse().ok()).unwrap_or(2);
-        let tuning = Tuning { idle_after: Duration::from_secs(600), call_timeout: Duration::from_secs(60), writers };
+        let tuning = Tuning {
+            idle_after: Duration::from_secs(600),
+            call_timeout: Duration::from_secs(60),
+            writers,
+            gather: Duration::from_millis(2),
+        };
         let coordinator = Stock::start(pool.clone(), tuning).await.expect("stock");
         let shop = Uuid::now_v7();
         sqlx::query("insert into stock.shops (shop_id, name, currency) values ($1, 'Bench', 'LKR')")

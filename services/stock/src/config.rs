@@ -28,6 +28,9 @@ pub struct Config {
     pub actor_call_timeout: Duration,
     /// Concurrent writer transactions of the reservation core.
     pub writers: usize,
+    /// How long a quiet writer waits for the other products of a reservation
+    /// (`STOCK_GATHER_MS`, default 2).
+    pub gather: Duration,
 }
 
 impl Config {
@@ -42,6 +45,7 @@ impl Config {
             actor_idle: Duration::from_secs(env.or("STOCK_ACTOR_IDLE_SECS", 300)?),
             actor_call_timeout: Duration::from_millis(env.or("STOCK_ACTOR_TIMEOUT_MS", 10_000)?),
             writers: env.or("STOCK_WRITERS", 2)?,
+            gather: Duration::from_millis(env.or("STOCK_GATHER_MS", 2)?),
         })
     }
 }

@@ -197,6 +197,9 @@ pub struct Tuning {
     pub call_timeout: Duration,
     /// Concurrent writer transactions (each writes every product's ready batch).
     pub writers: usize,
+    /// How long a quiet writer waits for a reservation's other products, so that it is one
+    /// transaction (`writer`).
+    pub gather: Duration,
 }
 
 /// Stock's front door: everything that changes or reads availability goes through here.

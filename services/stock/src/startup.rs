@@ -33,8 +33,12 @@ impl Application {
             config.common.database_max_connections,
         )?;
         let mut base = ServiceBase::new(config.common)?;
-        let tuning =
-            Tuning { idle_after: config.actor_idle, call_timeout: config.actor_call_timeout, writers: config.writers };
+        let tuning = Tuning {
+            idle_after: config.actor_idle,
+            call_timeout: config.actor_call_timeout,
+            writers: config.writers,
+            gather: config.gather,
+        };
         // Sharded even alone: a second instance started later finds the shards owned.
         let forwarding = bus::RpcClient::new(base.broker.clone());
         let (shards, owners) =

@@ -18,7 +18,7 @@ use bus::MessageMeta;
 use platform::ids::ProductId;
 
 use super::state::{self, Op, Step, Unit};
-use super::writer::{Refusal, Writer};
+use super::writer::{Refusal, Together, Writer};
 use super::{store, Adjustment, Held, Level, StockError, Want};
 use crate::domain::{MovementKind, Tracking};
 
@@ -45,6 +45,8 @@ pub enum Request {
         shop_id: Uuid,
         expires_at: DateTime<Utc>,
         wants: Vec<Want>,
+        /// Every product of the reservation, when it has several (see `Writer::write`).
+        together: Option<Together>,
         /// The context of the request behind it, for the events its batch publishes.
         meta: MessageMeta,
         reply: Reply<Held>,
@@ -58,6 +60,8 @@ pub enum Request {
     Commit {
         reservation_id: Uuid,
         order_id: Option<Uuid>,
+        /// Every product of the reservation, when it has several.
+        together: Option<Together>,
         meta: MessageMeta,
         reply: Reply<()>,
     },
@@ -119,6 +123,7 @@ impl Actor for ProductActor {
         let mut mailbox = Mailbox {
             stock,
             pending: Vec::new(),
+            together: Vec::new(),
             batch_meta: MessageMeta::default(),
             flush_scheduled: false,
             deferred: VecDeque::new(),
@@ -180,8 +185,11 @@ enum Seen {
 impl ProductActor {
     async fn request(&self, me: &ActorRef<Msg>, request: Request, mb: &mut Mailbox) -> Result<(), ActorProcessingErr> {
         match request {
-            Request::Reserve { reservation_id, shop_id, expires_at, wants, meta, reply } => {
+            Request::Reserve { reservation_id, shop_id, expires_at, wants, together, meta, reply } => {
                 let step = mb.stock.reserve(shop_id, reservation_id, expires_at, &wants, Utc::now());
+                if let (Step::Apply(_), Some(products)) = (&step, together) {
+                    mb.together.push(products);
+                }
                 // A reservation answers now or after its batch; it is never deferred.
                 mb.conclude(me, step, reply, Waiting::Lines, meta);
             }
@@ -196,14 +204,15 @@ impl ProductActor {
                     None => {}
                 }
             }
-            Request::Commit { reservation_id, order_id, meta, reply } => {
+            Request::Commit { reservation_id, order_id, together, meta, reply } => {
                 let step = mb.stock.commit(reservation_id, order_id);
                 if matches!(step, Step::Apply(_)) {
                     mb.stop_clock(reservation_id);
+                    mb.together.extend(together.clone());
                 }
                 match mb.conclude(me, step, reply, Waiting::Done, meta.clone()) {
                     Some((Step::Defer, reply)) => {
-                        mb.deferred.push_back(Request::Commit { reservation_id, order_id, meta, reply })
+                        mb.deferred.push_back(Request::Commit { reservation_id, order_id, together, meta, reply })
                     }
                     Some((_, reply)) => send(reply, self.lookup(mb, reservation_id, true).await),
                     None => {}
@@ -320,9 +329,10 @@ impl ProductActor {
     async fn flush(&self, me: &ActorRef<Msg>, mb: &mut Mailbox) -> Result<(), ActorProcessingErr> {
         let mut pending = std::mem::take(&mut mb.pending);
         let meta = std::mem::take(&mut mb.batch_meta);
+        let together = std::mem::take(&mut mb.together);
         loop {
             let ops: Vec<Op> = pending.iter().map(|(op, _)| op.clone()).collect();
-            match self.writer.write(mb.stock.batch(&ops, meta.clone())).await {
+            match self.writer.write(mb.stock.batch(&ops, meta.clone()), together.clone()).await {
                 Ok(()) => {
                     written(me, mb, pending);
                     return Ok(());

@@ -13,6 +13,7 @@ use platform::{Currency, Money};
 
 use super::actor::{Msg, Request};
 use super::recent::Recent;
+use super::writer::Together;
 use super::{internal, store, HeldLine, Registry, StockError};
 use crate::domain::ReservationStatus;
 use crate::domain::ReserveCommand;
@@ -53,10 +54,11 @@ impl Coordinator {
         };
         let by_product = cmd.per_product(&units)?;
         let expires_at = cmd.expires_at(Utc::now());
+        let together = together(by_product.keys());
         let asks = by_product.into_iter().map(|(product, wants)| {
             let registry = self.registry.clone();
             let (rid, shop) = (cmd.reservation_id.0, cmd.shop_id.0);
-            let meta = meta.clone();
+            let (meta, together) = (meta.clone(), together.clone());
             async move {
                 let answer = registry
                     .ask(product, |reply| {
@@ -65,6 +67,7 @@ impl Coordinator {
                             shop_id: shop,
                             expires_at,
                             wants: wants.clone(),
+                            together: together.clone(),
                             meta: meta.clone(),
                             reply,
                         })
@@ -159,11 +162,13 @@ impl Coordinator {
                 r?;
             }
         }
+        let together = together(products.iter());
         let commits = products.iter().map(|p| {
             self.registry.ask(*p, |reply| {
                 Msg::Ask(Request::Commit {
                     reservation_id: reservation_id.0,
                     order_id: order_id.map(|o| o.0),
+                    together: together.clone(),
                     meta: meta.clone(),
                     reply,
                 })
@@ -204,6 +209,12 @@ impl Coordinator {
         let currency = self.currency(r.shop_id).await?;
         Ok(view(reservation_id, r.shop_id, r.status, currency, r.expires_at, &r.lines))
     }
+}
+
+/// The products of a reservation, when it has several: their actors' batches wait for each
+/// other in the writer (`Writer::write`).
+fn together<'a>(products: impl ExactSizeIterator<Item = &'a ProductId>) -> Option<Together> {
+    (products.len() > 1).then(|| products.map(|p| p.0).collect())
 }
 
 fn view(

@@ -70,7 +70,7 @@ impl Registry {
     pub async fn start(pool: PgPool, tuning: Tuning) -> anyhow::Result<Self> {
         let registry = Self {
             inner: Arc::new(Inner {
-                writer: Writer::start(pool.clone(), tuning.writers),
+                writer: Writer::start(pool.clone(), tuning.writers, tuning.gather),
                 pool,
                 idle_after: tuning.idle_after,
                 call_timeout: tuning.call_timeout,

@@ -4,8 +4,17 @@
 //! share a commit instead of paying one each. While one worker writes, the next gathers.
 //! A combined write that fails is retried batch by batch, so one product's failure never
 //! fails another's requests.
+//!
+//! A reservation of several products is a batch of each product's actor. When nothing else is
+//! being written (a quiet moment, when they would otherwise pay a commit each), the worker
+//! waits a moment for the other parts of the reservations in hand (`gather`), so one
+//! reservation is one transaction. Under load other writes are in flight, and batches gather
+//! behind them on their own.
 
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -27,8 +36,13 @@ pub enum Refusal {
 
 struct Job {
     batch: Batch,
+    /// Every product of each reservation of several products the batch writes a part of.
+    together: Vec<Together>,
     done: oneshot::Sender<Result<(), Refusal>>,
 }
+
+/// The products of one reservation of several products.
+pub type Together = Arc<[Uuid]>;
 
 #[derive(Clone)]
 pub struct Writer {
@@ -36,34 +50,66 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts `workers` writers on `pool` (they stop when the last `Writer` is dropped).
-    pub fn start(pool: PgPool, workers: usize) -> Self {
+    /// Starts `workers` writers on `pool` (they stop when the last `Writer` is dropped); a
+    /// quiet worker waits up to `gather` for a reservation's other parts.
+    pub fn start(pool: PgPool, workers: usize, gather: Duration) -> Self {
         let (jobs, queue) = mpsc::unbounded_channel();
         let queue = Arc::new(Mutex::new(queue));
+        let writing = Arc::new(AtomicUsize::new(0));
         for _ in 0..workers.max(1) {
-            let (pool, queue) = (pool.clone(), queue.clone());
+            let (pool, queue, writing) = (pool.clone(), queue.clone(), writing.clone());
             tokio::spawn(async move {
                 loop {
                     let mut ready = Vec::with_capacity(MAX_BATCHES);
-                    if queue.lock().await.recv_many(&mut ready, MAX_BATCHES).await == 0 {
-                        return; // every sender is gone
+                    {
+                        let mut queue = queue.lock().await;
+                        if queue.recv_many(&mut ready, MAX_BATCHES).await == 0 {
+                            return; // every sender is gone
+                        }
+                        if writing.load(Ordering::Acquire) == 0 {
+                            gather_parts(&mut queue, &mut ready, gather).await;
+                        }
+                        writing.fetch_add(1, Ordering::AcqRel);
                     }
                     // In a task of its own, so a panic fails these batches, not the worker.
                     if let Err(e) = tokio::spawn(write_all(pool.clone(), ready)).await {
                         tracing::error!(error = %e, "stock writer: a combined write panicked");
                     }
+                    writing.fetch_sub(1, Ordering::AcqRel);
                 }
             });
         }
         Self { jobs }
     }
 
-    /// Writes `batch`, with whatever other products' batches are ready.
-    pub async fn write(&self, batch: Batch) -> Result<(), Refusal> {
+    /// Writes `batch`, with whatever other products' batches are ready. `together`: the
+    /// products of each reservation of several products it writes a part of.
+    pub async fn write(&self, batch: Batch, together: Vec<Together>) -> Result<(), Refusal> {
         let (done, answer) = oneshot::channel();
-        self.jobs.send(Job { batch, done }).map_err(|_| Refusal::Failed(anyhow::anyhow!("the writer stopped")))?;
+        self.jobs
+            .send(Job { batch, together, done })
+            .map_err(|_| Refusal::Failed(anyhow::anyhow!("the writer stopped")))?;
         answer.await.map_err(|_| Refusal::Failed(anyhow::anyhow!("the writer dropped the batch")))?
     }
+}
+
+/// Waits, until `wait` has passed, for the parts of the reservations in hand that can still
+/// come: a part of a product whose batch is in hand cannot (its actor waits for this write),
+/// and a part that never comes (a product that refused) costs at most `wait`.
+async fn gather_parts(queue: &mut mpsc::UnboundedReceiver<Job>, ready: &mut Vec<Job>, wait: Duration) {
+    let deadline = tokio::time::Instant::now() + wait;
+    while ready.len() < MAX_BATCHES && awaits_parts(ready) {
+        let more = tokio::time::timeout_at(deadline, queue.recv_many(ready, MAX_BATCHES - ready.len())).await;
+        if !matches!(more, Ok(n) if n > 0) {
+            return;
+        }
+    }
+}
+
+/// Whether a reservation in hand has a part of a product whose batch is not.
+fn awaits_parts(ready: &[Job]) -> bool {
+    let here: HashSet<Uuid> = ready.iter().map(|j| j.batch.product_id).collect();
+    ready.iter().flat_map(|j| &j.together).any(|products| products.iter().any(|p| !here.contains(p)))
 }
 
 fn answer(job: Job, result: Result<(), Refusal>) {

@@ -41,6 +41,7 @@ pub fn config(db: &TestDb, jwks: &JwksServer) -> Config {
         actor_idle: Duration::from_secs(2),
         actor_call_timeout: Duration::from_secs(20),
         writers: 2,
+        gather: Duration::from_millis(2),
     }
 }
 

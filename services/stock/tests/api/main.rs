@@ -12,3 +12,4 @@ mod oversell;
 mod references;
 mod shards;
 mod shell;
+mod writer;

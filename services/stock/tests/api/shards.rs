@@ -236,7 +236,12 @@ async fn two_owners_settling_one_reservation_move_the_level_once() {
     }
     let old = app.stock.local();
     let pool = app.db.service_pool(ROLE, "stock").unwrap();
-    let tuning = Tuning { idle_after: Duration::from_secs(30), call_timeout: Duration::from_secs(20), writers: 2 };
+    let tuning = Tuning {
+        idle_after: Duration::from_secs(30),
+        call_timeout: Duration::from_secs(20),
+        writers: 2,
+        gather: Duration::from_millis(2),
+    };
     let new = Stock::start(pool, tuning).await.unwrap();
     // The new owner starts the actors of products with holds, as on a hand-over: both now
     // hold all 41 reservations in memory.

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use bus::MessageMeta;
 
-use super::{Msg, Reply, Request};
+use super::{Msg, Reply, Request, Together};
 use crate::reservations::state::{Op, ProductStock, Step};
 use crate::reservations::{Held, Level, StockError};
 
@@ -27,6 +27,9 @@ pub struct Mailbox {
     pub(super) stock: ProductStock,
     /// Applied in memory, not written yet, with who waits for each.
     pub(super) pending: Vec<(Op, Waiting)>,
+    /// The products of each reservation of several products the pending batch writes a
+    /// part of (the writer waits for the other parts in a quiet moment).
+    pub(super) together: Vec<Together>,
     /// The request context of the pending batch's latest change: its events carry it.
     pub(super) batch_meta: MessageMeta,
     pub(super) flush_scheduled: bool,
