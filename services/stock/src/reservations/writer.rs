@@ -7,9 +7,9 @@
 //!
 //! A reservation of several products is a batch of each product's actor. When nothing else is
 //! being written (a quiet moment, when they would otherwise pay a commit each), the worker
-//! waits a moment for the other parts of the reservations in hand (`gather`), so one
-//! reservation is one transaction. Under load other writes are in flight, and batches gather
-//! behind them on their own.
+//! waits a moment for the other parts of the reservations in hand (`gather_parts`), so one
+//! reservation is one transaction. Under load other writes are in flight, or other batches
+//! arrive, and batches gather behind them on their own.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -95,21 +95,30 @@ impl Writer {
 
 /// Waits, until `wait` has passed, for the parts of the reservations in hand that can still
 /// come: a part of a product whose batch is in hand cannot (its actor waits for this write),
-/// and a part that never comes (a product that refused) costs at most `wait`.
+/// and a part that never comes (a product that refused) costs at most `wait`. It stops at
+/// the first batch that is not such a part or brings parts of other reservations: that is
+/// load, under which batches gather on their own and a writer waiting would only idle.
 async fn gather_parts(queue: &mut mpsc::UnboundedReceiver<Job>, ready: &mut Vec<Job>, wait: Duration) {
     let deadline = tokio::time::Instant::now() + wait;
-    while ready.len() < MAX_BATCHES && awaits_parts(ready) {
-        let more = tokio::time::timeout_at(deadline, queue.recv_many(ready, MAX_BATCHES - ready.len())).await;
-        if !matches!(more, Ok(n) if n > 0) {
+    let mut missing = missing_parts(ready);
+    while !missing.is_empty() && ready.len() < MAX_BATCHES {
+        let Ok(Some(job)) = tokio::time::timeout_at(deadline, queue.recv()).await else {
+            return;
+        };
+        let awaited = missing.contains(&job.batch.product_id);
+        ready.push(job);
+        let still = missing_parts(ready);
+        if !awaited || !still.is_subset(&missing) {
             return;
         }
+        missing = still;
     }
 }
 
-/// Whether a reservation in hand has a part of a product whose batch is not.
-fn awaits_parts(ready: &[Job]) -> bool {
+/// The products, with no batch in hand, of the reservations in hand.
+fn missing_parts(ready: &[Job]) -> HashSet<Uuid> {
     let here: HashSet<Uuid> = ready.iter().map(|j| j.batch.product_id).collect();
-    ready.iter().flat_map(|j| &j.together).any(|products| products.iter().any(|p| !here.contains(p)))
+    ready.iter().flat_map(|j| j.together.iter().flat_map(|t| t.iter())).filter(|p| !here.contains(p)).copied().collect()
 }
 
 fn answer(job: Job, result: Result<(), Refusal>) {
