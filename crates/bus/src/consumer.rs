@@ -127,14 +127,18 @@ impl Consumer {
             .context("basic.consume")?;
         tracing::info!(queue = %self.spec.name, "consuming");
         let stopped = shutdown.clone();
-        // Whatever has arrived is taken together (up to the prefetch): see `process_ready`.
-        // Chunks run concurrently, so a slow one (a receipt rendered and uploaded) holds up
-        // nothing behind it; at low load every chunk is one message, as before batching.
-        consumer
-            .take_until(async move { stopped.cancelled().await })
-            .ready_chunks(usize::from(self.prefetch))
-            .for_each_concurrent(usize::from(self.prefetch), |ready| self.process_ready(&ch, ready))
-            .await;
+        // Whatever has arrived is taken together (up to the prefetch), after the spec's
+        // linger if it has one: see `process_ready`. Chunks run concurrently, so a slow one
+        // (a receipt rendered and uploaded) holds up nothing behind it; at low load and
+        // without a linger every chunk is one message, as before batching.
+        let deliveries = consumer.take_until(async move { stopped.cancelled().await });
+        let size = usize::from(self.prefetch);
+        let chunks = if self.spec.linger.is_zero() {
+            deliveries.ready_chunks(size).boxed()
+        } else {
+            tokio_stream::StreamExt::chunks_timeout(deliveries, size, self.spec.linger).boxed()
+        };
+        chunks.for_each_concurrent(size, |ready| self.process_ready(&ch, ready)).await;
         if shutdown.is_cancelled() {
             let _ = ch.close(200, "shutdown").await;
             return Ok(());

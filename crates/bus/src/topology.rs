@@ -44,6 +44,10 @@ pub struct QueueSpec {
     /// Deliveries before a failing message goes to the DLQ (first try included).
     pub max_attempts: u32,
     pub retry_delay: Duration,
+    /// How long the consumer holds a delivery for more to handle with it in one transaction
+    /// (zero: it takes what has arrived and goes). For queues whose effects nobody waits on
+    /// (a projection), so that a moderate stream of messages shares transactions too.
+    pub linger: Duration,
 }
 
 impl QueueSpec {
@@ -54,7 +58,14 @@ impl QueueSpec {
             bindings: bindings.iter().map(|b| (*b).to_owned()).collect(),
             max_attempts: 5,
             retry_delay: Duration::from_secs(5),
+            linger: Duration::ZERO,
         }
+    }
+
+    /// The spec whose consumer holds a delivery up to `linger` for others to join it.
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
     }
     /// The queue type by its configured name (`AMQP_QUEUE_TYPE`); unknown names keep quorum.
     pub fn with_queue_type(mut self, name: &str) -> Self {

@@ -500,6 +500,46 @@ async fn messages_that_arrive_together_share_a_transaction_and_a_bad_one_spoils_
     delete_queues(&spec).await;
 }
 
+/// A queue with a linger: messages arriving one by one, apart, within it share one
+/// transaction (without it each is applied alone: the test above's batching needs them
+/// queued already).
+#[tokio::test]
+async fn with_a_linger_messages_arriving_apart_share_a_transaction() {
+    let c = ctx().await;
+    let spec = QueueSpec::new(testkit::unique("test_q"), &["test.#"])
+        .with_queue_type("classic")
+        .with_linger(Duration::from_secs(3));
+    let consumer =
+        Consumer::new(c.pool.clone(), c.broker.clone(), &c.exchange, spec.clone(), Arc::new(RefusesThirteen));
+    consumer.declare().await.unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(consumer.run(stop.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await; // consuming
+    const N: u32 = 5;
+    for n in 0..N {
+        publish_raw(&c.broker, &c.exchange, Uuid::now_v7(), n).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let start = Instant::now();
+    loop {
+        let done: i64 = sqlx::query_scalar("select count(*) from stock.inbox").fetch_one(&c.db.admin).await.unwrap();
+        if done == i64::from(N) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "only {done} messages applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    task.await.unwrap();
+    let (effects, transactions): (i64, i64) =
+        sqlx::query_as("select count(*), count(distinct xmin::text) from stock.test_effects")
+            .fetch_one(&c.db.admin)
+            .await
+            .unwrap();
+    assert_eq!((effects, transactions), (i64::from(N), 1), "every message once, all in one transaction");
+    delete_queues(&spec).await;
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Echo {
     text: String,

@@ -26,7 +26,8 @@ impl Application {
         // Without a key nothing can sign in: fail at start rather than serve half a service.
         keys.ensure_key().await.map_err(|e| e.context("preparing the signing key"))?;
         base.authorize_with(Arc::new(crate::access::AuthAccess { pool: base.pool.clone() }));
-        base.consume(&config.queue, BINDINGS, CustomerProjection).await;
+        let spec = bus::QueueSpec::new(config.queue.clone(), BINDINGS).with_linger(config.queue_linger);
+        base.consume_with(spec, CustomerProjection).await;
         let limiter = Arc::new(RateLimiter::new(base.pool.clone(), config.limits.window));
         let sweeper = limiter.clone();
         base.task("rate-limit sweeper", move |stop| Box::pin(sweeper.sweep_until(stop)));

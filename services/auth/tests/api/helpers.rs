@@ -108,6 +108,7 @@ async fn start_instance(
             otp_resend_after: Duration::from_secs(60),
         },
         queue: testkit::unique("test_auth"),
+        queue_linger: Duration::from_millis(20),
     };
     let app = Application::build(config).await.expect("auth builds");
     let shutdown = app.shutdown_token();
