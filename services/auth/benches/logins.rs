@@ -60,6 +60,7 @@ fn main() {
                 otp_resend_after: Duration::from_secs(60),
             },
             queue: testkit::unique("bench_auth"),
+            queue_linger: std::time::Duration::from_millis(20),
         };
         let app = Application::build(config).await.expect("auth");
         let stop = app.shutdown_token();

@@ -89,6 +89,7 @@ async fn spawn(kms: KmsConfig, pause: Duration) -> TestApp {
         actor_idle: Duration::from_secs(30),
         actor_call_timeout: Duration::from_secs(20),
         writers: 2,
+        gather: Duration::from_millis(2),
     };
     let (stock_url, stock_shutdown) = start_stock(stock_config.clone()).await;
     let mut config = order_config(&db, &jwks, &stock_config);
