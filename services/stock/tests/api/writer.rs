@@ -19,9 +19,14 @@ async fn a_quiet_reservation_of_three_products_and_its_commit_are_one_transactio
         products.push(app.bulk_product(shop, &format!("Product {i}"), "5.00", 100).await);
     }
     let lines: Vec<serde_json::Value> = products.iter().map(|p| json!({"productId": p, "quantity": 2})).collect();
+    // A quiet moment: no write for a while (the writer waits only then; under load batches
+    // gather on their own).
+    let quiet = || tokio::time::sleep(Duration::from_millis(20));
     for round in 0..10 {
+        quiet().await;
         let view = app.reserve_rpc(shop, json!(lines), 600).await.expect("reserved");
         let id: Uuid = serde_json::from_value(view["reservationId"].clone()).unwrap();
+        quiet().await;
         app.stock.commit(ReservationId(id), None, &bus::MessageMeta::default()).await.expect("committed");
         // Rows written by one transaction share its id (xmin).
         let (reserve_txs, sale_txs, reserve_rows, sale_rows): (i64, i64, i64, i64) = sqlx::query_as(
