@@ -98,7 +98,7 @@ const QUIET: Duration = Duration::from_millis(1);
 
 /// What the workers are doing: whether a moment is quiet (no write in flight, none ended
 /// within `QUIET`). Under load writes follow each other closely and a worker never waits:
-/// waiting there only delays what is in hand (a closed loop of reservations lost a third of
+/// waiting there only delays what is in hand (a closed loop of reservations lost a quarter or more of
 /// its rate to it).
 struct Activity {
     writing: AtomicUsize,
