@@ -117,12 +117,17 @@ impl Activity {
     }
 
     fn quiet(&self) -> bool {
+        // `writing` first: seeing a write's end there, its `last_end` is seen too.
+        if self.writing.load(Ordering::Acquire) != 0 {
+            return false;
+        }
         let idle = self.now().saturating_sub(self.last_end.load(Ordering::Acquire));
-        self.writing.load(Ordering::Acquire) == 0 && Duration::from_nanos(idle) >= QUIET
+        Duration::from_nanos(idle) >= QUIET
     }
 
     fn written(&self) {
-        self.last_end.store(self.now(), Ordering::Release);
+        // `fetch_max`: two workers ending together leave the later end.
+        self.last_end.fetch_max(self.now(), Ordering::AcqRel);
         self.writing.fetch_sub(1, Ordering::AcqRel);
     }
 }
