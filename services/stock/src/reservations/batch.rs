@@ -98,6 +98,42 @@ impl Batch {
     pub fn new(product_id: Uuid, shop_id: Uuid, meta: MessageMeta) -> Self {
         Self { product_id, shop_id, meta, ..Self::default() }
     }
+
+    /// Whether all it writes is headers, lines, movements and levels (`write_rows`): no
+    /// unit, expiry, settlement or event.
+    fn rows_only(&self) -> bool {
+        // Spelled out field by field: a new kind of write must say here whether it is a row.
+        let Self {
+            product_id: _,
+            shop_id: _,
+            meta: _,
+            headers: _,
+            lines: _,
+            movements: _,
+            on_hand_delta: _,
+            reserved_delta: _,
+            extended,
+            held_units,
+            freed_units,
+            sold_units,
+            returned_units,
+            removed_units,
+            settled,
+            orders,
+            level_changed,
+            low,
+        } = self;
+        extended.is_empty()
+            && held_units.is_empty()
+            && freed_units.is_empty()
+            && sold_units.is_empty()
+            && returned_units.is_empty()
+            && removed_units.is_empty()
+            && settled.is_empty()
+            && orders.is_empty()
+            && level_changed.is_none()
+            && low.is_none()
+    }
 }
 
 /// Writes the batches (each of a different product) and their events in one transaction.
@@ -105,6 +141,12 @@ impl Batch {
 /// that has settled (a retry that reached an actor which no longer remembers it), nothing is
 /// written and those ids are the answer (empty: written).
 pub async fn write(pool: &PgPool, batches: &[&Batch]) -> anyhow::Result<Vec<Uuid>> {
+    if batches.iter().all(|b| b.rows_only()) {
+        // New holds alone (the common reserve): one statement is the whole transaction, and
+        // it writes nothing when an id is taken. No BEGIN and COMMIT of their own.
+        let mut conn = pool.acquire().await.context("a connection for the batch")?;
+        return write_rows(&mut conn, batches).await;
+    }
     let mut tx = pool.begin().await.context("starting the batch")?;
     let taken = write_rows(&mut tx, batches).await?;
     if !taken.is_empty() {
@@ -125,8 +167,9 @@ pub async fn write(pool: &PgPool, batches: &[&Batch]) -> anyhow::Result<Vec<Uuid
 
 /// Headers, lines, the ledger and the levels of every batch in one statement: one round
 /// trip for the whole transaction on the common path. The same statement finds new
-/// reservation ids another shop already took (a caller's id colliding with theirs): their
-/// rows are left out and the ids answered, and the caller rolls back.
+/// reservation ids another shop already took (a caller's id colliding with theirs, or one of
+/// this shop's that settled): then it writes nothing at all and answers those ids, so it is
+/// all-or-nothing on its own (and a caller inside a transaction rolls back).
 async fn write_rows(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result<Vec<Uuid>> {
     let c = Columns::of(batches)?;
     // `as _` on the arrays of optional values: the macro infers `uuid[]` as `Vec<Uuid>`, but
@@ -139,21 +182,23 @@ async fn write_rows(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result
          h as (
              insert into stock.reservations (reservation_id, shop_id, expires_at)
              select r, s, e from unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) as t(r, s, e)
+              where not exists (select 1 from taken)
              on conflict (reservation_id) do nothing),
          l as (
              insert into stock.reservation_lines (reservation_id, line_no, unit_no, product_id, item_id, quantity, name, unit_price_minor)
              select t.* from unnest($4::uuid[], $5::int[], $6::int[], $7::uuid[], $8::uuid[], $9::int[], $10::text[], $11::bigint[])
                  as t(r, n, u, p, i, q, nm, pr)
-              where not exists (select 1 from taken where taken.reservation_id = t.r)),
+              where not exists (select 1 from taken)),
          m as (
              insert into stock.movements (shop_id, product_id, kind, on_hand_delta, reserved_delta, item_id, reason, actor_id,
                                           reservation_id, order_id, unit_cost_minor, supplier_id)
              select * from unnest($12::uuid[], $13::uuid[], $14::text[], $15::int[], $16::int[], $17::uuid[], $18::text[],
-                                  $19::uuid[], $20::uuid[], $21::uuid[], $22::bigint[], $23::uuid[])),
+                                  $19::uuid[], $20::uuid[], $21::uuid[], $22::bigint[], $23::uuid[])
+              where not exists (select 1 from taken)),
          v as (
              update stock.levels l set on_hand = l.on_hand + t.o, reserved = l.reserved + t.r, updated_at = now()
                from unnest($24::uuid[], $25::int[], $26::int[]) as t(p, o, r)
-              where l.product_id = any($24) and l.product_id = t.p)
+              where l.product_id = any($24) and l.product_id = t.p and not exists (select 1 from taken))
          select array(select reservation_id from taken) as "taken!""#,
         &c.h_id,
         &c.h_shop,
