@@ -4,6 +4,11 @@
 //! leaves the unconfirmed rows unpublished, to be sent again (consumers de-duplicate by
 //! message id); a rolled-back transaction leaves no row at all.
 //!
+//! A batch is two statements and no transaction: the relay claims its rows for [`CLAIM`]
+//! (`claimed_until`, so another relay on the schema skips them), publishes them, and marks
+//! the confirmed ones published. A relay that dies between the two leaves its claim to
+//! lapse; the rows are then claimed and sent again.
+//!
 //! Waking: [`enqueue`] wakes the relays of its own process, which look a few milliseconds
 //! later (by then the writer has usually committed; a later look or the poll covers one that
 //! has not), and every relay polls. There is no `NOTIFY`: PostgreSQL serialises the commits
@@ -172,6 +177,10 @@ fn register_relay() -> Arc<Notify> {
     wake
 }
 
+/// How long a relay's claim on a batch keeps other relays off it: far longer than a batch's
+/// confirms take; a batch still unconfirmed by then may be sent twice (consumers de-duplicate).
+pub const CLAIM: Duration = Duration::from_secs(15);
+
 /// After a wake, the relay looks this much later, then again at the next steps if it found
 /// nothing (the writer had not committed yet), then falls back to its poll.
 const LOOKS_AFTER_WAKE: [Duration; 3] =
@@ -190,7 +199,7 @@ struct Row {
 }
 
 /// Publishes the outbox of one schema. Run one per service process; several relays on one
-/// schema are safe (rows are claimed with `for update skip locked`).
+/// schema are safe (each claims its batch, see the module docs).
 pub struct OutboxRelay {
     pool: PgPool,
     broker: Broker,
@@ -284,20 +293,25 @@ impl OutboxRelay {
     /// Returns how many rows were published.
     #[tracing::instrument(skip_all, fields(schema = %self.schema))]
     async fn publish_batch(&self, ch: &lapin::Channel) -> anyhow::Result<usize> {
-        let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query_as!(
+        // The oldest unpublished rows no other relay holds, claimed in one statement.
+        let mut rows = sqlx::query_as!(
             Row,
-            "select outbox_id, message_id, message_type, routing_key, version, payload, request_id, traceparent, occurred_at
-               from outbox where published_at is null
-              order by outbox_id limit $1 for update skip locked",
-            self.batch_size
+            "update outbox set claimed_until = now() + make_interval(secs => $2)
+              where outbox_id in (
+                  select outbox_id from outbox
+                   where published_at is null and (claimed_until is null or claimed_until < now())
+                   order by outbox_id limit $1 for update skip locked)
+          returning outbox_id, message_id, message_type, routing_key, version, payload, request_id, traceparent,
+                    occurred_at",
+            self.batch_size,
+            CLAIM.as_secs_f64()
         )
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
         if rows.is_empty() {
-            tx.commit().await?;
             return Ok(0);
         }
+        rows.sort_unstable_by_key(|r| r.outbox_id);
         let mut confirmed = Vec::with_capacity(rows.len());
         let mut failure = None;
         let mut pending = Vec::with_capacity(rows.len());
@@ -339,24 +353,27 @@ impl OutboxRelay {
             }
         }
         // Mark what the broker confirmed even when the rest failed, so only the
-        // unconfirmed rows are sent again.
-        sqlx::query!(
-            "update outbox set published_at = now(), attempts = attempts + 1 where outbox_id = any($1)",
-            &confirmed
-        )
-        .execute(&mut *tx)
-        .await?;
+        // unconfirmed rows are sent again (their claim is let go at once).
+        if !confirmed.is_empty() {
+            sqlx::query!(
+                "update outbox set published_at = now(), claimed_until = null, attempts = attempts + 1
+                  where outbox_id = any($1)",
+                &confirmed
+            )
+            .execute(&self.pool)
+            .await?;
+        }
         if let Some(e) = &failure {
             let unconfirmed: Vec<i64> = rows.iter().map(|r| r.outbox_id).filter(|id| !confirmed.contains(id)).collect();
             sqlx::query!(
-                "update outbox set attempts = attempts + 1, last_error = $2 where outbox_id = any($1)",
+                "update outbox set attempts = attempts + 1, last_error = $2, claimed_until = null
+                  where outbox_id = any($1)",
                 &unconfirmed,
                 format!("{e:#}")
             )
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
         }
-        tx.commit().await?;
         match failure {
             Some(e) => Err(e),
             None => Ok(confirmed.len()),
