@@ -360,20 +360,31 @@ impl Sales {
         }
         // The wallet first: the shop row's lock (the order number) is held until commit, so
         // it is taken as late as the rows that name the order allow.
+        // A new order's number is taken in the statement that swaps the wallet's state.
         let wallet = match (&turn, customer) {
             (Some(t), Some(c)) => Some(
                 self.wallets
-                    .write_state(&mut tx, Owner { shop_id: shop.shop_id, customer_id: c.customer_id }, t, &changes)
+                    .stage_state(&mut tx, Owner { shop_id: shop.shop_id, customer_id: c.customer_id }, t, &changes)
                     .await?,
             ),
             _ => None,
         };
+        let swap = wallet.as_ref().and_then(|w| w.swap.as_ref());
         let (number, created_at) = match booking.draft_number {
             None => {
-                let (number, created_at) = orders::insert_numbered(&mut tx, &record).await?;
+                let (number, created_at) = orders::insert_numbered(&mut tx, &record, swap).await?.ok_or_else(|| {
+                    if swap.is_some() {
+                        Error::Wallet(WalletError::Conflict)
+                    } else {
+                        anyhow::anyhow!("shop {} has no row to number its order", shop.shop_id).into()
+                    }
+                })?;
                 (number, Some(created_at))
             }
             Some(number) => {
+                if let Some(swap) = swap {
+                    swap.run(&mut tx).await?;
+                }
                 // Re-priced now: the draft's lines give way to what stock reserved.
                 if !orders::complete_draft(&mut tx, &record).await? {
                     return Err(Error::OrderState("no longer a draft".into()));
@@ -396,7 +407,7 @@ impl Sales {
             None => NewLedger::default(),
         };
         let (wallet_after, entries) = match wallet {
-            Some((after, entries)) => (Some(after), entries),
+            Some(staged) => (Some(staged.after), staged.entries),
             None => (None, PendingEntries::default()),
         };
         let event = match &settlement {
@@ -417,19 +428,8 @@ impl Sales {
             }
             None => None,
         };
-        orders::insert_details(
-            &mut tx,
-            order_id,
-            &lines,
-            &payments,
-            &context,
-            &ledger,
-            &entries.columns(),
-            event.as_ref(),
-        )
-        .await?;
-        // A new order is answered from what was just written: the same rows a read would
-        // return. Its answer is stored under the key in this transaction.
+        // A new order is answered from what is written: the same rows a read would return.
+        // Its answer is stored under the key with the details, in this transaction.
         let written = match created_at {
             Some(created_at) => {
                 let row = booked_row(&record, number, created_at, customer);
@@ -439,13 +439,22 @@ impl Sales {
             None => None,
         };
         let stored = match (&written, answer) {
-            (Some(view), Some(answer)) => {
-                let body = serde_json::to_value(view).map_err(anyhow::Error::new)?;
-                answer.claim.store_in(&mut tx, answer.status, &body).await?;
-                Some(body)
-            }
+            (Some(view), Some(answer)) => Some((answer, serde_json::to_value(view).map_err(anyhow::Error::new)?)),
             _ => None,
         };
+        orders::insert_details(
+            &mut tx,
+            order_id,
+            &lines,
+            &payments,
+            &context,
+            &ledger,
+            &entries.columns(),
+            event.as_ref(),
+            stored.as_ref().map(|(a, body)| a.claim.answer(a.status, body)),
+        )
+        .await?;
+        let stored = stored.map(|(_, body)| body);
         tx.commit().await?;
         if let (Some(t), Some(after)) = (turn, wallet_after) {
             t.finish(after);

@@ -37,6 +37,47 @@ pub struct WalletState {
     sealed: Vec<u8>,
 }
 
+/// A wallet change ready to write ([`Wallets::stage_state`]): the state to hand back with the
+/// turn once the transaction commits, the entries, and the state's compare-and-set.
+pub struct Staged {
+    pub after: Cached,
+    pub entries: PendingEntries,
+    /// None when nothing changes.
+    pub swap: Option<Swap>,
+}
+
+/// A wallet state's compare-and-set: the new sealed state and version replace the ones the
+/// turn read, only if the row still holds exactly those (another instance may have moved it).
+#[derive(Debug, Clone)]
+pub struct Swap {
+    pub wallet_id: Uuid,
+    pub old_version: i64,
+    pub old_sealed: Vec<u8>,
+    pub new_version: i64,
+    pub new_sealed: Vec<u8>,
+}
+
+impl Swap {
+    /// The compare-and-set as a statement of its own.
+    pub async fn run(&self, tx: &mut PgConnection) -> Result<(), WalletError> {
+        let updated = sqlx::query!(
+            "update sales.wallets set sealed = $3, version = $4 where wallet_id = $1 and version = $2 and sealed = $5",
+            self.wallet_id,
+            self.old_version,
+            self.new_sealed,
+            self.new_version,
+            self.old_sealed
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(WalletError::Conflict);
+        }
+        Ok(())
+    }
+}
+
 /// What the actor knows of its wallet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cached {
@@ -389,9 +430,27 @@ impl Wallets {
         turn: &Turn,
         changes: &[Change],
     ) -> Result<(Cached, PendingEntries), WalletError> {
+        let staged = self.stage_state(tx, owner, turn, changes).await?;
+        if let Some(swap) = &staged.swap {
+            swap.run(tx).await?;
+        }
+        Ok((staged.after, staged.entries))
+    }
+
+    /// [`Wallets::write_state`] without its compare-and-set, which the caller runs inside a
+    /// statement of its own ([`Staged::swap`]; the checkout's order-number statement does),
+    /// refusing the write with [`WalletError::Conflict`] when it matched no row. A wallet seen
+    /// absent is created here (its first change).
+    pub async fn stage_state(
+        &self,
+        tx: &mut PgConnection,
+        owner: Owner,
+        turn: &Turn,
+        changes: &[Change],
+    ) -> Result<Staged, WalletError> {
         let Owner { shop_id, customer_id } = owner;
         if changes.is_empty() {
-            return Ok((turn.state.clone(), PendingEntries::default()));
+            return Ok(Staged { after: turn.state.clone(), entries: PendingEntries::default(), swap: None });
         }
         let key = &*turn.key;
         let mut state = match &turn.state {
@@ -437,22 +496,14 @@ impl Wallets {
             state.balance,
             state.points,
         );
-        let updated = sqlx::query!(
-            "update sales.wallets set sealed = $3, version = $4 where wallet_id = $1 and version = $2 and sealed = $5",
-            state.wallet_id,
+        let swap = Swap {
+            wallet_id: state.wallet_id,
             old_version,
-            state_sealed,
-            state.version,
-            state.sealed
-        )
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            return Err(WalletError::Conflict);
-        }
-        state.sealed = state_sealed;
-        Ok((Cached::Present(state), entries))
+            old_sealed: std::mem::replace(&mut state.sealed, state_sealed.clone()),
+            new_version: state.version,
+            new_sealed: state_sealed,
+        };
+        Ok(Staged { after: Cached::Present(state), entries, swap: Some(swap) })
     }
 
     /// A wallet's entries, opened (newest first): (entry id, kind, method, order, amount, points, when).

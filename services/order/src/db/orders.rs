@@ -1,7 +1,9 @@
 //! Orders, their lines and payments, and the ledger rows a sale writes: one booking is a
 //! handful of statements (arrays through `unnest`, not a statement per line).
 
-use crate::wallet::EntryColumns;
+use platform::idempotency::StoredAnswer;
+
+use crate::wallet::{EntryColumns, Swap};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -91,10 +93,25 @@ pub struct NewOrder<'a> {
 /// Inserts the new order under the shop's next number, taken in the same statement: the
 /// shop row stays locked until the booking commits (the numbers are gapless), so this is the
 /// booking's last statement but its details and event. Answers the number and the time.
-pub async fn insert_numbered(conn: &mut PgConnection, o: &NewOrder<'_>) -> sqlx::Result<(i64, DateTime<Utc>)> {
+///
+/// The customer's wallet change (`swap`, its compare-and-set) runs first in the same
+/// statement: the number is taken only when it matched, and the answer is None when it did
+/// not (the wallet moved on another instance; the caller rolls back and books again). The
+/// wallet row is locked before the shop row, as when they were two statements.
+pub async fn insert_numbered(
+    conn: &mut PgConnection,
+    o: &NewOrder<'_>,
+    swap: Option<&Swap>,
+) -> sqlx::Result<Option<(i64, DateTime<Utc>)>> {
     let row = sqlx::query!(
-        "with n as (
-             update sales.shops set next_order_number = next_order_number + 1 where shop_id = $2
+        "with w as (
+             update sales.wallets set sealed = $24, version = $23
+              where wallet_id = $20 and version = $21 and sealed = $22
+             returning 1
+         ),
+         n as (
+             update sales.shops set next_order_number = next_order_number + 1
+              where shop_id = $2 and ($20::uuid is null or exists (select 1 from w))
              returning next_order_number - 1 as number
          )
          insert into sales.orders (order_id, shop_id, order_number, status, customer_id, register_id, currency,
@@ -122,11 +139,16 @@ pub async fn insert_numbered(conn: &mut PgConnection, o: &NewOrder<'_>) -> sqlx:
         o.send_receipt,
         o.note,
         o.created_by,
-        o.completed
+        o.completed,
+        swap.map(|s| s.wallet_id),
+        swap.map(|s| s.old_version),
+        swap.map(|s| s.old_sealed.as_slice()),
+        swap.map(|s| s.new_version),
+        swap.map(|s| s.new_sealed.as_slice())
     )
-    .fetch_one(conn)
+    .fetch_optional(conn)
     .await?;
-    Ok((row.order_number, row.created_at))
+    Ok(row.map(|r| (r.order_number, r.created_at)))
 }
 
 /// Lines as columns, for one `unnest` insert.
@@ -218,12 +240,17 @@ pub async fn insert_details(
     g: &NewLedger,
     w: &EntryColumns<'_>,
     event: Option<&bus::OutboxRow>,
+    answer: Option<StoredAnswer<'_>>,
 ) -> sqlx::Result<()> {
-    // The wallet's entries too (sealed by `wallet`; its state was compare-and-set before the
-    // order row), with `c.actor_id` as their actor, and the sale's event into the outbox:
-    // one statement for everything that names the order.
+    // The wallet's entries too (sealed by `wallet`; its state was compare-and-set with the
+    // order row's number), with `c.actor_id` as their actor, the sale's event into the
+    // outbox, and the answer under the request's Idempotency-Key (what `Claim::store_in`
+    // writes): one statement for everything that names the order.
     sqlx::query!(
-        "with outbox as (
+        "with answer as (
+             update sales.idempotency_keys set status_code = $48, response = $49, completed_at = now()
+              where shop_id = $45 and route = $46 and key = $47 and completed_at is null
+         ), outbox as (
              insert into sales.outbox (message_id, message_type, routing_key, version, payload, request_id,
                  traceparent)
              select $38::uuid, $39::text, $44::text, $40::int2, $41::jsonb, $42::text, $43::text
@@ -297,7 +324,12 @@ pub async fn insert_details(
         event.map(|e| &e.payload),
         event.and_then(|e| e.request_id.as_deref()),
         event.and_then(|e| e.traceparent.as_deref()),
-        event.and_then(|e| e.routing_key)
+        event.and_then(|e| e.routing_key),
+        answer.map(|a| a.shop_id),
+        answer.map(|a| a.route),
+        answer.map(|a| a.key),
+        answer.map(|a| a.status_code),
+        answer.map(|a| a.body)
     )
     .execute(conn)
     .await?;
