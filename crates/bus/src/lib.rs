@@ -22,6 +22,6 @@ pub mod topology;
 pub use broker::Broker;
 pub use consumer::{Consumer, Handler, HandlerError};
 pub use message::{Incoming, MessageMeta};
-pub use outbox::{enqueue, OutboxBatch, OutboxRelay, OutboxRow};
+pub use outbox::{enqueue, OutboxBatch, OutboxColumns, OutboxRelay, OutboxRow};
 pub use rpc::{RpcClient, RpcError, RpcFault, RpcHandler, RpcServer};
 pub use topology::QueueSpec;

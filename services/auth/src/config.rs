@@ -15,7 +15,7 @@ pub struct Config {
     /// This service's event queue (the shop-customer projection).
     pub queue: String,
     /// How long its consumer holds a sale for others to join it in one transaction
-    /// (`AUTH_QUEUE_LINGER_MS`, default 20): nobody waits on the projection.
+    /// (`AUTH_QUEUE_LINGER_MS`, default 50): nobody waits on the projection.
     pub queue_linger: Duration,
 }
 
@@ -78,7 +78,7 @@ impl Config {
             app_url: env.url_or("AUTH_APP_URL", "http://127.0.0.1:8000", &["http", "https"])?,
             google,
             queue: env.or("AUTH_QUEUE", "auth.events".to_owned())?,
-            queue_linger: Duration::from_millis(env.or("AUTH_QUEUE_LINGER_MS", 20)?),
+            queue_linger: Duration::from_millis(env.or("AUTH_QUEUE_LINGER_MS", 50)?),
             limits: RateLimits {
                 login_per_email: env.or("LOGIN_LIMIT_PER_EMAIL", 10)?,
                 login_per_ip: env.or("LOGIN_LIMIT_PER_IP", 50)?,

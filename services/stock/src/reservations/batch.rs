@@ -155,12 +155,14 @@ pub async fn write(pool: &PgPool, batches: &[&Batch]) -> anyhow::Result<Vec<Uuid
     }
     write_units(&mut tx, batches).await?;
     extend(&mut tx, batches).await?;
-    settle(&mut tx, batches).await?;
     let mut events = bus::OutboxBatch::default();
     for b in batches {
         announce(&mut tx, b, &mut events).await?;
     }
-    events.write(&mut tx).await?;
+    // A settlement's statement writes the events too; without one they have their own.
+    if let Some(events) = settle(&mut tx, batches, events).await? {
+        events.write(&mut tx).await?;
+    }
     tx.commit().await.context("committing the batch")?;
     Ok(Vec::new())
 }
@@ -303,8 +305,13 @@ async fn write_units(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Resul
 }
 
 /// Settles the batches' lines of settled reservations; a header follows once no line of it
-/// is held.
-async fn settle(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result<()> {
+/// is held. The headers' statement writes `events` too: when there is no header to settle
+/// or link, they are handed back to be written.
+async fn settle(
+    tx: &mut PgConnection,
+    batches: &[&Batch],
+    events: bus::OutboxBatch,
+) -> anyhow::Result<Option<bus::OutboxBatch>> {
     let (mut ids, mut products, mut statuses) = (Vec::new(), Vec::new(), Vec::new());
     // Per reservation: the status its settled lines take, and the order it was sold in.
     let mut headers: std::collections::BTreeMap<Uuid, (Option<ReservationStatus>, Option<Uuid>)> =
@@ -321,48 +328,49 @@ async fn settle(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result<()>
         }
     }
     if headers.is_empty() {
-        return Ok(());
-    }
-    if !ids.is_empty() {
-        // The levels of this transaction already moved by what the actor settles; if another
-        // instance settled one of these (its owner until a moment ago, still finishing what
-        // it had in hand), its lines are no longer held here: the whole transaction is
-        // refused and the actor reloads from the rows, so a settlement lowers a level once.
-        // "Still held" is spelled "none of the other statuses" (the check constraint allows
-        // four): `status = 'HELD'` let the planner scan the whole partial index of held
-        // lines per statement instead of the reservations' own lines by key.
-        let settled = sqlx::query!(
-            "update stock.reservation_lines l set status = t.s
-               from unnest($1::uuid[], $2::uuid[], $3::text[]) as t(r, p, s)
-              where l.reservation_id = any($1) and l.reservation_id = t.r and l.product_id = t.p
-                and l.status not in ('COMMITTED', 'RELEASED', 'EXPIRED')
-          returning l.reservation_id, l.product_id",
-            &ids,
-            &products,
-            &statuses as _
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .context("settling reservation lines")?;
-        let done: std::collections::HashSet<(Uuid, Uuid)> =
-            settled.into_iter().map(|r| (r.reservation_id, r.product_id)).collect();
-        if let Some((r, p)) = ids.iter().zip(&products).find(|&(r, p)| !done.contains(&(*r, *p))) {
-            anyhow::bail!("reservation {r} of product {p} was no longer held: settled elsewhere");
-        }
+        return Ok(Some(events));
     }
     let header_ids: Vec<Uuid> = headers.keys().copied().collect();
     let header_statuses: Vec<Option<ReservationStatus>> = headers.values().map(|(s, _)| *s).collect();
     let header_orders: Vec<Option<Uuid>> = headers.values().map(|(_, o)| *o).collect();
-    // Locked in id order, so two products settling one reservation serialise here and the
-    // last one sees all its lines settled (the update is a statement of its own, after the
-    // lock: it sees what the other transaction committed).
-    sqlx::query!(
-        "select 1 as locked from stock.reservations where reservation_id = any($1) order by reservation_id for update",
+    // One statement locks the headers and settles the lines:
+    // - The headers are locked in id order, so two products settling one reservation (in two
+    //   transactions) serialise here, and the last one sees all its lines settled: the
+    //   headers' update below is a statement of its own, after the lock, so it sees what the
+    //   other transaction committed. The lock is taken first (the select list's first
+    //   subquery); the lines of one product of one reservation are only ever written by that
+    //   product's actor, so no other transaction waits on them in the other order.
+    // - The levels of this transaction already moved by what the actor settles; if another
+    //   instance settled one of these lines (its owner until a moment ago, still finishing
+    //   what it had in hand), it is no longer held here: the whole transaction is refused and
+    //   the actor reloads from the rows, so a settlement lowers a level once.
+    // - "Still held" is spelled "none of the other statuses" (the check constraint allows
+    //   four): `status = 'HELD'` let the planner scan the whole partial index of held lines
+    //   per statement instead of the reservations' own lines by key.
+    let settled = sqlx::query!(
+        r#"with settled as (
+               update stock.reservation_lines l set status = t.s
+                 from unnest($1::uuid[], $2::uuid[], $3::text[]) as t(r, p, s)
+                where l.reservation_id = any($1) and l.reservation_id = t.r and l.product_id = t.p
+                  and l.status not in ('COMMITTED', 'RELEASED', 'EXPIRED')
+            returning l.reservation_id, l.product_id)
+           select (select count(*) from (select 1 from stock.reservations where reservation_id = any($4)
+                                          order by reservation_id for update) h) as "locked!",
+                  array(select reservation_id from settled) as "reservations!",
+                  array(select product_id from settled) as "products!""#,
+        &ids,
+        &products,
+        &statuses as _,
         &header_ids
     )
-    .fetch_all(&mut *tx)
+    .fetch_one(&mut *tx)
     .await
-    .context("locking reservation headers")?;
+    .context("locking reservation headers and settling their lines")?;
+    let done: std::collections::HashSet<(Uuid, Uuid)> =
+        settled.reservations.into_iter().zip(settled.products).collect();
+    if let Some((r, p)) = ids.iter().zip(&products).find(|&(r, p)| !done.contains(&(*r, *p))) {
+        anyhow::bail!("reservation {r} of product {p} was no longer held: settled elsewhere");
+    }
     // A header settles when none of its lines is held any more; a committed one names its
     // order (linked once). "No line held" is read from the reservation's own lines (by the
     // primary key) on purpose: written as `not exists (... and l.status = 'HELD')`, the
@@ -370,8 +378,17 @@ async fn settle(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result<()>
     // for every header, which took 1.3-9.5 s per statement once tens of thousands of holds
     // were in flight and froze every product's writes behind it (the reservation cell's
     // stall, session 11).
+    let e = events.into_columns();
+    // `as _` on the arrays with nulls; the events as `OutboxBatch::write` inserts them.
     sqlx::query!(
-        "update stock.reservations r
+        "with outbox as (
+             insert into stock.outbox (message_id, message_type, routing_key, version, payload, request_id, traceparent)
+             select m, t, k, v, p, r, tp
+               from unnest($4::uuid[], $5::text[], $6::text[], $7::int2[], $8::jsonb[], $9::text[], $10::text[])
+                    with ordinality as e(m, t, k, v, p, r, tp, n)
+              order by n
+         )
+         update stock.reservations r
             set status = case when d.done and r.status = 'HELD' then t.s else r.status end,
                 settled_at = case when d.done and r.status = 'HELD' then now() else r.settled_at end,
                 order_id = coalesce(r.order_id, t.o)
@@ -384,12 +401,20 @@ async fn settle(tx: &mut PgConnection, batches: &[&Batch]) -> anyhow::Result<()>
             and ((d.done and r.status = 'HELD') or (t.o is not null and r.order_id is null))",
         &header_ids,
         &header_statuses as _,
-        &header_orders as _
+        &header_orders as _,
+        &e.ids,
+        &e.types,
+        &e.routing_keys as _,
+        &e.versions,
+        &e.payloads,
+        &e.request_ids as _,
+        &e.traceparents as _
     )
     .execute(&mut *tx)
     .await
     .context("settling reservation headers")?;
-    Ok(())
+    e.written();
+    Ok(None)
 }
 
 /// Moves the expiry of extended reservations (never earlier: several products may extend one).
