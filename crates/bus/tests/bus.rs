@@ -217,6 +217,41 @@ async fn relay_stopped_and_restarted_midway_publishes_each_event_exactly_once() 
     assert_eq!(unpublished(&c).await, 0);
 }
 
+/// Rows a relay claimed and never marked (it died between its two statements) are left to
+/// it until the claim lapses, while the rows nobody holds go at once; then they go, once.
+#[tokio::test]
+async fn rows_claimed_by_a_relay_that_died_go_once_its_claim_lapses() {
+    let c = ctx().await;
+    let obs = Observer::start(&c.exchange).await;
+    let held = enqueue(&c.pool, 1, true).await;
+    // What the dead relay's claim left: the row held for 2 s from now.
+    sqlx::query("update stock.outbox set claimed_until = now() + interval '2 seconds' where message_id = $1")
+        .bind(held)
+        .execute(&c.db.admin)
+        .await
+        .unwrap();
+    let free = enqueue(&c.pool, 2, true).await;
+    let claimed_at = Instant::now();
+    let (stop, handle) = spawn_relay(&c, 10);
+
+    let first = obs.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(first.iter().map(|s| s.0).collect::<Vec<_>>(), vec![free], "the free row goes, the held one waits");
+    let seen = obs.wait_for(2, Duration::from_secs(10)).await;
+    assert!(claimed_at.elapsed() >= Duration::from_millis(1_500), "the held row waited for its claim to lapse");
+    tokio::time::sleep(Duration::from_millis(700)).await; // a poll's room for a wrong second publish
+    let seen_after = obs.seen.lock().await.clone();
+    stop.cancel();
+    handle.await.unwrap();
+    assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), vec![free, held]);
+    assert_eq!(seen_after.len(), 2, "each row published once: {seen_after:?}");
+    assert_eq!(unpublished(&c).await, 0);
+    let claims: i64 = sqlx::query_scalar("select count(*) from stock.outbox where claimed_until is not null")
+        .fetch_one(&c.db.admin)
+        .await
+        .unwrap();
+    assert_eq!(claims, 0, "a published row keeps no claim");
+}
+
 /// Records each message's effect in `stock.test_effects`, in the inbox transaction.
 struct RecordEffect {
     calls: AtomicUsize,
