@@ -416,31 +416,19 @@ impl Wallets {
         order_id: Option<Uuid>,
         actor_id: Option<Uuid>,
     ) -> Result<Cached, WalletError> {
-        let (after, entries) = self.write_state(tx, owner, turn, changes).await?;
-        entries.insert(tx, order_id, actor_id).await?;
-        Ok(after)
-    }
-
-    /// [`Wallets::write`] in two steps: the state now (its compare-and-set), the entries
-    /// later in the same transaction (after the order they point at is inserted).
-    pub async fn write_state(
-        &self,
-        tx: &mut PgConnection,
-        owner: Owner,
-        turn: &Turn,
-        changes: &[Change],
-    ) -> Result<(Cached, PendingEntries), WalletError> {
         let staged = self.stage_state(tx, owner, turn, changes).await?;
         if let Some(swap) = &staged.swap {
             swap.run(tx).await?;
         }
-        Ok((staged.after, staged.entries))
+        staged.entries.insert(tx, order_id, actor_id).await?;
+        Ok(staged.after)
     }
 
-    /// [`Wallets::write_state`] without its compare-and-set, which the caller runs inside a
-    /// statement of its own ([`Staged::swap`]; the checkout's order-number statement does),
-    /// refusing the write with [`WalletError::Conflict`] when it matched no row. A wallet seen
-    /// absent is created here (its first change).
+    /// [`Wallets::write`]'s sealing without its writes: the caller runs the state's
+    /// compare-and-set inside a statement of its own ([`Staged::swap`]; the checkout's
+    /// order-number statement does), refusing the write with [`WalletError::Conflict`] when it
+    /// matched no row, and inserts the entries later in the same transaction (after the order
+    /// they point at). A wallet seen absent is created here (its first change).
     pub async fn stage_state(
         &self,
         tx: &mut PgConnection,
